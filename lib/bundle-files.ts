@@ -1,0 +1,159 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+
+const fdatasync = promisify(fs.fdatasync);
+
+/** root/<dir>/<subDir>/<file>.snb, two lowercase hex digits each, as in sonofs. */
+export function bundlePath(root: string, bundle: number): string {
+  const hex = (n: number) => n.toString(16).padStart(2, '0');
+  return path.join(root, hex(bundle >> 16), hex((bundle >> 8) & 255), `${hex(bundle & 255)}.snb`);
+}
+
+/** Parses a bundle path relative to root back to its number; undefined if it is not one. */
+export function bundleFromPath(rel: string): number | undefined {
+  const m = /^([0-9a-f]{2})[\\/]([0-9a-f]{2})[\\/]([0-9a-f]{2})\.snb$/.exec(rel);
+  if (!m) return undefined;
+  return (parseInt(m[1], 16) << 16) | (parseInt(m[2], 16) << 8) | parseInt(m[3], 16);
+}
+
+/** Every bundle under root, in number order. */
+export function listBundles(root: string): number[] {
+  const out: number[] = [];
+  const hexDir = /^[0-9a-f]{2}$/;
+  for (const d of safeReaddir(root).filter(n => hexDir.test(n))) {
+    for (const s of safeReaddir(path.join(root, d)).filter(n => hexDir.test(n))) {
+      for (const f of safeReaddir(path.join(root, d, s))) {
+        const n = bundleFromPath(`${d}/${s}/${f}`);
+        if (n !== undefined) out.push(n);
+      }
+    }
+  }
+  return out.sort((a, b) => a - b);
+}
+
+function safeReaddir(dir: string): string[] {
+  try {
+    return fs.readdirSync(dir);
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * Creates a bundle of `size` bytes. ftruncate makes it sparse: an empty bundle
+ * costs no disk, yet its address space is reserved (sonofs "pre-allocation").
+ */
+export function createBundle(root: string, bundle: number, size: number): void {
+  const p = bundlePath(root, bundle);
+  fs.mkdirSync(path.dirname(p), { recursive: true });
+  const fd = fs.openSync(p, 'wx');
+  try {
+    fs.ftruncateSync(fd, size);
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/**
+ * Coalesces fdatasync calls: callers that arrive while a sync runs share the
+ * next one (group commit, as Haystack batches writes before one flush).
+ */
+class GroupSync {
+  private running: Promise<void> | undefined;
+  private next: Promise<void> | undefined;
+
+  constructor(private readonly fd: number) {}
+
+  sync(): Promise<void> {
+    if (this.next) return this.next;
+    if (!this.running) return this.start();
+    const after = this.running;
+    this.next = after.then(() => {
+      this.next = undefined;
+      return this.start();
+    }, () => {
+      this.next = undefined;
+      return this.start();
+    });
+    return this.next;
+  }
+
+  private start(): Promise<void> {
+    const p = fdatasync(this.fd).finally(() => {
+      if (this.running === p) this.running = undefined;
+    });
+    this.running = p;
+    return p;
+  }
+}
+
+interface OpenBundle {
+  fd: number;
+  refs: number;
+  sync: GroupSync;
+}
+
+/**
+ * One fd per open bundle for the whole process (sonofs leaked one per op).
+ * Handles are reference-counted; idle ones beyond `maxOpen` are closed.
+ */
+export class BundleFiles {
+  private readonly open = new Map<number, OpenBundle>();
+
+  constructor(readonly root: string, private readonly maxOpen = 512) {}
+
+  path(bundle: number): string {
+    return bundlePath(this.root, bundle);
+  }
+
+  /** Opens (or shares) a bundle's fd. Throws ENOENT for a bundle that does not exist. */
+  acquire(bundle: number): number {
+    let ob = this.open.get(bundle);
+    if (!ob) {
+      const fd = fs.openSync(this.path(bundle), 'r+');
+      ob = { fd, refs: 0, sync: new GroupSync(fd) };
+      this.open.set(bundle, ob);
+      this.evictIdle();
+    } else {
+      // Map order doubles as LRU order.
+      this.open.delete(bundle);
+      this.open.set(bundle, ob);
+    }
+    ob.refs++;
+    return ob.fd;
+  }
+
+  release(bundle: number): void {
+    const ob = this.open.get(bundle);
+    if (ob && ob.refs > 0) ob.refs--;
+  }
+
+  /** Durable: waits until everything written to the bundle so far is on disk. */
+  sync(bundle: number): Promise<void> {
+    const ob = this.open.get(bundle);
+    if (!ob) throw new Error(`bundle ${bundle} is not open`);
+    return ob.sync.sync();
+  }
+
+  size(bundle: number): number {
+    return fs.statSync(this.path(bundle)).size;
+  }
+
+  private evictIdle(): void {
+    if (this.open.size <= this.maxOpen) return;
+    for (const [ bundle, ob ] of this.open) {
+      if (this.open.size <= this.maxOpen) break;
+      if (ob.refs === 0) {
+        this.open.delete(bundle);
+        fs.closeSync(ob.fd);
+      }
+    }
+  }
+
+  closeAll(): void {
+    for (const ob of this.open.values()) fs.closeSync(ob.fd);
+    this.open.clear();
+  }
+}

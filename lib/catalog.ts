@@ -1,0 +1,119 @@
+/**
+ * The metadata behind the store: the sha1 index (one entry per distinct
+ * content) and per-user links (tbl_file and tbl_user_file in the course).
+ * Embedded mode implements it on LMDB; cluster mode will implement the same
+ * interface on Redis. Every mutation also appends a record to a bundle, from
+ * inside the catalog's atomic section once the operation's `seq` is known, so
+ * the catalog can always be rebuilt by replaying bundles in seq order.
+ */
+export interface BlobInfo {
+  sha1: string;
+  fileId: string;
+  size: number;
+  mime: string;
+  /** when the content was first stored (ms) */
+  time: number;
+  /** number of user links; content with 0 links is garbage */
+  refs: number;
+}
+
+export interface LinkInfo {
+  user: string;
+  sha1: string;
+  name: string;
+  /** when this user uploaded (or re-uploaded) the content (ms) */
+  at: number;
+  /** last change of the link (rename) (ms) */
+  mtime: number;
+}
+
+/** A link joined with its content: what routes show. */
+export interface UserFile extends LinkInfo {
+  fileId: string;
+  size: number;
+  mime: string;
+}
+
+/** Writes the operation's record into its reserved slot, stamped with `seq`. Synchronous. */
+export type RecordWrite = (seq: number) => void;
+
+/** One decoded bundle record, as the scanner hands it to replay. */
+export interface ReplayRecord {
+  kind: 'blob' | 'link' | 'unlink';
+  seq: number;
+  time: number;
+  sha1: string;
+  user: string;
+  name?: string;
+  at?: number;
+  /** blob records only */
+  fileId?: string;
+  size?: number;
+  mime?: string;
+}
+
+export interface UploadCommit {
+  user: string;
+  name: string;
+  /** the content this upload would create if the sha1 is new */
+  blob: Omit<BlobInfo, 'refs'>;
+}
+
+export interface UploadOutcome {
+  /** the live content (ours if created, the existing one if deduplicated) */
+  blob: BlobInfo;
+  link: LinkInfo;
+  created: boolean;
+}
+
+export interface ExtentLease {
+  bundle: number;
+  offset: number;
+  length: number;
+  /** pid of the worker holding it */
+  owner: number;
+}
+
+export interface AllocState {
+  /** the shared bundle extents are currently cut from */
+  bundle: number;
+  /** next free extent offset in that bundle */
+  next: number;
+  /** next bundle number to create */
+  nextBundle: number;
+}
+
+export interface Catalog {
+  getBlob(sha1: string): Promise<BlobInfo | undefined>;
+  getUserFile(user: string, sha1: string): Promise<UserFile | undefined>;
+  /** A user's files, newest upload first. */
+  listUserFiles(user: string, limit: number): Promise<UserFile[]>;
+
+  /**
+   * Finishes an upload. If live content with the same sha1 exists, the user is
+   * linked to it and `writeLink` runs; otherwise `writeBlob` commits the new
+   * content. Exactly one of the two runs, inside the atomic section.
+   */
+  commitUpload(c: UploadCommit, writeBlob: RecordWrite, writeLink: RecordWrite): Promise<UploadOutcome>;
+  /** Links a user to existing live content (秒传); NOT_FOUND if there is none. */
+  link(user: string, sha1: string, name: string, write: RecordWrite): Promise<UserFile>;
+  rename(user: string, sha1: string, name: string, write: RecordWrite): Promise<UserFile>;
+  /** Removes the user's link; resolves true when the content lost its last link. */
+  unlink(user: string, sha1: string, write: RecordWrite): Promise<boolean>;
+
+  /** Highest seq applied so far. */
+  lastSeq(): Promise<number>;
+  /** Applies scanned records with seq > lastSeq, in seq order (idempotent). */
+  replay(records: ReplayRecord[]): Promise<number>;
+  /** True when the catalog holds nothing (new or lost): rebuild from bundles. */
+  isEmpty(): Promise<boolean>;
+
+  // allocation leader state (agent only)
+  getAllocState(): Promise<AllocState | undefined>;
+  /** Persists the allocator position and the new lease atomically. */
+  recordLease(state: AllocState, lease: ExtentLease): Promise<void>;
+  closeLease(bundle: number, offset: number): Promise<void>;
+  openLeases(): Promise<ExtentLease[]>;
+
+  close(): Promise<void>;
+}

@@ -1,0 +1,88 @@
+/**
+ * One error family for the whole engine. Each error carries the HTTP status
+ * it maps to and a stable machine-readable `code`; the Egg glue turns any
+ * SonofsError into `{ code, msg }` with that status in one place.
+ */
+export class SonofsError extends Error {
+  readonly status: number;
+  readonly code: string;
+  /** Errors with `expose` are safe to show to the client verbatim. */
+  readonly expose = true;
+
+  constructor(status: number, code: string, message: string) {
+    super(message);
+    this.name = this.constructor.name;
+    this.status = status;
+    this.code = code;
+  }
+}
+
+/** 400: the request itself is malformed (bad id, bad hash, bad parameter). */
+export class BadRequestError extends SonofsError {
+  constructor(code: string, message: string) {
+    super(400, code, message);
+  }
+}
+
+/** 401: the configured authenticate hook did not accept the request. */
+export class UnauthorizedError extends SonofsError {
+  constructor(message = 'authentication required') {
+    super(401, 'UNAUTHORIZED', message);
+  }
+}
+
+/** 403: the operation is not allowed (e.g. /file/update with op != 0). */
+export class ForbiddenError extends SonofsError {
+  constructor(code: string, message: string) {
+    super(403, code, message);
+  }
+}
+
+/** 404: well-formed but unknown (no record, wrong cookie, deleted link). */
+export class NotFoundError extends SonofsError {
+  constructor(code: string, message: string) {
+    super(404, code, message);
+  }
+}
+
+/** 405: the route exists but not for this method. */
+export class MethodNotAllowedError extends SonofsError {
+  constructor(method: string, allowed: string[]) {
+    super(405, 'METHOD_NOT_ALLOWED', `${method} is not allowed here; use ${allowed.join(' or ')}`);
+  }
+}
+
+/** 413: the upload exceeds maxFileSize (or its declared bound). */
+export class FileTooLargeError extends SonofsError {
+  constructor(limit: number) {
+    super(413, 'FILE_TOO_LARGE', `file exceeds the maximum size of ${limit} bytes`);
+  }
+}
+
+/** 416: a Range header that cannot be satisfied for this file. */
+export class RangeNotSatisfiableError extends SonofsError {
+  constructor(readonly size: number) {
+    super(416, 'RANGE_NOT_SATISFIABLE', `requested range is outside the file (size ${size})`);
+  }
+}
+
+/** 499-ish: the client went away mid-upload; nothing was recorded. */
+export class UploadAbortedError extends SonofsError {
+  constructor(message = 'upload aborted by the client before it finished') {
+    super(400, 'UPLOAD_ABORTED', message);
+  }
+}
+
+/** 500: stored bytes failed their checksum; never served. */
+export class CorruptRecordError extends SonofsError {
+  constructor(message: string) {
+    super(500, 'CORRUPT_RECORD', message);
+  }
+}
+
+/** 503: a dependency (the agent, the disk) did not answer in time. */
+export class UnavailableError extends SonofsError {
+  constructor(code: string, message: string) {
+    super(503, code, message);
+  }
+}

@@ -1,0 +1,211 @@
+import fs from 'node:fs';
+import { open, RootDatabase } from 'lmdb';
+import { NotFoundError } from './errors';
+import type {
+  AllocState, BlobInfo, Catalog, ExtentLease, LinkInfo, RecordWrite, ReplayRecord,
+  UploadCommit, UploadOutcome, UserFile,
+} from './catalog';
+
+type Key = (string | number)[];
+interface StoredLink { name: string; at: number; mtime: number }
+
+const SEQ: Key = [ 'seq' ];
+const ALLOC: Key = [ 'alloc' ];
+const blobKey = (sha1: string): Key => [ 'b', sha1 ];
+const linkKey = (user: string, sha1: string): Key => [ 'l', user, sha1 ];
+const timeKey = (user: string, at: number, sha1: string): Key => [ 't', user, at, sha1 ];
+const leaseKey = (bundle: number, offset: number): Key => [ 'x', bundle, offset ];
+
+/**
+ * Catalog on LMDB (the `lmdb` package): one memory-mapped B+tree shared by the
+ * agent and every worker process, with a single cross-process write lock, so
+ * each operation is a serializable transaction without a server. Chosen over
+ * SQLite for its zero-copy reads (the read path checks liveness per request)
+ * and over JSON files for atomic multi-key updates.
+ *
+ * Commits do not fsync (noSync): durability comes from the bundle, which is
+ * fsynced before an upload is acknowledged and holds every operation as a
+ * record. After a power loss the agent replays records newer than `seq`.
+ */
+export class LmdbCatalog implements Catalog {
+  private readonly db: RootDatabase;
+
+  constructor(readonly dir: string) {
+    fs.mkdirSync(dir, { recursive: true });
+    this.db = open({ path: dir, noSync: true, compression: false });
+  }
+
+  async getBlob(sha1: string): Promise<BlobInfo | undefined> {
+    return this.db.get(blobKey(sha1));
+  }
+
+  async getUserFile(user: string, sha1: string): Promise<UserFile | undefined> {
+    return this.userFile(user, sha1);
+  }
+
+  async listUserFiles(user: string, limit: number): Promise<UserFile[]> {
+    const out: UserFile[] = [];
+    const range = this.db.getKeys({ start: [ 't', user, '\uffff' ], end: [ 't', user ], reverse: true });
+    for (const key of range) {
+      const uf = this.userFile(user, (key as Key)[3] as string);
+      if (uf) out.push(uf);
+      if (out.length >= limit) break;
+    }
+    return out;
+  }
+
+  async commitUpload(c: UploadCommit, writeBlob: RecordWrite, writeLink: RecordWrite): Promise<UploadOutcome> {
+    return this.db.transactionSync(() => {
+      const seq = this.bumpSeq();
+      const existing: BlobInfo | undefined = this.db.get(blobKey(c.blob.sha1));
+      if (existing) {
+        writeLink(seq);
+      } else {
+        writeBlob(seq);
+        this.db.putSync(blobKey(c.blob.sha1), { ...c.blob, refs: 0 });
+      }
+      const link = this.putLink(c.user, c.blob.sha1, c.name, c.blob.time, c.blob.time);
+      return { blob: this.db.get(blobKey(c.blob.sha1)), link, created: !existing };
+    });
+  }
+
+  async link(user: string, sha1: string, name: string, write: RecordWrite): Promise<UserFile> {
+    return this.db.transactionSync(() => {
+      if (!this.db.get(blobKey(sha1))) throw new NotFoundError('FILE_NOT_FOUND', `no stored content has sha1 ${sha1}`);
+      const seq = this.bumpSeq();
+      write(seq);
+      const now = Date.now();
+      this.putLink(user, sha1, name, now, now);
+      return this.userFile(user, sha1)!;
+    });
+  }
+
+  async rename(user: string, sha1: string, name: string, write: RecordWrite): Promise<UserFile> {
+    return this.db.transactionSync(() => {
+      const link: StoredLink | undefined = this.db.get(linkKey(user, sha1));
+      if (!link) throw new NotFoundError('FILE_NOT_FOUND', `you have no file with sha1 ${sha1}`);
+      write(this.bumpSeq());
+      this.putLink(user, sha1, name, link.at, Date.now());
+      return this.userFile(user, sha1)!;
+    });
+  }
+
+  async unlink(user: string, sha1: string, write: RecordWrite): Promise<boolean> {
+    return this.db.transactionSync(() => {
+      if (!this.db.get(linkKey(user, sha1))) throw new NotFoundError('FILE_NOT_FOUND', `you have no file with sha1 ${sha1}`);
+      write(this.bumpSeq());
+      return this.dropLink(user, sha1);
+    });
+  }
+
+  async lastSeq(): Promise<number> {
+    return this.db.get(SEQ) ?? 0;
+  }
+
+  async replay(records: ReplayRecord[]): Promise<number> {
+    const sorted = [ ...records ].sort((a, b) => a.seq - b.seq || a.time - b.time);
+    return this.db.transactionSync(() => {
+      const from: number = this.db.get(SEQ) ?? 0;
+      let applied = 0;
+      for (const r of sorted) {
+        if (r.seq <= from) continue;
+        this.applyRecord(r);
+        this.db.putSync(SEQ, r.seq);
+        applied++;
+      }
+      return applied;
+    });
+  }
+
+  async isEmpty(): Promise<boolean> {
+    return this.db.getKeysCount() === 0;
+  }
+
+  async getAllocState(): Promise<AllocState | undefined> {
+    return this.db.get(ALLOC);
+  }
+
+  async recordLease(state: AllocState, lease: ExtentLease): Promise<void> {
+    this.db.transactionSync(() => {
+      this.db.putSync(ALLOC, state);
+      this.db.putSync(leaseKey(lease.bundle, lease.offset), lease);
+    });
+  }
+
+  async closeLease(bundle: number, offset: number): Promise<void> {
+    this.db.removeSync(leaseKey(bundle, offset));
+  }
+
+  async openLeases(): Promise<ExtentLease[]> {
+    return [ ...this.db.getRange({ start: [ 'x' ], end: [ 'x', '\uffff' ] }) ].map(e => e.value as ExtentLease);
+  }
+
+  async close(): Promise<void> {
+    await this.db.close();
+  }
+
+  // --- one code path for live operations and replay ---
+
+  private applyRecord(r: ReplayRecord): void {
+    switch (r.kind) {
+      case 'blob':
+        if (!this.db.get(blobKey(r.sha1))) {
+          this.db.putSync(blobKey(r.sha1), {
+            sha1: r.sha1, fileId: r.fileId!, size: r.size!, mime: r.mime!, time: r.time, refs: 0,
+          } satisfies BlobInfo);
+        }
+        this.putLink(r.user, r.sha1, r.name ?? '', r.time, r.time);
+        break;
+      case 'link':
+        // A link to content that is gone (garbage collected) cannot be revived.
+        if (this.db.get(blobKey(r.sha1))) this.putLink(r.user, r.sha1, r.name ?? '', r.at ?? r.time, r.time);
+        break;
+      case 'unlink':
+        if (this.db.get(linkKey(r.user, r.sha1))) this.dropLink(r.user, r.sha1);
+        break;
+    }
+  }
+
+  private bumpSeq(): number {
+    const seq = (this.db.get(SEQ) ?? 0) + 1;
+    this.db.putSync(SEQ, seq);
+    return seq;
+  }
+
+  /** Creates, revives or renames a link; counts a new link on its blob. */
+  private putLink(user: string, sha1: string, name: string, at: number, mtime: number): LinkInfo {
+    const old: StoredLink | undefined = this.db.get(linkKey(user, sha1));
+    if (old) {
+      if (old.at !== at) this.db.removeSync(timeKey(user, old.at, sha1));
+    } else {
+      const blob: BlobInfo = this.db.get(blobKey(sha1));
+      this.db.putSync(blobKey(sha1), { ...blob, refs: blob.refs + 1 });
+    }
+    this.db.putSync(linkKey(user, sha1), { name, at, mtime } satisfies StoredLink);
+    this.db.putSync(timeKey(user, at, sha1), 1);
+    return { user, sha1, name, at, mtime };
+  }
+
+  /** Removes a link; drops the blob when it was the last one. */
+  private dropLink(user: string, sha1: string): boolean {
+    const old: StoredLink = this.db.get(linkKey(user, sha1));
+    this.db.removeSync(linkKey(user, sha1));
+    this.db.removeSync(timeKey(user, old.at, sha1));
+    const blob: BlobInfo | undefined = this.db.get(blobKey(sha1));
+    if (!blob) return false;
+    if (blob.refs <= 1) {
+      this.db.removeSync(blobKey(sha1));
+      return true;
+    }
+    this.db.putSync(blobKey(sha1), { ...blob, refs: blob.refs - 1 });
+    return false;
+  }
+
+  private userFile(user: string, sha1: string): UserFile | undefined {
+    const link: StoredLink | undefined = this.db.get(linkKey(user, sha1));
+    if (!link) return undefined;
+    const blob: BlobInfo | undefined = this.db.get(blobKey(sha1));
+    if (!blob) return undefined;
+    return { user, sha1, ...link, fileId: blob.fileId, size: blob.size, mime: blob.mime };
+  }
+}

@@ -1,0 +1,40 @@
+import path from 'node:path';
+import { ExtentAllocator } from './allocator';
+import { LmdbCatalog } from './lmdb-catalog';
+import { LocalExtentSource } from './local-source';
+import { recoverCatalog } from './scanner';
+import { SonofsStore, StoreOptions } from './store';
+
+export interface NodeOptions extends StoreOptions {
+  bundleSize: number;
+}
+
+/** The catalog of a node lives beside its bundles. */
+export function catalogDir(root: string): string {
+  return path.join(root, 'meta');
+}
+
+/** The leader's half of a node: catalog, recovery and allocation (what the agent runs). */
+export async function openLeader(opts: NodeOptions) {
+  const catalog = new LmdbCatalog(catalogDir(opts.root));
+  const recovery = await recoverCatalog(catalog, opts.root, {
+    group: opts.group, server: opts.server, extentSize: opts.extentSize, verifyData: true,
+  });
+  const allocator = new ExtentAllocator(catalog, opts);
+  await allocator.init();
+  return { catalog, allocator, recovery };
+}
+
+/** A whole node in one process, without Egg: leader and store together. */
+export async function openStandalone(opts: NodeOptions) {
+  const leader = await openLeader(opts);
+  const store = new SonofsStore(opts, leader.catalog, new LocalExtentSource(leader.allocator));
+  return {
+    ...leader,
+    store,
+    async close() {
+      await store.close();
+      await leader.catalog.close();
+    },
+  };
+}

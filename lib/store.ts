@@ -1,0 +1,424 @@
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { promisify } from 'node:util';
+import { BundleFiles } from './bundle-files';
+import type { Catalog, UserFile } from './catalog';
+import {
+  BadRequestError, CorruptRecordError, FileTooLargeError, NotFoundError, SonofsError, UploadAbortedError,
+} from './errors';
+import { decodeFileId, encodeFileId, FileLocation, newCookie } from './file-id';
+import { mimeCode, mimeFromCode, resolveMime } from './mime';
+import {
+  HEADER_SIZE, RecordKind, crc32c, decodeHeader, encodeHeader, encodeMeta, encodeSmallRecord, RecordHeader,
+} from './record';
+import { Slot, SlotWriter, ExtentSource } from './slot-writer';
+import { checkName, checkUser } from './validate';
+
+const read = promisify(fs.read);
+
+export interface StoreOptions {
+  /** where bundles live */
+  root: string;
+  /** this node's group and server numbers (0–255), written into every file id */
+  group: number;
+  server: number;
+  /** unit a worker leases from the leader */
+  extentSize: number;
+  /** largest file accepted, in bytes */
+  maxFileSize: number;
+  /** fdatasync bundles (group commit) before acknowledging an upload */
+  fsync: boolean;
+  /** bytes of an unknown-length stream read before space is reserved */
+  probeSize?: number;
+  /** largest file getFile() returns as a Buffer; larger ones must be streamed */
+  maxBufferSize?: number;
+}
+
+export interface UploadOptions {
+  user: string;
+  filename?: string;
+  mime?: string;
+  /** exact size, when known (a mismatch is a 400) */
+  size?: number;
+  /** an upper bound on the size, e.g. the request's Content-Length */
+  sizeBound?: number;
+}
+
+export interface UploadResult {
+  fileId: string;
+  /** sha1 of the content, hex */
+  fileHash: string;
+  size: number;
+  mime: string;
+  filename: string;
+  /** when this upload was recorded (ms) */
+  uploadAt: number;
+  /** true when the bytes were already stored and only a link was added */
+  deduplicated: boolean;
+}
+
+export interface FileStat {
+  fileId: string;
+  fileHash: string;
+  size: number;
+  mime: string;
+  /** when the content was stored (ms) */
+  time: number;
+}
+
+export interface StoredFile {
+  mime: string;
+  size: number;
+  buffer: Buffer;
+}
+
+export interface ReadRange {
+  /** first byte, inclusive */
+  start?: number;
+  /** last byte, inclusive */
+  end?: number;
+}
+
+/**
+ * The storage engine of one node, used by every worker: streams uploads into
+ * slots of the worker's extent, deduplicates by sha1 through the catalog, and
+ * serves reads straight from the location in the file id.
+ */
+export class SonofsStore {
+  readonly files: BundleFiles;
+  readonly writer: SlotWriter;
+  private readonly probeSize: number;
+  private readonly maxBufferSize: number;
+
+  constructor(readonly opts: StoreOptions, readonly catalog: Catalog, source: ExtentSource) {
+    this.files = new BundleFiles(opts.root);
+    this.writer = new SlotWriter(this.files, source, opts.extentSize);
+    this.probeSize = opts.probeSize ?? 1 << 20;
+    this.maxBufferSize = opts.maxBufferSize ?? 64 << 20;
+  }
+
+  /** Stores a stream; resolves once the file is durable and indexed. */
+  async upload(source: Readable, o: UploadOptions): Promise<UploadResult> {
+    try {
+      return await this.uploadInner(source, o);
+    } catch (err) {
+      // Never leave the client's stream half-read and paused.
+      if (!source.destroyed) source.destroy();
+      throw err;
+    }
+  }
+
+  private async uploadInner(source: Readable, o: UploadOptions): Promise<UploadResult> {
+    const user = checkUser(o.user);
+    const name = checkName(o.filename);
+    const mime = resolveMime(o.mime, name);
+    const { maxFileSize } = this.opts;
+    if (o.size !== undefined && (!Number.isSafeInteger(o.size) || o.size < 0)) {
+      throw new BadRequestError('INVALID_SIZE', 'size must be a non-negative integer');
+    }
+    if (o.size !== undefined && o.size > maxFileSize) throw new FileTooLargeError(maxFileSize);
+
+    let head: Buffer[] = [];
+    let bound = o.size ?? (o.sizeBound !== undefined ? Math.min(o.sizeBound, maxFileSize) : undefined);
+    if (bound === undefined) {
+      // Unknown length: a short stream is sized exactly from a bounded probe;
+      // a long one gets a sparse lease as large as a file may be.
+      const probe = await readUpTo(source, Math.min(this.probeSize, maxFileSize));
+      if (probe.length > maxFileSize) throw new FileTooLargeError(maxFileSize);
+      head = probe.chunks;
+      bound = probe.ended ? probe.length : maxFileSize;
+    }
+
+    const time = Date.now();
+    const blobMeta = encodeMeta({ u: user, n: name, m: mime });
+    const linkMeta = encodeMeta({ u: user, n: name, at: time });
+    const slot = await this.writer.reserve(HEADER_SIZE + bound + Math.max(blobMeta.length, linkMeta.length));
+    let committed = false;
+    try {
+      const exceeded = o.size !== undefined
+        ? () => new BadRequestError('SIZE_MISMATCH', `the upload is longer than its declared size ${o.size}`)
+        : bound < maxFileSize && o.sizeBound !== undefined && o.sizeBound <= maxFileSize
+          ? () => new BadRequestError('SIZE_MISMATCH', 'the upload is longer than its Content-Length')
+          : () => new FileTooLargeError(maxFileSize);
+      const data = await writeData(slot, head, source, bound, exceeded);
+      if (o.size !== undefined && data.size !== o.size) {
+        throw new BadRequestError('SIZE_MISMATCH', `received ${data.size} bytes but the declared size is ${o.size}`);
+      }
+      await slot.write(blobMeta, HEADER_SIZE + data.size);
+
+      const sha1 = data.sha1.toString('hex');
+      const cookie = newCookie();
+      const code = mimeCode(mime);
+      const fileId = encodeFileId({
+        group: this.opts.group, server: this.opts.server, bundle: slot.bundle, offset: slot.offset,
+        size: data.size, mimeCode: code, cookie,
+      });
+      const outcome = await this.catalog.commitUpload(
+        { user, name, blob: { sha1, fileId, size: data.size, mime, time } },
+        seq => {
+          const used = HEADER_SIZE + data.size + blobMeta.length;
+          slot.writeSync(encodeHeader({
+            kind: RecordKind.Blob, mimeCode: code, slotLen: slot.shrinkTo(used), dataLen: data.size, seq, time, cookie,
+            metaLen: blobMeta.length, sha1: data.sha1, dataCrc: data.crc, metaCrc: crc32c(blobMeta),
+          }));
+        },
+        seq => {
+          // Same content already stored: this slot becomes the user's link record.
+          const rec = { kind: RecordKind.Link, mimeCode: 0, seq, time, cookie: 0, sha1: data.sha1 };
+          const len = encodeSmallRecord({ ...rec, slotLen: 0 }, { u: user, n: name, at: time }).length;
+          slot.writeSync(encodeSmallRecord({ ...rec, slotLen: slot.shrinkTo(len) }, { u: user, n: name, at: time }));
+        },
+      );
+      committed = true;
+      if (this.opts.fsync) await slot.durable();
+      return {
+        fileId: outcome.blob.fileId, fileHash: sha1, size: data.size, mime: outcome.blob.mime,
+        filename: name, uploadAt: outcome.link.at, deduplicated: !outcome.created,
+      };
+    } finally {
+      if (committed) slot.finish();
+      else slot.abort();
+    }
+  }
+
+  /** Header + liveness check; the basis of every read. */
+  async stat(fileId: string): Promise<FileStat & { loc: FileLocation }> {
+    const loc = decodeFileId(fileId);
+    const notFound = () => new NotFoundError('FILE_NOT_FOUND', 'no file has this fileid');
+    if (loc.group !== this.opts.group || loc.server !== this.opts.server) throw notFound();
+    const h = await this.readHeader(loc);
+    if (!h || h.kind !== RecordKind.Blob || h.cookie !== loc.cookie || h.dataLen !== loc.size || h.mimeCode !== loc.mimeCode) {
+      throw notFound();
+    }
+    const sha1 = h.sha1.toString('hex');
+    // Content whose last link was deleted is garbage: its id no longer answers.
+    const blob = await this.catalog.getBlob(sha1);
+    if (!blob || blob.fileId !== fileId) throw notFound();
+    return { fileId, fileHash: sha1, size: h.dataLen, mime: blob.mime ?? mimeFromCode(h.mimeCode), time: h.time, loc };
+  }
+
+  /** The whole file in memory, as sonofs's getFile: one positioned read, checksum verified. */
+  async getFile(fileId: string): Promise<StoredFile> {
+    const loc = decodeFileId(fileId);
+    if (loc.size > this.maxBufferSize) {
+      throw new SonofsError(413, 'FILE_TOO_LARGE_FOR_BUFFER', `file is ${loc.size} bytes; use createReadStream for files over ${this.maxBufferSize}`);
+    }
+    const st = await this.stat(fileId);
+    const buf = await this.pread(loc.bundle, loc.offset, HEADER_SIZE + loc.size);
+    const h = decodeHeader(buf)!;
+    const data = buf.subarray(HEADER_SIZE);
+    if (!h || crc32c(data) !== h.dataCrc) throw new CorruptRecordError(`stored data of ${fileId} failed its checksum`);
+    return { mime: st.mime, size: st.size, buffer: data };
+  }
+
+  /** Streams [start, end] of a file; a whole-file stream is checksum-verified as it goes. */
+  async createReadStream(fileId: string, range: ReadRange = {}): Promise<Readable> {
+    const st = await this.stat(fileId);
+    const start = range.start ?? 0;
+    const end = range.end ?? st.size - 1;
+    if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || end >= st.size || (start > end && st.size > 0)) {
+      throw new BadRequestError('INVALID_RANGE', `range [${start}, ${end}] is outside the file (size ${st.size})`);
+    }
+    const h = (await this.readHeader(st.loc))!;
+    const whole = start === 0 && end === st.size - 1;
+    return new RecordReadStream(this.files, st.loc.bundle, st.loc.offset + HEADER_SIZE, start, end + 1, whole ? h.dataCrc : undefined);
+  }
+
+  getUserFile(user: string, sha1: string): Promise<UserFile | undefined> {
+    return this.catalog.getUserFile(checkUser(user), sha1);
+  }
+
+  listUserFiles(user: string, limit: number): Promise<UserFile[]> {
+    return this.catalog.listUserFiles(checkUser(user), limit);
+  }
+
+  /** Links `user` to content already stored (秒传); NOT_FOUND if it is not. */
+  async link(user: string, sha1: string, filename: string): Promise<UserFile> {
+    const name = checkName(filename);
+    const u = checkUser(user);
+    return this.linkOp(RecordKind.Link, sha1, { u, n: name, at: Date.now() }, write => this.catalog.link(u, sha1, name, write));
+  }
+
+  async rename(user: string, sha1: string, filename: string): Promise<UserFile> {
+    const name = checkName(filename);
+    const u = checkUser(user);
+    const current = await this.catalog.getUserFile(u, sha1);
+    if (!current) throw new NotFoundError('FILE_NOT_FOUND', `you have no file with sha1 ${sha1}`);
+    return this.linkOp(RecordKind.Link, sha1, { u, n: name, at: current.at }, write => this.catalog.rename(u, sha1, name, write));
+  }
+
+  /** Deletes the user's link; the content becomes garbage when no link remains. */
+  async remove(user: string, sha1: string): Promise<{ contentGone: boolean }> {
+    const u = checkUser(user);
+    const contentGone = await this.linkOp(RecordKind.Unlink, sha1, { u }, write => this.catalog.unlink(u, sha1, write));
+    return { contentGone };
+  }
+
+  async close(): Promise<void> {
+    this.writer.retireActive();
+    this.files.closeAll();
+  }
+
+  /** A data-less record, written inside the catalog operation that it logs. */
+  private async linkOp<T>(kind: RecordKind, sha1: string, meta: { u: string; n?: string; at?: number }, op: (write: (seq: number) => void) => Promise<T>): Promise<T> {
+    const sha1Buf = Buffer.from(sha1, 'hex');
+    const header = { kind, mimeCode: 0, slotLen: 0, seq: 0, time: Date.now(), cookie: 0, sha1: sha1Buf };
+    const len = encodeSmallRecord(header, meta).length;
+    const slot = await this.writer.reserve(len);
+    let written = false;
+    try {
+      const result = await op(seq => {
+        slot.writeSync(encodeSmallRecord({ ...header, seq, slotLen: slot.length }, meta));
+        written = true;
+      });
+      if (this.opts.fsync) await slot.durable();
+      return result;
+    } finally {
+      if (written) slot.finish();
+      else slot.abort();
+    }
+  }
+
+  private async readHeader(loc: FileLocation): Promise<RecordHeader | undefined> {
+    try {
+      return decodeHeader(await this.pread(loc.bundle, loc.offset, HEADER_SIZE));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw err;
+    }
+  }
+
+  private async pread(bundle: number, offset: number, length: number): Promise<Buffer> {
+    const fd = this.files.acquire(bundle);
+    try {
+      const buf = Buffer.allocUnsafe(length);
+      let done = 0;
+      while (done < length) {
+        const { bytesRead } = await read(fd, buf, done, length - done, offset + done);
+        if (bytesRead === 0) break;
+        done += bytesRead;
+      }
+      return done === length ? buf : buf.subarray(0, done);
+    } finally {
+      this.files.release(bundle);
+    }
+  }
+}
+
+/** Reads up to `limit` bytes; `ended` tells whether the stream ended within them. */
+async function readUpTo(source: Readable, limit: number): Promise<{ chunks: Buffer[]; length: number; ended: boolean }> {
+  const chunks: Buffer[] = [];
+  let length = 0;
+  return new Promise((resolve, reject) => {
+    const onData = (chunk: Buffer) => {
+      chunks.push(chunk);
+      length += chunk.length;
+      if (length > limit) {
+        source.pause();
+        done(false);
+      }
+    };
+    const onEnd = () => done(true);
+    const onError = (err: Error) => {
+      cleanup();
+      reject(err);
+    };
+    const onClose = () => {
+      cleanup();
+      reject(new UploadAbortedError());
+    };
+    const cleanup = () => {
+      source.off('data', onData).off('end', onEnd).off('error', onError).off('close', onClose);
+    };
+    const done = (ended: boolean) => {
+      cleanup();
+      resolve({ chunks, length, ended });
+    };
+    source.on('data', onData).on('end', onEnd).on('error', onError).on('close', onClose);
+  });
+}
+
+/** Streams the source into the slot after the header, hashing as it goes. */
+async function writeData(slot: Slot, head: Buffer[], source: Readable, bound: number, exceeded: () => SonofsError) {
+  const sha1 = createHash('sha1');
+  let crc = 0;
+  let size = 0;
+  let sinkError: Error | undefined;
+  const take = async (chunks: Buffer[]) => {
+    const buf = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks);
+    if (size + buf.length > bound) throw exceeded();
+    sha1.update(buf);
+    crc = crc32c(buf, crc);
+    const at = size;
+    size += buf.length;
+    await slot.write(buf, HEADER_SIZE + at);
+  };
+  const sink = new Writable({
+    highWaterMark: 1 << 20,
+    writev(entries, cb) {
+      take(entries.map(e => e.chunk as Buffer)).then(() => cb(), err => cb(sinkError = err));
+    },
+  });
+  try {
+    if (head.length) await take(head);
+    await pipeline(source, sink);
+  } catch (err) {
+    if (sinkError) throw sinkError;
+    if (err instanceof SonofsError) throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ERR_STREAM_PREMATURE_CLOSE' || code === 'ECONNRESET' || (err as Error).message === 'aborted') {
+      throw new UploadAbortedError();
+    }
+    // busboy limits and other errors that carry a status (e.g. 413) pass through
+    throw err;
+  }
+  return { size, sha1: sha1.digest(), crc };
+}
+
+/** Positioned reads of [from, to) of a record's data, with an optional checksum check. */
+class RecordReadStream extends Readable {
+  private pos: number;
+  private crc = 0;
+  private fd: number;
+
+  constructor(
+    private readonly files: BundleFiles,
+    private readonly bundle: number,
+    private readonly base: number,
+    from: number,
+    private readonly to: number,
+    private readonly expectCrc: number | undefined,
+  ) {
+    super({ highWaterMark: 256 << 10 });
+    this.pos = from;
+    this.fd = files.acquire(bundle);
+  }
+
+  override _read(size: number): void {
+    const n = Math.min(Math.max(size, 64 << 10), 1 << 20, this.to - this.pos);
+    if (n <= 0) {
+      if (this.expectCrc !== undefined && this.crc !== this.expectCrc) {
+        this.destroy(new CorruptRecordError('stored data failed its checksum'));
+        return;
+      }
+      this.push(null);
+      return;
+    }
+    const buf = Buffer.allocUnsafe(n);
+    fs.read(this.fd, buf, 0, n, this.base + this.pos, (err, bytesRead) => {
+      if (err) return this.destroy(err);
+      if (bytesRead === 0) return this.destroy(new CorruptRecordError('stored data is shorter than its record'));
+      const chunk = buf.subarray(0, bytesRead);
+      if (this.expectCrc !== undefined) this.crc = crc32c(chunk, this.crc);
+      this.pos += bytesRead;
+      this.push(chunk);
+    });
+  }
+
+  override _destroy(err: Error | null, cb: (error?: Error | null) => void): void {
+    this.files.release(this.bundle);
+    cb(err);
+  }
+}

@@ -1,0 +1,207 @@
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { openStandalone, NodeOptions, decodeFileId, bundlePath, listBundles } from '../../lib';
+
+const MiB = 1 << 20;
+
+function options(root: string, over: Partial<NodeOptions> = {}): NodeOptions {
+  return {
+    root, group: 1, server: 2, bundleSize: 8 * MiB, extentSize: 1 * MiB, maxFileSize: 64 * MiB, fsync: true, ...over,
+  };
+}
+
+function sha1(b: Buffer) {
+  return createHash('sha1').update(b).digest('hex');
+}
+
+async function collect(s: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of s) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}
+
+/** A stream of `buf` in small chunks, with no declared length. */
+function chunked(buf: Buffer, size = 7777): Readable {
+  const parts: Buffer[] = [];
+  for (let i = 0; i < buf.length; i += size) parts.push(buf.subarray(i, i + size));
+  return Readable.from(parts);
+}
+
+describe('lib: SonofsStore (standalone node)', () => {
+  let root: string;
+  let node: Awaited<ReturnType<typeof openStandalone>>;
+
+  beforeEach(async () => {
+    root = fs.mkdtempSync(path.join(os.tmpdir(), 'sonofs-store-'));
+    node = await openStandalone(options(root));
+  });
+
+  afterEach(async () => {
+    await node?.close();
+    fs.rmSync(root, { recursive: true, force: true });
+  });
+
+  it('stores a stream and reads it back byte for byte, by buffer and by stream', async () => {
+    const data = randomBytes(300_000);
+    const r = await node.store.upload(chunked(data), { user: 'alice', filename: 'a.png' });
+    assert.equal(r.size, data.length);
+    assert.equal(r.fileHash, sha1(data));
+    assert.equal(r.mime, 'image/png');
+    assert.equal(r.deduplicated, false);
+    const loc = decodeFileId(r.fileId);
+    assert.deepEqual([ loc.group, loc.server, loc.size ], [ 1, 2, data.length ]);
+    const got = await node.store.getFile(r.fileId);
+    assert.equal(got.mime, 'image/png');
+    assert(got.buffer.equals(data));
+    assert((await collect(await node.store.createReadStream(r.fileId))).equals(data));
+    assert((await collect(await node.store.createReadStream(r.fileId, { start: 10, end: 99 }))).equals(data.subarray(10, 100)));
+  });
+
+  it('stores an empty file', async () => {
+    const r = await node.store.upload(Readable.from([]), { user: 'alice', filename: 'empty.txt' });
+    assert.equal(r.size, 0);
+    assert.equal(r.fileHash, sha1(Buffer.alloc(0)));
+    assert.equal((await node.store.getFile(r.fileId)).buffer.length, 0);
+    assert.equal((await collect(await node.store.createReadStream(r.fileId))).length, 0);
+  });
+
+  it('packs many small files into one bundle (merging)', async () => {
+    const ids = [];
+    for (let i = 0; i < 50; i++) {
+      ids.push((await node.store.upload(Readable.from([ Buffer.from(`file number ${i}`) ]), { user: 'u', filename: `${i}.txt` })).fileId);
+    }
+    assert.equal(new Set(ids.map(id => decodeFileId(id).bundle)).size, 1);
+    assert.equal(listBundles(root).length, 1);
+    for (let i = 0; i < 50; i++) assert.equal((await node.store.getFile(ids[i])).buffer.toString(), `file number ${i}`);
+  });
+
+  it('deduplicates identical content and keeps each user\'s own name', async () => {
+    const data = randomBytes(50_000);
+    const a = await node.store.upload(chunked(data), { user: 'alice', filename: 'mine.bin' });
+    const b = await node.store.upload(chunked(data), { user: 'bob', filename: 'yours.bin' });
+    assert.equal(b.deduplicated, true);
+    assert.equal(b.fileId, a.fileId);
+    assert.equal((await node.store.getUserFile('alice', a.fileHash))!.name, 'mine.bin');
+    assert.equal((await node.store.getUserFile('bob', a.fileHash))!.name, 'yours.bin');
+    assert.equal((await node.catalog.getBlob(a.fileHash))!.refs, 2);
+    // bob deletes: alice keeps her file
+    assert.equal((await node.store.remove('bob', a.fileHash)).contentGone, false);
+    assert.equal(await node.store.getUserFile('bob', a.fileHash), undefined);
+    assert((await node.store.getFile(a.fileId)).buffer.equals(data));
+    // alice deletes: the content is garbage and its id answers 404
+    assert.equal((await node.store.remove('alice', a.fileHash)).contentGone, true);
+    await assert.rejects(node.store.getFile(a.fileId), { status: 404 });
+  });
+
+  it('answers a wrong cookie, an unknown location and a malformed id correctly', async () => {
+    const r = await node.store.upload(chunked(Buffer.from('secret')), { user: 'u', filename: 's.txt' });
+    const loc = decodeFileId(r.fileId);
+    const { encodeFileId } = await import('../../lib');
+    await assert.rejects(node.store.getFile(encodeFileId({ ...loc, cookie: (loc.cookie + 1) >>> 0 })), { status: 404 });
+    await assert.rejects(node.store.getFile(encodeFileId({ ...loc, offset: loc.offset + 8 })), { status: 404 });
+    await assert.rejects(node.store.getFile(encodeFileId({ ...loc, bundle: 999 })), { status: 404 });
+    await assert.rejects(node.store.getFile(encodeFileId({ ...loc, server: 9 })), { status: 404 });
+    await assert.rejects(node.store.getFile('not-an-id'), { status: 400, code: 'INVALID_FILE_ID' });
+    await assert.rejects(node.store.getFile(r.fileId.slice(0, -1) + '='), { status: 400 });
+  });
+
+  it('rejects a stream over maxFileSize with 413 and keeps nothing', async () => {
+    await node.close();
+    node = await openStandalone(options(root, { maxFileSize: 100_000 }));
+    await assert.rejects(node.store.upload(chunked(randomBytes(150_000)), { user: 'u' }), { status: 413 });
+    assert.deepEqual(await node.store.listUserFiles('u', 10), []);
+    const ok = await node.store.upload(chunked(randomBytes(1000)), { user: 'u' });
+    assert.equal((await node.store.listUserFiles('u', 10)).length, 1);
+    // the aborted slot's space was reused by the next upload
+    assert.equal(decodeFileId(ok.fileId).offset, 0);
+  });
+
+  it('reclaims the space of an upload whose client aborts', async () => {
+    const source = new Readable({ read() {} });
+    const p = node.store.upload(source, { user: 'u', sizeBound: 10 * MiB });
+    source.push(randomBytes(4096));
+    setImmediate(() => source.destroy());
+    await assert.rejects(p, { status: 400, code: 'UPLOAD_ABORTED' });
+    assert.deepEqual(await node.store.listUserFiles('u', 10), []);
+    const next = await node.store.upload(chunked(Buffer.from('after')), { user: 'u' });
+    assert.equal(decodeFileId(next.fileId).offset, 0);
+  });
+
+  it('gives a file larger than a bundle a bundle of its own', async () => {
+    const big = randomBytes(9 * MiB);
+    const r = await node.store.upload(chunked(big, 1 << 16), { user: 'u', filename: 'big.bin', size: big.length });
+    const loc = decodeFileId(r.fileId);
+    assert.equal(loc.offset, 0);
+    assert.equal(sha1(await collect(await node.store.createReadStream(r.fileId))), sha1(big));
+    const small = await node.store.upload(chunked(Buffer.from('x')), { user: 'u' });
+    assert.notEqual(decodeFileId(small.fileId).bundle, loc.bundle);
+  });
+
+  it('rejects a declared size that does not match the bytes', async () => {
+    await assert.rejects(node.store.upload(chunked(Buffer.alloc(10)), { user: 'u', size: 11 }), { code: 'SIZE_MISMATCH' });
+    await assert.rejects(node.store.upload(chunked(Buffer.alloc(10)), { user: 'u', size: 9 }), { code: 'SIZE_MISMATCH' });
+  });
+
+  it('lists a user\'s files newest first and renames only the link', async () => {
+    const a = await node.store.upload(chunked(Buffer.from('one')), { user: 'u', filename: '1.txt' });
+    await new Promise(r => setTimeout(r, 5));
+    const b = await node.store.upload(chunked(Buffer.from('two')), { user: 'u', filename: '2.txt' });
+    assert.deepEqual((await node.store.listUserFiles('u', 10)).map(f => f.name), [ '2.txt', '1.txt' ]);
+    assert.deepEqual((await node.store.listUserFiles('u', 1)).map(f => f.sha1), [ b.fileHash ]);
+    const renamed = await node.store.rename('u', a.fileHash, '名字.txt');
+    assert.equal(renamed.name, '名字.txt');
+    assert.equal(renamed.at, (await node.store.getUserFile('u', a.fileHash))!.at);
+  });
+
+  it('keeps a dangerous name only as a name', async () => {
+    const r = await node.store.upload(chunked(Buffer.from('x')), { user: 'u', filename: '../../etc/pa\u0000sswd' });
+    assert.equal(r.filename, '../../etc/passwd');
+    assert(!fs.existsSync(path.join(root, '..', 'etc')));
+    await assert.rejects(node.store.upload(chunked(Buffer.from('x')), { user: 'u', filename: 'x'.repeat(2000) }), { code: 'FILENAME_TOO_LONG' });
+  });
+
+  it('rebuilds the whole catalog from the bundles when it is lost', async () => {
+    const data = randomBytes(20_000);
+    const a = await node.store.upload(chunked(data), { user: 'alice', filename: 'a.bin' });
+    await node.store.upload(chunked(data), { user: 'bob', filename: 'b.bin' });
+    const c = await node.store.upload(chunked(Buffer.from('gone')), { user: 'alice', filename: 'c.txt' });
+    await node.store.rename('bob', a.fileHash, 'b2.bin');
+    await node.store.remove('alice', c.fileHash);
+    const before = await node.store.listUserFiles('alice', 10);
+    await node.close();
+    fs.rmSync(path.join(root, 'meta'), { recursive: true });
+
+    node = await openStandalone(options(root));
+    assert.equal(node.recovery.mode, 'rebuild');
+    assert.deepEqual(await node.store.listUserFiles('alice', 10), before);
+    assert.equal((await node.store.getUserFile('bob', a.fileHash))!.name, 'b2.bin');
+    assert.equal((await node.catalog.getBlob(a.fileHash))!.refs, 2);
+    assert.equal(await node.catalog.getBlob(c.fileHash), undefined);
+    assert((await node.store.getFile(a.fileId)).buffer.equals(data));
+    await assert.rejects(node.store.getFile(c.fileId), { status: 404 });
+    // new writes never land on rebuilt space
+    const d = await node.store.upload(chunked(Buffer.from('new')), { user: 'alice' });
+    assert.notEqual(decodeFileId(d.fileId).bundle, decodeFileId(a.fileId).bundle);
+  });
+
+  it('never returns a record whose bytes were corrupted', async () => {
+    const data = randomBytes(10_000);
+    const r = await node.store.upload(chunked(data), { user: 'u' });
+    const loc = decodeFileId(r.fileId);
+    const fd = fs.openSync(bundlePath(root, loc.bundle), 'r+');
+    fs.writeSync(fd, Buffer.from([ data[500] ^ 0xff ]), 0, 1, loc.offset + 96 + 500);
+    fs.closeSync(fd);
+    await assert.rejects(node.store.getFile(r.fileId), { code: 'CORRUPT_RECORD' });
+    await assert.rejects(collect(await node.store.createReadStream(r.fileId)), { code: 'CORRUPT_RECORD' });
+  });
+
+  it('writes concurrent uploads to distinct space and reads each back', async () => {
+    const blobs = Array.from({ length: 40 }, (_, i) => randomBytes(1000 + i * 997));
+    const results = await Promise.all(blobs.map((b, i) => node.store.upload(chunked(b, 1500), { user: 'u', filename: `${i}`, sizeBound: b.length + 300 })));
+    for (let i = 0; i < blobs.length; i++) assert((await node.store.getFile(results[i].fileId)).buffer.equals(blobs[i]));
+  });
+});
