@@ -12,3 +12,5 @@ export { scanAll, scanRange, recoverCatalog, ScanOptions } from './scanner';
 export * from './store';
 export { checkName, checkUser, checkSha1, MAX_NAME_BYTES } from './validate';
 export { openLeader, openStandalone, catalogDir, NodeOptions } from './standalone';
+export * from './agent-protocol';
+export { checkNodeOptions } from './options';

@@ -1,0 +1,30 @@
+import type { Agent, IBoot } from 'egg';
+import { checkNodeOptions, openLeader, serveAllocations, ACTIONS } from './lib';
+import { LEADER } from './app/lib/symbols';
+
+/**
+ * The agent is the node's leader: it recovers the catalog from the bundles,
+ * then answers the workers' space requests. It starts before any worker.
+ */
+export default class SonofsAgentBoot implements IBoot {
+  private leader: Awaited<ReturnType<typeof openLeader>> | undefined;
+
+  constructor(private readonly agent: Agent) {}
+
+  async didLoad(): Promise<void> {
+    const opts = checkNodeOptions(this.agent.config.sonofs);
+    const started = Date.now();
+    this.leader = await openLeader(opts);
+    (this.agent as any)[LEADER] = this.leader;
+    const { mode, applied, corrupt } = this.leader.recovery;
+    this.agent.coreLogger.info('[egg-sonofs] leader ready in %d ms: %s applied %d records (%d corrupt) under %s',
+      Date.now() - started, mode, applied, corrupt, opts.root);
+    serveAllocations(this.agent.messenger as any, this.leader.allocator, err => this.agent.coreLogger.error(err));
+    // Workers that outlived a previous agent re-send what was in flight.
+    this.agent.messenger.on('egg-ready', () => this.agent.messenger.sendToApp(ACTIONS.leaderUp, { pid: process.pid }));
+  }
+
+  async beforeClose(): Promise<void> {
+    await this.leader?.catalog.close();
+  }
+}

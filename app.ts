@@ -1,0 +1,34 @@
+import type { Application, IBoot } from 'egg';
+import { AgentExtentSource, LmdbCatalog, SonofsStore, catalogDir, checkNodeOptions } from './lib';
+import { registerRoutes } from './app/lib/routes';
+import { STORE } from './app/lib/symbols';
+
+/** Each app worker writes and reads bytes itself, with space leased from the agent. */
+export default class SonofsAppBoot implements IBoot {
+  private store: SonofsStore | undefined;
+  private source: AgentExtentSource | undefined;
+
+  constructor(private readonly app: Application) {}
+
+  configDidLoad(): void {
+    // Config arrays are replaced, not merged, so add our prefix to whatever the app set.
+    const csrf = (this.app.config as any).security.csrf;
+    const ignore = csrf.ignore ? ([] as unknown[]).concat(csrf.ignore) : [];
+    csrf.ignore = [ ...ignore, this.app.config.sonofs.prefix ];
+  }
+
+  async didLoad(): Promise<void> {
+    const cfg = this.app.config.sonofs;
+    const opts = checkNodeOptions(cfg);
+    this.source = new AgentExtentSource(this.app.messenger as any);
+    this.store = new SonofsStore(opts, new LmdbCatalog(catalogDir(opts.root)), this.source);
+    (this.app as any)[STORE] = this.store;
+    if (cfg.routes) registerRoutes(this.app, cfg.prefix);
+  }
+
+  async beforeClose(): Promise<void> {
+    this.source?.close();
+    await this.store?.close();
+    await this.store?.catalog.close();
+  }
+}

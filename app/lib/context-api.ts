@@ -1,0 +1,100 @@
+import type { Context } from 'egg';
+import type { Readable } from 'node:stream';
+import type { FileStat, ReadRange, SonofsStore, StoredFile, UploadResult, UserFile } from '../../lib';
+import { checkSha1, UnauthorizedError } from '../../lib';
+
+export interface CtxUploadOptions {
+  filename?: string;
+  mime?: string;
+  /** exact size, if known */
+  size?: number;
+}
+
+/** A multipart file stream as egg-multipart hands it out. */
+interface PartLike {
+  fieldname?: string;
+  filename?: string;
+  mimeType?: string;
+  mime?: string;
+}
+
+/**
+ * `ctx.sonofs`: the store seen by the request's user (from the configured
+ * authenticate hook). Cached per request.
+ */
+export class SonofsContext {
+  private userId: Promise<string> | undefined;
+
+  constructor(private readonly ctx: Context, private readonly store: SonofsStore) {}
+
+  /** The request's user id, from config.sonofs.authenticate (called once per request). */
+  user(): Promise<string> {
+    this.userId ??= (async () => {
+      const id = await this.ctx.app.config.sonofs.authenticate(this.ctx);
+      if (typeof id !== 'string' || !id) throw new UnauthorizedError();
+      return id;
+    })();
+    return this.userId;
+  }
+
+  /**
+   * Stores a stream. Takes an egg-multipart file stream (name and type are
+   * read from it) or any Readable with `{ filename, mime }`; the sonofs form
+   * `upload(mime, stream)` works too.
+   * @example const { fileId } = await ctx.sonofs.upload(await ctx.getFileStream());
+   */
+  upload(stream: Readable, opts?: CtxUploadOptions): Promise<UploadResult>;
+  upload(mime: string, stream: Readable): Promise<UploadResult>;
+  async upload(a: Readable | string, b?: Readable | CtxUploadOptions): Promise<UploadResult> {
+    const [ stream, opts ] = typeof a === 'string' ? [ b as Readable, { mime: a } ] : [ a, (b ?? {}) as CtxUploadOptions ];
+    const part = stream as Readable & PartLike;
+    // A part of this request's body can be no longer than the body itself:
+    // that bound lets the store reserve space without buffering.
+    const sizeBound = part.fieldname !== undefined && this.ctx.request.length ? this.ctx.request.length : undefined;
+    return this.store.upload(stream, {
+      user: await this.user(),
+      filename: opts.filename ?? part.filename,
+      mime: opts.mime ?? part.mimeType ?? part.mime,
+      size: opts.size,
+      sizeBound,
+    });
+  }
+
+  /** `{ mime, size, buffer }` of a stored file, as sonofs's getFile. */
+  getFile(fileId: string): Promise<StoredFile> {
+    return this.store.getFile(fileId);
+  }
+
+  /** Streams a file, or the inclusive byte range [start, end] of it. */
+  createReadStream(fileId: string, range?: ReadRange): Promise<Readable> {
+    return this.store.createReadStream(fileId, range);
+  }
+
+  stat(fileId: string): Promise<FileStat> {
+    return this.store.stat(fileId);
+  }
+
+  /** The user's file with this content hash, or undefined. */
+  async meta(fileHash: string): Promise<UserFile | undefined> {
+    return this.store.getUserFile(await this.user(), checkSha1(fileHash));
+  }
+
+  /** The user's files, newest first. */
+  async list(limit = 10): Promise<UserFile[]> {
+    return this.store.listUserFiles(await this.user(), limit);
+  }
+
+  async rename(fileHash: string, filename: string): Promise<UserFile> {
+    return this.store.rename(await this.user(), checkSha1(fileHash), filename);
+  }
+
+  /** Removes the user's link; other users keep theirs. */
+  async remove(fileHash: string): Promise<{ contentGone: boolean }> {
+    return this.store.remove(await this.user(), checkSha1(fileHash));
+  }
+
+  /** Adds a link to content already stored (秒传); 404 when the store lacks it. */
+  async link(fileHash: string, filename: string): Promise<UserFile> {
+    return this.store.link(await this.user(), checkSha1(fileHash), filename);
+  }
+}

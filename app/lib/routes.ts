@@ -1,0 +1,214 @@
+import contentDisposition from 'content-disposition';
+import type { Application, Context } from 'egg';
+import rangeParser from 'range-parser';
+import type { FileStat, UserFile } from '../../lib';
+import {
+  BadRequestError, ForbiddenError, MethodNotAllowedError, NotFoundError, RangeNotSatisfiableError, SonofsError, checkSha1,
+} from '../../lib';
+import { sendError } from './http-errors';
+import { uploadPage } from './upload-page';
+
+type Handler = (ctx: Context) => Promise<void>;
+
+/** Responses of small files are sent from one positioned read; larger ones stream. */
+const SMALL_FILE = 64 * 1024;
+
+/** Errors from any built-in route go through sendError. */
+function route(fn: Handler): Handler {
+  return async ctx => {
+    try {
+      await fn(ctx);
+    } catch (err) {
+      sendError(ctx, err);
+    }
+  };
+}
+
+/** A parameter from the query string or a urlencoded/multipart form, as the course reads r.Form. */
+function param(ctx: Context, name: string): string | undefined {
+  const body = (ctx.request as any).body;
+  const v = ctx.query[name] ?? (body && typeof body === 'object' ? body[name] : undefined);
+  return typeof v === 'string' ? v : undefined;
+}
+
+/** "2006-01-02 15:04:05" in local time, the course's UploadAt format. */
+function courseTime(ms: number): string {
+  const d = new Date(ms);
+  const p = (n: number) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+}
+
+/** The course's FileMeta, plus FileId and Mime. */
+function fileMeta(prefix: string, f: UserFile) {
+  return {
+    FileSha1: f.sha1,
+    FileName: f.name,
+    FileSize: f.size,
+    Location: `${prefix}/download?fileid=${f.fileId}`,
+    UploadAt: courseTime(f.at),
+    FileId: f.fileId,
+    Mime: f.mime,
+  };
+}
+
+function wantsJson(ctx: Context): boolean {
+  return ctx.accepts('html', 'json') === 'json';
+}
+
+async function requireUserFile(ctx: Context, hash: string | undefined): Promise<UserFile> {
+  const f = await ctx.sonofs.meta(checkSha1(hash));
+  if (!f) throw new NotFoundError('FILE_NOT_FOUND', 'you have no file with this filehash');
+  return f;
+}
+
+/** The next multipart part; a body busboy cannot parse is the client's error (400). */
+async function nextPart(parts: AsyncIterator<any>): Promise<IteratorResult<any>> {
+  try {
+    return await parts.next();
+  } catch (err) {
+    const e = err as Error & { status?: number };
+    if (e.status || e instanceof SonofsError) throw e;
+    throw new BadRequestError('MALFORMED_MULTIPART', `multipart body could not be parsed: ${e.message}`);
+  }
+}
+
+export function registerRoutes(app: Application, prefix: string): void {
+  const r = app.router;
+  const p = prefix;
+
+  r.get(`${p}/upload`, route(async ctx => {
+    ctx.type = 'html';
+    ctx.body = uploadPage(p);
+  }));
+
+  r.post(`${p}/upload`, route(async ctx => {
+    if (!ctx.is('multipart')) {
+      throw new BadRequestError('NOT_MULTIPART', 'send multipart/form-data with the file in the field "file"');
+    }
+    const max = app.config.sonofs.maxFileSize;
+    // Refuse before reading a byte when the body alone is too large.
+    if (ctx.request.length > max + 1024 * 1024) throw Object.assign(new Error(`file exceeds the maximum size of ${max} bytes`), { status: 413 });
+    let result;
+    const parts = (ctx.multipart({ autoFields: false }) as unknown as AsyncIterable<any>)[Symbol.asyncIterator]();
+    for (;;) {
+      const { value: part, done } = await nextPart(parts);
+      if (done) break;
+      if (Array.isArray(part)) continue;
+      if (part.fieldname !== 'file' || result) {
+        part.resume();
+        continue;
+      }
+      result = await ctx.sonofs.upload(part);
+    }
+    if (!result) throw new BadRequestError('MISSING_FILE', 'multipart field "file" with a file is required');
+    if (!wantsJson(ctx)) return ctx.redirect(`${p}/upload/suc`);
+    ctx.body = {
+      code: 0,
+      msg: 'OK',
+      data: {
+        FileSha1: result.fileHash,
+        FileName: result.filename,
+        FileSize: result.size,
+        FileId: result.fileId,
+        Location: `${p}/download?fileid=${result.fileId}`,
+        UploadAt: courseTime(result.uploadAt),
+        Mime: result.mime,
+      },
+    };
+  }));
+
+  r.get(`${p}/upload/suc`, route(async ctx => {
+    ctx.type = 'text';
+    ctx.body = 'Upload finished!';
+  }));
+
+  r.get(`${p}/meta`, route(async ctx => {
+    ctx.body = fileMeta(p, await requireUserFile(ctx, param(ctx, 'filehash')));
+  }));
+
+  const query = route(async ctx => {
+    const raw = param(ctx, 'limit');
+    const limit = raw === undefined || raw === '' ? 10 : Number(raw);
+    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) {
+      throw new BadRequestError('INVALID_LIMIT', 'limit must be an integer from 1 to 1000');
+    }
+    ctx.body = (await ctx.sonofs.list(limit)).map(f => fileMeta(p, f));
+  });
+  r.get(`${p}/query`, query);
+  r.post(`${p}/query`, query);
+
+  const download = route(async ctx => {
+    const fileId = param(ctx, 'fileid');
+    let st: FileStat;
+    let name: string;
+    if (fileId !== undefined) {
+      st = await ctx.sonofs.stat(fileId);
+      name = (await ctx.sonofs.meta(st.fileHash))?.name ?? fileId;
+    } else {
+      const f = await requireUserFile(ctx, param(ctx, 'filehash'));
+      st = await ctx.sonofs.stat(f.fileId);
+      name = f.name;
+    }
+    const id = st.fileId;
+    ctx.set('ETag', `"${st.fileHash}"`);
+    ctx.set('Last-Modified', new Date(st.time).toUTCString());
+    ctx.set('Accept-Ranges', 'bytes');
+    ctx.set('Content-Disposition', contentDisposition(name));
+    ctx.type = st.mime;
+    ctx.status = 200; // koa's freshness check only applies to a 2xx response
+    if (ctx.fresh) {
+      ctx.status = 304;
+      return;
+    }
+    let start = 0;
+    let end = st.size - 1;
+    const rangeHeader = ctx.get('Range');
+    const ifRange = ctx.get('If-Range');
+    if (rangeHeader && (!ifRange || ifRange === `"${st.fileHash}"`)) {
+      const ranges = rangeParser(st.size, rangeHeader, { combine: true });
+      if (ranges === -1) {
+        ctx.set('Content-Range', `bytes */${st.size}`);
+        throw new RangeNotSatisfiableError(st.size);
+      }
+      // Malformed (-2) or several ranges: answer with the whole file, as RFC 9110 allows.
+      if (Array.isArray(ranges) && ranges.length === 1 && ranges.type === 'bytes') {
+        ({ start, end } = ranges[0]);
+        ctx.status = 206;
+        ctx.set('Content-Range', `bytes ${start}-${end}/${st.size}`);
+      }
+    }
+    ctx.length = st.size === 0 ? 0 : end - start + 1;
+    if (ctx.method === 'HEAD') {
+      ctx.status = ctx.status === 206 ? 206 : 200;
+      return;
+    }
+    if (st.size === 0) {
+      ctx.body = Buffer.alloc(0);
+    } else if (ctx.status !== 206 && st.size <= SMALL_FILE) {
+      ctx.body = (await ctx.sonofs.getFile(id)).buffer;
+    } else {
+      ctx.body = await ctx.sonofs.createReadStream(id, { start, end });
+    }
+  });
+  r.get(`${p}/download`, download);
+  r.head(`${p}/download`, download);
+
+  r.all(`${p}/update`, route(async ctx => {
+    // The course checks op first (403), then the method (405).
+    if (param(ctx, 'op') !== '0') throw new ForbiddenError('UNSUPPORTED_OP', 'only op=0 (rename) is supported');
+    if (ctx.method !== 'POST') {
+      ctx.set('Allow', 'POST');
+      throw new MethodNotAllowedError(ctx.method, [ 'POST' ]);
+    }
+    const filename = param(ctx, 'filename');
+    if (!filename) throw new BadRequestError('MISSING_PARAM', 'filename is required');
+    ctx.body = fileMeta(p, await ctx.sonofs.rename(checkSha1(param(ctx, 'filehash')), filename));
+  }));
+
+  const remove = route(async ctx => {
+    await ctx.sonofs.remove(checkSha1(param(ctx, 'filehash')));
+    ctx.body = { code: 0, msg: 'OK' };
+  });
+  r.get(`${p}/delete`, remove);
+  r.post(`${p}/delete`, remove);
+}

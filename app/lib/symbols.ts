@@ -1,0 +1,4 @@
+/** Where app.ts keeps the worker's store on the Application. */
+export const STORE = Symbol.for('egg-sonofs#store');
+/** Where agent.ts keeps the leader on the Agent. */
+export const LEADER = Symbol.for('egg-sonofs#leader');

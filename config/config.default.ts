@@ -1,0 +1,56 @@
+import path from 'node:path';
+import type { EggAppConfig, EggAppInfo, Context } from 'egg';
+
+/** The plugin's settings, under `config.sonofs`. */
+export interface SonofsConfig {
+  /** Where bundles and the catalog live. */
+  root: string;
+  /** This node's group (0–255); nodes of a group back each other up in cluster mode. */
+  group: number;
+  /** This node's server number inside its group (0–255). */
+  server: number;
+  /** URL prefix of the built-in routes (default `/file`, as in the course). */
+  prefix: string;
+  /** Register the built-in routes; turn off to mount your own. */
+  routes: boolean;
+  /** Size of a bundle file; allocated sparsely (default 1 GiB). */
+  bundleSize: number;
+  /** Space a worker leases from the agent at a time (default 64 MiB). */
+  extentSize: number;
+  /** Largest file accepted (default 10 GiB). */
+  maxFileSize: number;
+  /** fdatasync before acknowledging (group commit); off trades power-loss safety for speed. */
+  fsync: boolean;
+  /** Who is asking: the id of the user whose links the request reads and writes. */
+  authenticate: (ctx: Context) => string | Promise<string>;
+}
+
+const GiB = 1024 ** 3;
+const MiB = 1024 ** 2;
+
+export default (appInfo: EggAppInfo) => {
+  const config = {} as Partial<EggAppConfig> & { sonofs: SonofsConfig };
+
+  config.sonofs = {
+    root: path.join(appInfo.baseDir, 'data', 'sonofs'),
+    group: 0,
+    server: 0,
+    prefix: '/file',
+    routes: true,
+    bundleSize: GiB,
+    extentSize: 64 * MiB,
+    maxFileSize: 10 * GiB,
+    fsync: true,
+    authenticate: () => 'anonymous',
+  };
+
+  // egg-multipart's defaults (10 MB, an extension whitelist) would refuse most
+  // files; sonofs enforces its own maxFileSize and treats names as labels.
+  (config as any).multipart = {
+    mode: 'stream',
+    fileSize: '10gb',
+    whitelist: () => true,
+  };
+
+  return config;
+};
