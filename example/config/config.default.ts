@@ -1,0 +1,21 @@
+import path from 'node:path';
+import type { EggAppInfo } from 'egg';
+
+const int = (v: string | undefined, fallback: number) => (v === undefined || v === '' ? fallback : Number(v));
+
+export default (appInfo: EggAppInfo) => ({
+  keys: process.env.EGG_KEYS || 'sonofs-demo-change-me',
+  sonofs: {
+    root: path.resolve(process.env.SONOFS_ROOT || 'data'),
+    group: int(process.env.SONOFS_GROUP, 0),
+    server: int(process.env.SONOFS_SERVER, 0),
+  },
+  // The demo's own API; the plugin adds its prefix (/file) to this list itself.
+  security: {
+    csrf: { ignore: [ '/demo' ] },
+  },
+  logger: {
+    dir: path.join(appInfo.baseDir, 'logs'),
+  },
+  rundir: path.join(appInfo.baseDir, 'run'),
+});

@@ -1,0 +1,28 @@
+#!/usr/bin/env node
+'use strict';
+// Starts the demo app (example/) in the foreground with egg-scripts, in
+// production mode. SIGINT/SIGTERM stop the master, the agent and every worker.
+// Environment: PORT (7001), EGG_WORKERS (2), SONOFS_ROOT (./data),
+// SONOFS_GROUP (0), SONOFS_SERVER (0).
+const { spawn } = require('node:child_process');
+const path = require('node:path');
+
+const root = path.join(__dirname, '..');
+const port = process.env.PORT || '7001';
+const workers = process.env.EGG_WORKERS || '2';
+const title = process.env.EGG_TITLE || `egg-sonofs-demo-${port}`;
+
+const child = spawn(process.execPath, [
+  require.resolve('egg-scripts/bin/egg-scripts.js'),
+  'start',
+  `--port=${port}`,
+  `--workers=${workers}`,
+  `--title=${title}`,
+  `--framework=${path.join(root, 'node_modules', 'egg')}`,
+  path.join(root, 'example'),
+], { stdio: 'inherit', env: { ...process.env, SONOFS_ROOT: path.resolve(process.env.SONOFS_ROOT || 'data') } });
+
+for (const signal of [ 'SIGINT', 'SIGTERM', 'SIGQUIT' ]) {
+  process.on(signal, () => child.kill(signal));
+}
+child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
