@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 'use strict';
-// Starts the demo app (example/) in the foreground with egg-scripts, in
-// production mode. SIGINT/SIGTERM stop the master, the agent and every worker.
+// Starts the demo app (dist/example, built by `npm run build`) in the
+// foreground with egg-scripts, in production mode. SIGINT/SIGTERM stop the master, the agent and every worker.
 // Environment: PORT (7001), EGG_WORKERS (2), SONOFS_ROOT (./data),
 // SONOFS_GROUP (0), SONOFS_SERVER (0).
 const { spawn } = require('node:child_process');
@@ -19,7 +19,7 @@ const child = spawn(process.execPath, [
   `--workers=${workers}`,
   `--title=${title}`,
   `--framework=${path.join(root, 'node_modules', 'egg')}`,
-  path.join(root, 'example'),
+  path.join(root, 'dist', 'example'),
 ], { stdio: 'inherit', env: { ...process.env, SONOFS_ROOT: path.resolve(process.env.SONOFS_ROOT || 'data') } });
 
 for (const signal of [ 'SIGINT', 'SIGTERM', 'SIGQUIT' ]) {
