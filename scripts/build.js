@@ -8,7 +8,8 @@ const fs = require('node:fs');
 const path = require('node:path');
 
 const root = path.join(__dirname, '..');
-const dist = path.join(root, 'dist');
+// usage: node scripts/build.js [outDir]   (default: dist)
+const dist = path.resolve(process.argv[2] || path.join(root, 'dist'));
 
 fs.rmSync(dist, { recursive: true, force: true });
 execFileSync(process.execPath, [ require.resolve('typescript/bin/tsc'), '-p', 'tsconfig.build.json', '--outDir', dist ], { cwd: root, stdio: 'inherit' });

@@ -3,7 +3,7 @@
 // Starts the demo app (dist/example, built by `npm run build`) in the
 // foreground with egg-scripts, in production mode. SIGINT/SIGTERM stop the master, the agent and every worker.
 // Environment: PORT (7001), EGG_WORKERS (2), SONOFS_ROOT (./data),
-// SONOFS_GROUP (0), SONOFS_SERVER (0).
+// SONOFS_GROUP (0), SONOFS_SERVER (0); SONOFS_BUILD_DIR picks another build (tests).
 const { spawn } = require('node:child_process');
 const path = require('node:path');
 
@@ -11,6 +11,7 @@ const root = path.join(__dirname, '..');
 const port = process.env.PORT || '7001';
 const workers = process.env.EGG_WORKERS || '2';
 const title = process.env.EGG_TITLE || `egg-sonofs-demo-${port}`;
+const build = path.resolve(process.env.SONOFS_BUILD_DIR || path.join(root, 'dist'));
 
 const child = spawn(process.execPath, [
   require.resolve('egg-scripts/bin/egg-scripts.js'),
@@ -19,7 +20,7 @@ const child = spawn(process.execPath, [
   `--workers=${workers}`,
   `--title=${title}`,
   `--framework=${path.join(root, 'node_modules', 'egg')}`,
-  path.join(root, 'dist', 'example'),
+  path.join(build, 'example'),
 ], { stdio: 'inherit', env: { ...process.env, SONOFS_ROOT: path.resolve(process.env.SONOFS_ROOT || 'data') } });
 
 for (const signal of [ 'SIGINT', 'SIGTERM', 'SIGQUIT' ]) {

@@ -5,10 +5,12 @@ const int = (v: string | undefined, fallback: number) => (v === undefined || v =
 
 export default (appInfo: EggAppInfo) => ({
   keys: process.env.EGG_KEYS || 'sonofs-demo-change-me',
+  middleware: [ 'servedBy' ],
   sonofs: {
     root: path.resolve(process.env.SONOFS_ROOT || 'data'),
     group: int(process.env.SONOFS_GROUP, 0),
     server: int(process.env.SONOFS_SERVER, 0),
+    ...(process.env.SONOFS_EXTENT_MIB ? { extentSize: int(process.env.SONOFS_EXTENT_MIB, 64) * 1024 * 1024 } : {}),
   },
   // The demo's own API; the plugin adds its prefix (/file) to this list itself.
   security: {

@@ -1,3 +1,4 @@
+import http from 'node:http';
 import { randomBytes, createHash } from 'node:crypto';
 
 /** supertest parser that keeps binary bodies as a Buffer. */
@@ -28,4 +29,36 @@ export function multipart(parts: Array<{ name: string; filename?: string; filena
   }
   chunks.push(Buffer.from(`--${boundary}--\r\n`));
   return { body: Buffer.concat(chunks), contentType: `multipart/form-data; boundary=${boundary}` };
+}
+
+export interface SimpleResponse {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Buffer;
+  json(): any;
+}
+
+/** One HTTP request on a fresh connection (so the master spreads them over workers). */
+export function request(url: string, opts: { method?: string; headers?: Record<string, string | number>; body?: Buffer } = {}): Promise<SimpleResponse> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, { method: opts.method ?? 'GET', headers: { Connection: 'close', ...opts.headers }, agent: false }, res => {
+      const chunks: Buffer[] = [];
+      res.on('data', c => chunks.push(c));
+      res.on('end', () => {
+        const body = Buffer.concat(chunks);
+        resolve({ status: res.statusCode!, headers: res.headers, body, json: () => JSON.parse(body.toString()) });
+      });
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(opts.body);
+  });
+}
+
+/** POST /file/upload as a JSON client; resolves to the response. */
+export function uploadTo(base: string, data: Buffer, filename = 'f.bin', headers: Record<string, string> = {}) {
+  const { body, contentType } = multipart([ { name: 'file', filename, data } ]);
+  return request(`${base}/file/upload`, {
+    method: 'POST', body, headers: { Accept: 'application/json', 'Content-Type': contentType, 'Content-Length': body.length, ...headers },
+  });
 }

@@ -1,0 +1,60 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import mm, { MockApplication } from 'egg-mock';
+import { decodeFileId, HEADER_SIZE } from '../lib';
+import { request, sha1, uploadTo } from './support/http';
+
+describe('plugin across processes (mm.cluster: agent + 2 workers)', () => {
+  let app: MockApplication;
+  let root: string;
+  let base: string;
+
+  before(async () => {
+    root = fs.mkdtempSync(path.join(os.tmpdir(), 'sonofs-cluster-'));
+    process.env.SONOFS_TEST_ROOT = root;
+    app = mm.cluster({ baseDir: 'apps/sonofs-app', workers: 2, coverage: false, port: 17311 } as any);
+    await app.ready();
+    base = 'http://127.0.0.1:17311';
+  });
+
+  after(async () => {
+    await app.close();
+    fs.rmSync(root, { recursive: true, force: true });
+  });
+
+  it('both workers write with space from the agent, never the same bytes, and every file reads back', async () => {
+    const blobs = Array.from({ length: 60 }, (_, i) => randomBytes(5_000 + i * 1_013));
+    const responses = await Promise.all(blobs.map((b, i) => uploadTo(base, b, `${i}.bin`)));
+    const pids = new Set(responses.map(r => r.headers['x-served-by']));
+    assert.equal(pids.size, 2, `expected uploads on both workers, got ${[ ...pids ]}`);
+    const ids = responses.map(r => {
+      assert.equal(r.status, 200, r.body.toString());
+      return r.json().data.FileId as string;
+    });
+    // records of different workers never overlap
+    const spans = ids.map(id => decodeFileId(id)).map(l => ({ b: l.bundle, from: l.offset, to: l.offset + HEADER_SIZE + l.size }))
+      .sort((x, y) => x.b - y.b || x.from - y.from);
+    for (let i = 1; i < spans.length; i++) {
+      if (spans[i].b === spans[i - 1].b) assert(spans[i].from >= spans[i - 1].to, `overlap at ${JSON.stringify(spans[i])}`);
+    }
+    for (let i = 0; i < ids.length; i++) {
+      const res = await request(`${base}/file/download?fileid=${ids[i]}`);
+      assert.equal(res.status, 200);
+      assert.equal(sha1(res.body), sha1(blobs[i]));
+    }
+  });
+
+  it('stores identical content once when two users upload it to different workers at once', async () => {
+    const data = randomBytes(30_000);
+    const results = await Promise.all([ 'u1', 'u2', 'u3', 'u4' ].map(user => uploadTo(base, data, `${user}.bin`, { 'x-user': user })));
+    const ids = new Set(results.map(r => r.json().data.FileId));
+    assert.equal(ids.size, 1, 'every user must get the one stored copy');
+    for (const user of [ 'u1', 'u2', 'u3', 'u4' ]) {
+      const meta = await request(`${base}/file/meta?filehash=${sha1(data)}`, { headers: { 'x-user': user } });
+      assert.equal(meta.json().FileName, `${user}.bin`);
+    }
+  });
+});
