@@ -1,4 +1,5 @@
 import { createBundle, listBundles } from './bundle-files';
+import { recordAt } from './scanner';
 import type { AllocState, Catalog, ExtentLease } from './catalog';
 import { MAX_BUNDLE } from './file-id';
 import { SonofsError } from './errors';
@@ -36,9 +37,8 @@ export class ExtentAllocator {
     const saved = await this.catalog.getAllocState();
     // Never trust a saved position behind what is on disk (lost or restored
     // metadata): start a fresh bundle rather than risk reusing written space.
-    this.state = saved && saved.nextBundle >= firstFree
-      ? saved
-      : { bundle: -1, next: 0, nextBundle: firstFree };
+    const trusted = saved && saved.nextBundle >= firstFree && !(saved.bundle >= 0 && recordAt(this.opts.root, saved.bundle, saved.next));
+    this.state = trusted ? saved : { bundle: -1, next: 0, nextBundle: Math.max(firstFree, saved?.nextBundle ?? 0) };
   }
 
   /** Leases at least `bytes` of contiguous, extent-aligned space to `owner`. */

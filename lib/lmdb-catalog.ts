@@ -23,16 +23,16 @@ const leaseKey = (bundle: number, offset: number): Key => [ 'x', bundle, offset 
  * SQLite for its zero-copy reads (the read path checks liveness per request)
  * and over JSON files for atomic multi-key updates.
  *
- * Commits do not fsync (noSync): durability comes from the bundle, which is
- * fsynced before an upload is acknowledged and holds every operation as a
- * record. After a power loss the agent replays records newer than `seq`.
+ * Operations run as lmdb's asynchronous transactions: callbacks queued in the
+ * same tick share one durable commit (group commit), so a resolved operation
+ * is on disk without paying one fsync per upload.
  */
 export class LmdbCatalog implements Catalog {
   private readonly db: RootDatabase;
 
   constructor(readonly dir: string) {
     fs.mkdirSync(dir, { recursive: true });
-    this.db = open({ path: dir, noSync: true, compression: false });
+    this.db = open({ path: dir, compression: false });
   }
 
   async getBlob(sha1: string): Promise<BlobInfo | undefined> {
@@ -55,14 +55,14 @@ export class LmdbCatalog implements Catalog {
   }
 
   async commitUpload(c: UploadCommit, writeBlob: RecordWrite, writeLink: RecordWrite): Promise<UploadOutcome> {
-    return this.db.transactionSync(() => {
+    return this.db.transaction(() => {
       const seq = this.bumpSeq();
       const existing: BlobInfo | undefined = this.db.get(blobKey(c.blob.sha1));
       if (existing) {
         writeLink(seq);
       } else {
         writeBlob(seq);
-        this.db.putSync(blobKey(c.blob.sha1), { ...c.blob, refs: 0 });
+        this.db.put(blobKey(c.blob.sha1), { ...c.blob, refs: 0 });
       }
       const link = this.putLink(c.user, c.blob.sha1, c.name, c.blob.time, c.blob.time);
       return { blob: this.db.get(blobKey(c.blob.sha1)), link, created: !existing };
@@ -70,7 +70,7 @@ export class LmdbCatalog implements Catalog {
   }
 
   async link(user: string, sha1: string, name: string, write: RecordWrite): Promise<UserFile> {
-    return this.db.transactionSync(() => {
+    return this.db.transaction(() => {
       if (!this.db.get(blobKey(sha1))) throw new NotFoundError('FILE_NOT_FOUND', `no stored content has sha1 ${sha1}`);
       const seq = this.bumpSeq();
       write(seq);
@@ -81,7 +81,7 @@ export class LmdbCatalog implements Catalog {
   }
 
   async rename(user: string, sha1: string, name: string, write: RecordWrite): Promise<UserFile> {
-    return this.db.transactionSync(() => {
+    return this.db.transaction(() => {
       const link: StoredLink | undefined = this.db.get(linkKey(user, sha1));
       if (!link) throw new NotFoundError('FILE_NOT_FOUND', `you have no file with sha1 ${sha1}`);
       write(this.bumpSeq());
@@ -91,7 +91,7 @@ export class LmdbCatalog implements Catalog {
   }
 
   async unlink(user: string, sha1: string, write: RecordWrite): Promise<boolean> {
-    return this.db.transactionSync(() => {
+    return this.db.transaction(() => {
       if (!this.db.get(linkKey(user, sha1))) throw new NotFoundError('FILE_NOT_FOUND', `you have no file with sha1 ${sha1}`);
       write(this.bumpSeq());
       return this.dropLink(user, sha1);
@@ -104,13 +104,13 @@ export class LmdbCatalog implements Catalog {
 
   async replay(records: ReplayRecord[]): Promise<number> {
     const sorted = [ ...records ].sort((a, b) => a.seq - b.seq || a.time - b.time);
-    return this.db.transactionSync(() => {
+    return this.db.transaction(() => {
       const from: number = this.db.get(SEQ) ?? 0;
       let applied = 0;
       for (const r of sorted) {
         if (r.seq <= from) continue;
         this.applyRecord(r);
-        this.db.putSync(SEQ, r.seq);
+        this.db.put(SEQ, r.seq);
         applied++;
       }
       return applied;
@@ -126,14 +126,14 @@ export class LmdbCatalog implements Catalog {
   }
 
   async recordLease(state: AllocState, lease: ExtentLease): Promise<void> {
-    this.db.transactionSync(() => {
-      this.db.putSync(ALLOC, state);
-      this.db.putSync(leaseKey(lease.bundle, lease.offset), lease);
+    await this.db.transaction(() => {
+      this.db.put(ALLOC, state);
+      this.db.put(leaseKey(lease.bundle, lease.offset), lease);
     });
   }
 
   async closeLease(bundle: number, offset: number): Promise<void> {
-    this.db.removeSync(leaseKey(bundle, offset));
+    await this.db.remove(leaseKey(bundle, offset));
   }
 
   async openLeases(): Promise<ExtentLease[]> {
@@ -150,7 +150,7 @@ export class LmdbCatalog implements Catalog {
     switch (r.kind) {
       case 'blob':
         if (!this.db.get(blobKey(r.sha1))) {
-          this.db.putSync(blobKey(r.sha1), {
+          this.db.put(blobKey(r.sha1), {
             sha1: r.sha1, fileId: r.fileId!, size: r.size!, mime: r.mime!, time: r.time, refs: 0,
           } satisfies BlobInfo);
         }
@@ -168,7 +168,7 @@ export class LmdbCatalog implements Catalog {
 
   private bumpSeq(): number {
     const seq = (this.db.get(SEQ) ?? 0) + 1;
-    this.db.putSync(SEQ, seq);
+    this.db.put(SEQ, seq);
     return seq;
   }
 
@@ -176,28 +176,28 @@ export class LmdbCatalog implements Catalog {
   private putLink(user: string, sha1: string, name: string, at: number, mtime: number): LinkInfo {
     const old: StoredLink | undefined = this.db.get(linkKey(user, sha1));
     if (old) {
-      if (old.at !== at) this.db.removeSync(timeKey(user, old.at, sha1));
+      if (old.at !== at) this.db.remove(timeKey(user, old.at, sha1));
     } else {
       const blob: BlobInfo = this.db.get(blobKey(sha1));
-      this.db.putSync(blobKey(sha1), { ...blob, refs: blob.refs + 1 });
+      this.db.put(blobKey(sha1), { ...blob, refs: blob.refs + 1 });
     }
-    this.db.putSync(linkKey(user, sha1), { name, at, mtime } satisfies StoredLink);
-    this.db.putSync(timeKey(user, at, sha1), 1);
+    this.db.put(linkKey(user, sha1), { name, at, mtime } satisfies StoredLink);
+    this.db.put(timeKey(user, at, sha1), 1);
     return { user, sha1, name, at, mtime };
   }
 
   /** Removes a link; drops the blob when it was the last one. */
   private dropLink(user: string, sha1: string): boolean {
     const old: StoredLink = this.db.get(linkKey(user, sha1));
-    this.db.removeSync(linkKey(user, sha1));
-    this.db.removeSync(timeKey(user, old.at, sha1));
+    this.db.remove(linkKey(user, sha1));
+    this.db.remove(timeKey(user, old.at, sha1));
     const blob: BlobInfo | undefined = this.db.get(blobKey(sha1));
     if (!blob) return false;
     if (blob.refs <= 1) {
-      this.db.removeSync(blobKey(sha1));
+      this.db.remove(blobKey(sha1));
       return true;
     }
-    this.db.putSync(blobKey(sha1), { ...blob, refs: blob.refs - 1 });
+    this.db.put(blobKey(sha1), { ...blob, refs: blob.refs - 1 });
     return false;
   }
 

@@ -109,15 +109,43 @@ function dataCrc(fd: number, start: number, len: number): number {
   return crc;
 }
 
+/** True when a valid record header sits at this position (used space). */
+export function recordAt(root: string, bundle: number, offset: number): boolean {
+  let fd: number;
+  try {
+    fd = fs.openSync(bundlePath(root, bundle), 'r');
+  } catch {
+    return false;
+  }
+  try {
+    const head = Buffer.alloc(HEADER_SIZE);
+    return fs.readSync(fd, head, 0, HEADER_SIZE, offset) === HEADER_SIZE && decodeHeader(head) !== undefined;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+export type RecoveryMode = 'rebuild' | 'replay' | 'reconcile';
+
 /**
- * Start-up recovery, run by the leader before workers write: an empty catalog
- * with bundles on disk is rebuilt from all of them; otherwise only extents still
- * leased (possibly written after the catalog's last durable state) are replayed.
+ * Start-up recovery, run by the leader before workers write:
+ * - an empty catalog (new, or lost) is rebuilt from every bundle;
+ * - a catalog whose allocator position is behind the disk (restored from an
+ *   old copy) gets every newer record replayed from every bundle;
+ * - otherwise only extents still leased are replayed (records a crashed
+ *   worker wrote but did not commit).
  */
-export async function recoverCatalog(catalog: Catalog, root: string, opts: ScanOptions): Promise<{ mode: 'rebuild' | 'reconcile'; applied: number; corrupt: number }> {
+export async function recoverCatalog(catalog: Catalog, root: string, opts: ScanOptions): Promise<{ mode: RecoveryMode; applied: number; corrupt: number }> {
   if (await catalog.isEmpty()) {
     const r = scanAll(root, opts);
     return { mode: 'rebuild', applied: await catalog.replay(r.records), corrupt: r.corrupt };
+  }
+  const state = await catalog.getAllocState();
+  const behind = listBundles(root).some(b => !state || b >= state.nextBundle)
+    || (!!state && state.bundle >= 0 && recordAt(root, state.bundle, state.next));
+  if (behind) {
+    const r = scanAll(root, opts);
+    return { mode: 'replay', applied: await catalog.replay(r.records), corrupt: r.corrupt };
   }
   const records: ReplayRecord[] = [];
   let corrupt = 0;

@@ -20,6 +20,10 @@ export async function openLeader(opts: NodeOptions) {
   const recovery = await recoverCatalog(catalog, opts.root, {
     group: opts.group, server: opts.server, extentSize: opts.extentSize, verifyData: true,
   });
+  // Extents of workers that are gone were just replayed; stop rescanning them.
+  for (const lease of await catalog.openLeases()) {
+    if (!isAlive(lease.owner)) await catalog.closeLease(lease.bundle, lease.offset);
+  }
   const allocator = new ExtentAllocator(catalog, opts);
   await allocator.init();
   return { catalog, allocator, recovery };
@@ -37,4 +41,13 @@ export async function openStandalone(opts: NodeOptions) {
       await leader.catalog.close();
     },
   };
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
