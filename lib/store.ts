@@ -184,46 +184,65 @@ export class SonofsStore {
   }
 
   /** Header + liveness check; the basis of every read. */
-  async stat(fileId: string): Promise<FileStat & { loc: FileLocation }> {
-    const loc = decodeFileId(fileId);
-    const notFound = () => new NotFoundError('FILE_NOT_FOUND', 'no file has this fileid');
-    if (loc.group !== this.opts.group || loc.server !== this.opts.server) throw notFound();
-    const h = await this.readHeader(loc);
-    if (!h || h.kind !== RecordKind.Blob || h.cookie !== loc.cookie || h.dataLen !== loc.size || h.mimeCode !== loc.mimeCode) {
-      throw notFound();
-    }
-    const sha1 = h.sha1.toString('hex');
-    // Content whose last link was deleted is garbage: its id no longer answers.
-    const blob = await this.catalog.getBlob(sha1);
-    if (!blob || blob.fileId !== fileId) throw notFound();
-    return { fileId, fileHash: sha1, size: h.dataLen, mime: blob.mime ?? mimeFromCode(h.mimeCode), time: h.time, loc };
+  async stat(fileId: string): Promise<FileStat> {
+    const loc = this.locate(fileId);
+    return this.validate(fileId, loc, await this.readHeader(loc));
   }
 
-  /** The whole file in memory, as sonofs's getFile: one positioned read, checksum verified. */
-  async getFile(fileId: string): Promise<StoredFile> {
-    const loc = decodeFileId(fileId);
+  /**
+   * The whole file in memory, as sonofs's getFile: one positioned read of
+   * header and data, checked against the id and the data checksum.
+   */
+  async getFile(fileId: string): Promise<StoredFile & FileStat> {
+    const loc = this.locate(fileId);
     if (loc.size > this.maxBufferSize) {
       throw new SonofsError(413, 'FILE_TOO_LARGE_FOR_BUFFER', `file is ${loc.size} bytes; use createReadStream for files over ${this.maxBufferSize}`);
     }
-    const st = await this.stat(fileId);
-    const buf = await this.pread(loc.bundle, loc.offset, HEADER_SIZE + loc.size);
-    const h = decodeHeader(buf)!;
+    let buf: Buffer;
+    try {
+      buf = await this.pread(loc.bundle, loc.offset, HEADER_SIZE + loc.size);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw fileNotFound();
+      throw err;
+    }
+    const h = decodeHeader(buf);
+    const st = await this.validate(fileId, loc, h);
     const data = buf.subarray(HEADER_SIZE);
-    if (!h || crc32c(data) !== h.dataCrc) throw new CorruptRecordError(`stored data of ${fileId} failed its checksum`);
-    return { mime: st.mime, size: st.size, buffer: data };
+    if (data.length !== loc.size || crc32c(data) !== h!.dataCrc) throw new CorruptRecordError(`stored data of ${fileId} failed its checksum`);
+    return { ...st, buffer: data };
   }
 
   /** Streams [start, end] of a file; a whole-file stream is checksum-verified as it goes. */
   async createReadStream(fileId: string, range: ReadRange = {}): Promise<Readable> {
-    const st = await this.stat(fileId);
+    const loc = this.locate(fileId);
+    const h = await this.readHeader(loc);
+    const st = await this.validate(fileId, loc, h);
     const start = range.start ?? 0;
     const end = range.end ?? st.size - 1;
     if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || end >= st.size || (start > end && st.size > 0)) {
       throw new BadRequestError('INVALID_RANGE', `range [${start}, ${end}] is outside the file (size ${st.size})`);
     }
-    const h = (await this.readHeader(st.loc))!;
     const whole = start === 0 && end === st.size - 1;
-    return new RecordReadStream(this.files, st.loc.bundle, st.loc.offset + HEADER_SIZE, start, end + 1, whole ? h.dataCrc : undefined);
+    return new RecordReadStream(this.files, loc.bundle, loc.offset + HEADER_SIZE, start, end + 1, whole ? h!.dataCrc : undefined);
+  }
+
+  /** Parses an id and checks it names this node. */
+  private locate(fileId: string): FileLocation {
+    const loc = decodeFileId(fileId);
+    if (loc.group !== this.opts.group || loc.server !== this.opts.server) throw fileNotFound();
+    return loc;
+  }
+
+  /** The record must be a blob matching the id, and its content still live. */
+  private async validate(fileId: string, loc: FileLocation, h: RecordHeader | undefined): Promise<FileStat> {
+    if (!h || h.kind !== RecordKind.Blob || h.cookie !== loc.cookie || h.dataLen !== loc.size || h.mimeCode !== loc.mimeCode) {
+      throw fileNotFound();
+    }
+    const sha1 = h.sha1.toString('hex');
+    // Content whose last link was deleted is garbage: its id no longer answers.
+    const blob = await this.catalog.getBlob(sha1);
+    if (!blob || blob.fileId !== fileId) throw fileNotFound();
+    return { fileId, fileHash: sha1, size: h.dataLen, mime: blob.mime ?? mimeFromCode(h.mimeCode), time: h.time };
   }
 
   getUserFile(user: string, sha1: string): Promise<UserFile | undefined> {
@@ -305,6 +324,10 @@ export class SonofsStore {
       this.files.release(bundle);
     }
   }
+}
+
+function fileNotFound(): NotFoundError {
+  return new NotFoundError('FILE_NOT_FOUND', 'no file has this fileid');
 }
 
 /** Reads up to `limit` bytes; `ended` tells whether the stream ended within them. */

@@ -286,6 +286,15 @@ describe('plugin in one process (mm.app)', () => {
       assert.equal((await ctx.sonofs.list(10)).length, 2);
     });
 
+    it('answers 401 JSON when the authenticate hook accepts no user, and stores nothing', async () => {
+      mm(app.config.sonofs, 'authenticate', () => '');
+      const res = await app.httpRequest().post('/file/upload').set('Accept', 'application/json')
+        .attach('file', Buffer.from('who am i'), 'who.txt').expect(401);
+      assert.deepEqual(res.body, { code: 'UNAUTHORIZED', msg: 'authentication required' });
+      mm.restore();
+      await app.httpRequest().get(`/file/meta?filehash=${sha1(Buffer.from('who am i'))}`).expect(404);
+    });
+
     it('app.sonofs works outside a request with an explicit user', async () => {
       const r = await app.sonofs.upload(Readable.from([ Buffer.from('background job') ]), { user: 'cron', filename: 'job.log' });
       assert.equal((await app.sonofs.getUserFile('cron', r.fileHash))!.name, 'job.log');

@@ -61,7 +61,7 @@ export class SonofsContext {
   }
 
   /** `{ mime, size, buffer }` of a stored file, as sonofs's getFile. */
-  getFile(fileId: string): Promise<StoredFile> {
+  getFile(fileId: string): Promise<StoredFile & FileStat> {
     return this.store.getFile(fileId);
   }
 

@@ -3,7 +3,8 @@ import type { Application, Context } from 'egg';
 import rangeParser from 'range-parser';
 import type { FileStat, UserFile } from '../../lib';
 import {
-  BadRequestError, ForbiddenError, MethodNotAllowedError, NotFoundError, RangeNotSatisfiableError, SonofsError, checkSha1,
+  BadRequestError, ForbiddenError, MethodNotAllowedError, NotFoundError, RangeNotSatisfiableError, SonofsError,
+  checkSha1, decodeFileId,
 } from '../../lib';
 import { sendError } from './http-errors';
 import { uploadPage } from './upload-page';
@@ -139,17 +140,13 @@ export function registerRoutes(app: Application, prefix: string): void {
 
   const download = route(async ctx => {
     const fileId = param(ctx, 'fileid');
-    let st: FileStat;
-    let name: string;
-    if (fileId !== undefined) {
-      st = await ctx.sonofs.stat(fileId);
-      name = (await ctx.sonofs.meta(st.fileHash))?.name ?? fileId;
-    } else {
-      const f = await requireUserFile(ctx, param(ctx, 'filehash'));
-      st = await ctx.sonofs.stat(f.fileId);
-      name = f.name;
-    }
-    const id = st.fileId;
+    const link = fileId === undefined ? await requireUserFile(ctx, param(ctx, 'filehash')) : undefined;
+    const id = fileId ?? link!.fileId;
+    // A small file comes with its stat from one positioned read.
+    const small = ctx.method === 'GET' && !ctx.get('Range') && decodeFileId(id).size <= SMALL_FILE;
+    const file = small ? await ctx.sonofs.getFile(id) : undefined;
+    const st: FileStat = file ?? await ctx.sonofs.stat(id);
+    const name = link?.name ?? (await ctx.sonofs.meta(st.fileHash))?.name ?? st.fileId;
     ctx.set('ETag', `"${st.fileHash}"`);
     ctx.set('Last-Modified', new Date(st.time).toUTCString());
     ctx.set('Accept-Ranges', 'bytes');
@@ -182,10 +179,8 @@ export function registerRoutes(app: Application, prefix: string): void {
       ctx.status = ctx.status === 206 ? 206 : 200;
       return;
     }
-    if (st.size === 0) {
-      ctx.body = Buffer.alloc(0);
-    } else if (ctx.status !== 206 && st.size <= SMALL_FILE) {
-      ctx.body = (await ctx.sonofs.getFile(id)).buffer;
+    if (file) {
+      ctx.body = file.buffer;
     } else {
       ctx.body = await ctx.sonofs.createReadStream(id, { start, end });
     }
