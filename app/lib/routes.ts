@@ -86,6 +86,7 @@ export function registerRoutes(app: Application, prefix: string): void {
     if (!ctx.is('multipart')) {
       throw new BadRequestError('NOT_MULTIPART', 'send multipart/form-data with the file in the field "file"');
     }
+    await ctx.sonofs.user(); // 401 before reading a byte of the body
     const max = app.config.sonofs.maxFileSize;
     // Refuse before reading a byte when the body alone is too large.
     if (ctx.request.length > max + 1024 * 1024) throw Object.assign(new Error(`file exceeds the maximum size of ${max} bytes`), { status: 413 });
