@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import mm, { MockApplication } from 'egg-mock';
-import { decodeFileId } from '../lib';
+import { decodeFileId, encodeMeta, recordLength } from '../lib';
 import { binaryParser, multipart, sha1 } from './support/http';
 
 describe('plugin in one process (mm.app)', () => {
@@ -128,6 +128,7 @@ describe('plugin in one process (mm.app)', () => {
     });
 
     it('records nothing when the client aborts mid-upload, and reuses the space', async () => {
+      const before = decodeFileId((await upload('before the abort', 'before.txt', 'aborter')).FileId);
       const server = app.listen(0);
       const { port } = server.address() as net.AddressInfo;
       const { body, contentType } = multipart([ { name: 'file', filename: 'cut.bin', data: randomBytes(2 * 1024 * 1024) } ]);
@@ -143,7 +144,12 @@ describe('plugin in one process (mm.app)', () => {
       await new Promise(r => setTimeout(r, 200));
       server.close();
       const list = await app.httpRequest().get('/file/query').set('x-user', 'aborter').expect(200);
-      assert.deepEqual(list.body, []);
+      assert.deepEqual(list.body.map((f: any) => f.FileName), [ 'before.txt' ]);
+      // the aborted upload's slot was given back: the next record starts where it did
+      const after = decodeFileId((await upload('after the abort', 'after.txt', 'aborter')).FileId);
+      assert.equal(after.bundle, before.bundle);
+      const beforeRecord = recordLength(before.size, encodeMeta({ u: 'aborter', n: 'before.txt', m: 'text/plain' }).length);
+      assert.equal(after.offset, before.offset + beforeRecord);
     });
   });
 

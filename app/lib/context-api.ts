@@ -1,7 +1,7 @@
 import type { Context } from 'egg';
 import type { Readable } from 'node:stream';
 import type { FileStat, ReadRange, SonofsStore, StoredFile, UploadResult, UserFile } from '../../lib';
-import { checkSha1, UnauthorizedError } from '../../lib';
+import { checkSha1, UnauthorizedError, UploadAbortedError } from '../../lib';
 
 export interface CtxUploadOptions {
   filename?: string;
@@ -48,16 +48,29 @@ export class SonofsContext {
   async upload(a: Readable | string, b?: Readable | CtxUploadOptions): Promise<UploadResult> {
     const [ stream, opts ] = typeof a === 'string' ? [ b as Readable, { mime: a } ] : [ a, (b ?? {}) as CtxUploadOptions ];
     const part = stream as Readable & PartLike;
+    const user = await this.user();
+    const fromBody = part.fieldname !== undefined || stream === this.ctx.req;
     // A part of this request's body can be no longer than the body itself:
     // that bound lets the store reserve space without buffering.
-    const sizeBound = part.fieldname !== undefined && this.ctx.request.length ? this.ctx.request.length : undefined;
-    return this.store.upload(stream, {
-      user: await this.user(),
-      filename: opts.filename ?? part.filename,
-      mime: opts.mime ?? part.mimeType ?? part.mime,
-      size: opts.size,
-      sizeBound,
-    });
+    const sizeBound = fromBody && this.ctx.request.length ? this.ctx.request.length : undefined;
+    // busboy leaves a file stream hanging when the client disconnects; end it
+    // so the upload fails (and gives its space back) instead of waiting forever.
+    const req = this.ctx.req;
+    const onClose = () => {
+      if (!req.complete) stream.destroy(new UploadAbortedError());
+    };
+    if (fromBody) req.once('close', onClose);
+    try {
+      return await this.store.upload(stream, {
+        user,
+        filename: opts.filename ?? part.filename,
+        mime: opts.mime ?? part.mimeType ?? part.mime,
+        size: opts.size,
+        sizeBound,
+      });
+    } finally {
+      if (fromBody) req.off('close', onClose);
+    }
   }
 
   /** `{ mime, size, buffer }` of a stored file, as sonofs's getFile. */
