@@ -29,12 +29,8 @@ const CHUNK = 1 << 20;
  */
 export function scanRange(root: string, bundle: number, start: number, end: number, opts: ScanOptions): ScanResult {
   const out: ScanResult = { records: [], corrupt: 0 };
-  let fd: number;
-  try {
-    fd = fs.openSync(bundlePath(root, bundle), 'r');
-  } catch {
-    return out;
-  }
+  const fd = openForScan(root, bundle);
+  if (fd === undefined) return out;
   try {
     const size = fs.fstatSync(fd).size;
     const stop = Math.min(end, size);
@@ -68,6 +64,15 @@ export function scanAll(root: string, opts: ScanOptions): ScanResult {
     all.corrupt += r.corrupt;
   }
   return all;
+}
+
+/** A bundle's fd for reading, or undefined when it does not exist. */
+function openForScan(root: string, bundle: number): number | undefined {
+  try {
+    return fs.openSync(bundlePath(root, bundle), 'r');
+  } catch {
+    return undefined;
+  }
 }
 
 function readRecord(fd: number, bundle: number, pos: number, h: RecordHeader, opts: ScanOptions): ReplayRecord | undefined {
@@ -111,12 +116,8 @@ function dataCrc(fd: number, start: number, len: number): number {
 
 /** True when a valid record header sits at this position (used space). */
 export function recordAt(root: string, bundle: number, offset: number): boolean {
-  let fd: number;
-  try {
-    fd = fs.openSync(bundlePath(root, bundle), 'r');
-  } catch {
-    return false;
-  }
+  const fd = openForScan(root, bundle);
+  if (fd === undefined) return false;
   try {
     const head = Buffer.alloc(HEADER_SIZE);
     return fs.readSync(fd, head, 0, HEADER_SIZE, offset) === HEADER_SIZE && decodeHeader(head) !== undefined;
