@@ -5,6 +5,7 @@ import type { ExtentLease } from './catalog';
 import { align, paddingHeader, pendingHeader } from './record';
 
 const write = promisify(fs.write);
+const writev = promisify(fs.writev);
 
 /** Where a worker gets extents from: the agent over the messenger, or in-process. */
 export interface ExtentSource {
@@ -54,6 +55,15 @@ export class Slot {
       const { bytesWritten } = await write(this.fd, buf, done, buf.length - done, this.offset + pos + done);
       done += bytesWritten;
     }
+  }
+
+  /** Writes `bufs` back to back at `pos` with one vectored write (no copy). */
+  async writev(bufs: Buffer[], pos: number): Promise<void> {
+    const total = bufs.reduce((n, b) => n + b.length, 0);
+    this.check(pos, total);
+    const { bytesWritten } = await writev(this.fd, bufs, this.offset + pos);
+    // A short write is rare (signals, full disk): finish the rest plainly.
+    if (bytesWritten < total) await this.write(Buffer.concat(bufs).subarray(bytesWritten), pos + bytesWritten);
   }
 
   /** Writes at `pos` synchronously (for headers and small records). */

@@ -370,13 +370,15 @@ async function writeData(slot: Slot, head: Buffer[], source: Readable, bound: nu
   let size = 0;
   let sinkError: Error | undefined;
   const take = async (chunks: Buffer[]) => {
-    const buf = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks);
-    if (size + buf.length > bound) throw exceeded();
-    sha1.update(buf);
-    crc = crc32c(buf, crc);
+    const len = chunks.reduce((n, c) => n + c.length, 0);
+    if (size + len > bound) throw exceeded();
+    for (const c of chunks) {
+      sha1.update(c);
+      crc = crc32c(c, crc);
+    }
     const at = size;
-    size += buf.length;
-    await slot.write(buf, HEADER_SIZE + at);
+    size += len;
+    await slot.writev(chunks, HEADER_SIZE + at);
   };
   const sink = new Writable({
     highWaterMark: 1 << 20,
