@@ -24,8 +24,10 @@ const leaseKey = (bundle: number, offset: number): Key => [ 'x', bundle, offset 
  * and over JSON files for atomic multi-key updates.
  *
  * Operations run as lmdb's asynchronous transactions: callbacks queued in the
- * same tick share one durable commit (group commit), so a resolved operation
- * is on disk without paying one fsync per upload.
+ * same tick share one commit. A resolved operation is committed and visible to
+ * every process; lmdb flushes it to disk just after (overlappingSync). An
+ * acknowledged upload does not depend on that flush: its record in the bundle
+ * is fsynced first, and start-up recovery replays records the catalog lacks.
  */
 export class LmdbCatalog implements Catalog {
   private readonly db: RootDatabase;

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import { promisify } from 'node:util';
 import type { BundleFiles } from './bundle-files';
 import type { ExtentLease } from './catalog';
-import { align, paddingHeader, pendingHeader } from './record';
+import { HEADER_SIZE, align, paddingHeader, pendingHeader } from './record';
 
 const write = promisify(fs.write);
 const writev = promisify(fs.writev);
@@ -16,12 +16,19 @@ export interface ExtentSource {
 
 class ActiveExtent {
   next: number;
+  /**
+   * End of the furthest slot ever cut. Bytes in [next, highWater) may hold
+   * data of an aborted or shrunk slot (user bytes that could mimic a record),
+   * so the header chain on disk must always reach past them: see cover().
+   */
+  highWater: number;
   inflight = 0;
   retired = false;
   readonly end: number;
 
-  constructor(readonly lease: ExtentLease) {
+  constructor(readonly lease: ExtentLease, readonly dedicated = false) {
     this.next = lease.offset;
+    this.highWater = lease.offset;
     this.end = lease.offset + lease.length;
   }
 }
@@ -34,22 +41,44 @@ class ActiveExtent {
  */
 export class Slot {
   private settled = false;
+  /** Data writes not yet returned: the space must not be reused before they land. */
+  private readonly writing = new Set<Promise<void>>();
 
   constructor(
     private readonly writer: SlotWriter,
     private readonly ext: ActiveExtent,
     readonly fd: number,
     readonly offset: number,
-    readonly length: number,
+    private len: number,
   ) {}
+
+  /** Bytes reserved; shrinkTo may lower it. */
+  get length(): number {
+    return this.len;
+  }
 
   get bundle(): number {
     return this.ext.lease.bundle;
   }
 
   /** Writes at `pos` bytes into the slot (async, for data). */
-  async write(buf: Buffer, pos: number): Promise<void> {
+  write(buf: Buffer, pos: number): Promise<void> {
     this.check(pos, buf.length);
+    return this.track(this.writeAll(buf, pos));
+  }
+
+  /** Writes `bufs` back to back at `pos` with one vectored write (no copy). */
+  writev(bufs: Buffer[], pos: number): Promise<void> {
+    const total = bufs.reduce((n, b) => n + b.length, 0);
+    this.check(pos, total);
+    return this.track((async () => {
+      const { bytesWritten } = await writev(this.fd, bufs, this.offset + pos);
+      // A short write is rare (signals, full disk): finish the rest plainly.
+      if (bytesWritten < total) await this.writeAll(Buffer.concat(bufs).subarray(bytesWritten), pos + bytesWritten);
+    })());
+  }
+
+  private async writeAll(buf: Buffer, pos: number): Promise<void> {
     let done = 0;
     while (done < buf.length) {
       const { bytesWritten } = await write(this.fd, buf, done, buf.length - done, this.offset + pos + done);
@@ -57,20 +86,17 @@ export class Slot {
     }
   }
 
-  /** Writes `bufs` back to back at `pos` with one vectored write (no copy). */
-  async writev(bufs: Buffer[], pos: number): Promise<void> {
-    const total = bufs.reduce((n, b) => n + b.length, 0);
-    this.check(pos, total);
-    const { bytesWritten } = await writev(this.fd, bufs, this.offset + pos);
-    // A short write is rare (signals, full disk): finish the rest plainly.
-    if (bytesWritten < total) await this.write(Buffer.concat(bufs).subarray(bytesWritten), pos + bytesWritten);
+  private track(p: Promise<void>): Promise<void> {
+    this.writing.add(p);
+    const forget = () => this.writing.delete(p);
+    p.then(forget, forget);
+    return p;
   }
 
   /** Writes at `pos` synchronously (for headers and small records). */
   writeSync(buf: Buffer, pos = 0): void {
     this.check(pos, buf.length);
-    let done = 0;
-    while (done < buf.length) done += fs.writeSync(this.fd, buf, done, buf.length - done, this.offset + pos + done);
+    writeFully(this.fd, buf, this.offset + pos);
   }
 
   /**
@@ -80,22 +106,31 @@ export class Slot {
    */
   shrinkTo(used: number): number {
     const end = this.offset + align(used);
-    if (this.ext.next === this.offset + this.length && end <= this.ext.next) {
+    if (this.ext.next === this.offset + this.length && end <= this.ext.next && this.writer.cover(this.ext, end, this.fd)) {
       this.ext.next = end;
-      return align(used);
+      this.len = align(used);
     }
-    return this.length;
+    return this.len;
   }
 
-  /** Gives the space back (rewinds if last, else marks it Padding). */
-  abort(): void {
+  /**
+   * Gives the space back: rewinds when this is the extent's last slot, else
+   * marks it Padding. Waits for data writes still in flight (a client that
+   * went away mid-write) so they cannot land in space given to the next slot.
+   */
+  async abort(): Promise<void> {
     if (this.settled) return;
-    if (this.ext.next === this.offset + this.length) {
-      this.ext.next = this.offset;
-    } else {
+    this.settled = true;
+    await Promise.allSettled([ ...this.writing ]);
+    try {
+      // Padding, not the Pending header, in case a final header was written
+      // before the commit failed: the record must not come back on a scan.
+      // It covers the slot's bytes until a later cut overwrites it.
       this.writeSync(paddingHeader(this.length));
+      if (this.ext.next === this.offset + this.length) this.ext.next = this.offset;
+    } finally {
+      this.writer.settle(this.ext);
     }
-    this.finish();
   }
 
   /** Waits until everything written to this bundle so far is durable. */
@@ -103,11 +138,27 @@ export class Slot {
     return this.writer.files.sync(this.bundle);
   }
 
-  /** The record is committed (or aborted); the extent may be released. */
+  /** The record is committed; the extent may be released. */
   finish(): void {
     if (this.settled) return;
     this.settled = true;
-    this.writer.settle(this.ext);
+    try {
+      this.trimBundle();
+    } finally {
+      this.writer.settle(this.ext);
+    }
+  }
+
+  /**
+   * A file that had a bundle of its own (larger than a bundle, or of unknown
+   * length) ends the bundle: cut the sparse file down to the record, so its
+   * apparent size is the file's, not maxFileSize.
+   */
+  private trimBundle(): void {
+    const { lease } = this.ext;
+    const end = this.offset + this.len;
+    if (!this.ext.dedicated || lease.offset !== 0 || this.ext.next !== end) return;
+    if (fs.fstatSync(this.fd).size === lease.length) fs.ftruncateSync(this.fd, end);
   }
 
   private check(pos: number, len: number): void {
@@ -127,10 +178,10 @@ export class SlotWriter {
 
   async reserve(bytes: number): Promise<Slot> {
     const len = align(bytes);
-    if (len > this.extentSize) return this.cut(new ActiveExtent(await this.source.allocate(len)), len, true);
+    if (len > this.extentSize) return this.cut(new ActiveExtent(await this.source.allocate(len), true), len);
     for (;;) {
       const ext = this.active;
-      if (ext && !ext.retired && ext.next + len <= ext.end) return this.cut(ext, len, false);
+      if (ext && !ext.retired && ext.next + len <= ext.end) return this.cut(ext, len);
       if (ext && !ext.retired) this.retire(ext);
       await this.newActive();
     }
@@ -148,21 +199,38 @@ export class SlotWriter {
     if (this.active) this.retire(this.active);
   }
 
-  private cut(ext: ActiveExtent, len: number, dedicated: boolean): Slot {
+  /**
+   * Makes the bytes in [from, highWater) unparseable by a scan: a Padding
+   * header at `from` covers them. False when the gap is too small for a header
+   * (the caller keeps the longer slot instead). Writes synchronously, inside
+   * the region the current header chain already covers, so a crash at any
+   * point leaves a chain that steps over every stale byte.
+   */
+  cover(ext: ActiveExtent, from: number, fd: number): boolean {
+    const gap = ext.highWater - from;
+    if (gap <= 0) return true;
+    if (gap < HEADER_SIZE) return false;
+    writeFully(fd, paddingHeader(gap), from);
+    return true;
+  }
+
+  private cut(ext: ActiveExtent, bytes: number): Slot {
     const fd = this.files.acquire(ext.lease.bundle);
-    const slot = new Slot(this, ext, fd, ext.next, len);
-    ext.next += len;
-    ext.inflight++;
-    if (dedicated) ext.retired = true;
     try {
+      let len = bytes;
+      // Absorb a stale tail too short to carry a Padding header.
+      if (!this.cover(ext, ext.next + len, fd)) len = ext.highWater - ext.next;
+      const slot = new Slot(this, ext, fd, ext.next, len);
       slot.writeSync(pendingHeader(len));
+      ext.next += len;
+      ext.highWater = Math.max(ext.highWater, ext.next);
+      ext.inflight++;
+      if (ext.dedicated) ext.retired = true;
+      return slot;
     } catch (err) {
-      ext.next -= len;
-      ext.inflight--;
       this.files.release(ext.lease.bundle);
       throw err;
     }
-    return slot;
   }
 
   private retire(ext: ActiveExtent): void {
@@ -190,4 +258,9 @@ export class SlotWriter {
     }
     await this.refill;
   }
+}
+
+function writeFully(fd: number, buf: Buffer, at: number): void {
+  let done = 0;
+  while (done < buf.length) done += fs.writeSync(fd, buf, done, buf.length - done, at + done);
 }

@@ -172,14 +172,19 @@ export class SonofsStore {
         },
       );
       committed = true;
-      if (this.opts.fsync) await slot.durable();
+      if (this.opts.fsync) {
+        // A duplicate's bytes may sit unsynced in another bundle (another
+        // worker's upload, committed but not yet acknowledged): sync that too.
+        const blobBundle = decodeFileId(outcome.blob.fileId).bundle;
+        await Promise.all([ slot.durable(), blobBundle !== slot.bundle ? this.files.sync(blobBundle) : undefined ]);
+      }
       return {
         fileId: outcome.blob.fileId, fileHash: sha1, size: data.size, mime: outcome.blob.mime,
         filename: name, uploadAt: outcome.link.at, deduplicated: !outcome.created,
       };
     } finally {
       if (committed) slot.finish();
-      else slot.abort();
+      else await slot.abort();
     }
   }
 
@@ -196,7 +201,7 @@ export class SonofsStore {
   async getFile(fileId: string): Promise<StoredFile & FileStat> {
     const loc = this.locate(fileId);
     if (loc.size > this.maxBufferSize) {
-      throw new SonofsError(413, 'FILE_TOO_LARGE_FOR_BUFFER', `file is ${loc.size} bytes; use createReadStream for files over ${this.maxBufferSize}`);
+      throw new BadRequestError('FILE_TOO_LARGE_FOR_BUFFER', `file is ${loc.size} bytes; use createReadStream for files over ${this.maxBufferSize}`);
     }
     let buf: Buffer;
     try {
@@ -271,6 +276,8 @@ export class SonofsStore {
   /** Deletes the user's link; the content becomes garbage when no link remains. */
   async remove(user: string, sha1: string): Promise<{ contentGone: boolean }> {
     const u = checkUser(user);
+    // Check first, so a request for nothing writes nothing.
+    if (!await this.catalog.getUserFile(u, sha1)) throw new NotFoundError('FILE_NOT_FOUND', `you have no file with sha1 ${sha1}`);
     const contentGone = await this.linkOp(RecordKind.Unlink, sha1, { u }, write => this.catalog.unlink(u, sha1, write));
     return { contentGone };
   }
@@ -296,7 +303,7 @@ export class SonofsStore {
       return result;
     } finally {
       if (written) slot.finish();
-      else slot.abort();
+      else await slot.abort();
     }
   }
 
@@ -397,7 +404,9 @@ async function writeData(slot: Slot, head: Buffer[], source: Readable, bound: nu
       throw new UploadAbortedError();
     }
     // busboy limits and other errors that carry a status (e.g. 413) pass through
-    throw err;
+    if (typeof (err as { status?: unknown }).status === 'number') throw err;
+    // Anything else came from the client's stream (e.g. a cut multipart body).
+    throw new BadRequestError('BAD_UPLOAD_STREAM', `the upload stream failed: ${(err as Error).message}`);
   }
   return { size, sha1: sha1.digest(), crc };
 }

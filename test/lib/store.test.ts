@@ -4,7 +4,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { openStandalone, NodeOptions, decodeFileId, bundlePath, listBundles } from '../../lib';
+import {
+  openStandalone, NodeOptions, decodeFileId, bundlePath, listBundles, encodeMeta, encodeSmallRecord, recordLength,
+  RecordKind, HEADER_SIZE,
+} from '../../lib';
 
 const MiB = 1 << 20;
 
@@ -260,5 +263,75 @@ describe('lib: SonofsStore (standalone node)', () => {
     const blobs = Array.from({ length: 40 }, (_, i) => randomBytes(1000 + i * 997));
     const results = await Promise.all(blobs.map((b, i) => node.store.upload(chunked(b, 1500), { user: 'u', filename: `${i}`, sizeBound: b.length + 300 })));
     for (let i = 0; i < blobs.length; i++) assert((await node.store.getFile(results[i].fileId)).buffer.equals(blobs[i]));
+  });
+  it('never reads user bytes left behind a shrunk record as records (forged tombstone)', async () => {
+    const victim = await node.store.upload(chunked(Buffer.from('alice keeps this')), { user: 'alice', filename: 'keep' });
+    // A deduplicated upload shrinks to a Link record; the upload's bytes stay
+    // on disk right after it. Put a valid-looking Unlink of alice's file there.
+    const linkLen = recordLength(0, encodeMeta({ u: 'carol', n: 'dup', at: Date.now() }).length);
+    const forged = encodeSmallRecord({
+      kind: RecordKind.Unlink, mimeCode: 0, slotLen: 256, seq: 1e9, time: Date.now(), cookie: 0,
+      sha1: Buffer.from(victim.fileHash, 'hex'),
+    }, { u: 'alice' });
+    const payload = Buffer.concat([ Buffer.alloc(linkLen - HEADER_SIZE), forged, Buffer.alloc(4096) ]);
+    await node.store.upload(chunked(payload), { user: 'bob', filename: 'first' });
+    const dup = await node.store.upload(chunked(payload), { user: 'carol', filename: 'dup' });
+    assert.equal(dup.deduplicated, true);
+    await node.close();
+    fs.rmSync(path.join(root, 'meta'), { recursive: true });
+
+    node = await openStandalone(options(root));
+    assert.equal(node.recovery.mode, 'rebuild');
+    assert.equal((await node.store.getUserFile('alice', victim.fileHash))?.name, 'keep');
+    assert.equal((await node.store.getFile(victim.fileId)).buffer.toString(), 'alice keeps this');
+    assert.equal((await node.store.getUserFile('carol', dup.fileHash))?.name, 'dup');
+  });
+
+  it('never hands out the space of an aborted slot while a write into it is still in flight', async () => {
+    const slot = await node.store.writer.reserve(HEADER_SIZE + 512 * 1024);
+    let landed = false;
+    const late = slot.write(Buffer.alloc(512 * 1024, 0xee), HEADER_SIZE).then(() => { landed = true; });
+    const aborting = slot.abort();
+    const next = await node.store.writer.reserve(HEADER_SIZE + 100);
+    assert(next.offset !== slot.offset || landed, 'space was reused while a write into it was still in flight');
+    await Promise.all([ late, aborting, next.abort() ]);
+    const data = randomBytes(100_000);
+    const r = await node.store.upload(chunked(data), { user: 'u', size: data.length });
+    assert((await collect(await node.store.createReadStream(r.fileId))).equals(data));
+  });
+
+  it('never brings back a record whose commit failed', async () => {
+    const catalog = node.store.catalog;
+    const commit = catalog.commitUpload.bind(catalog);
+    catalog.commitUpload = async (_c, writeBlob) => {
+      writeBlob(12345); // the final header is on disk, then the commit fails
+      throw new Error('disk full');
+    };
+    await assert.rejects(node.store.upload(chunked(Buffer.from('never acknowledged')), { user: 'u', filename: 'lost' }), /disk full/);
+    catalog.commitUpload = commit;
+    const ok = await node.store.upload(chunked(Buffer.from('acknowledged')), { user: 'u', filename: 'kept' });
+    await node.close();
+    fs.rmSync(path.join(root, 'meta'), { recursive: true });
+
+    node = await openStandalone(options(root));
+    assert.deepEqual((await node.store.listUserFiles('u', 10)).map(f => f.name), [ 'kept' ]);
+    assert.equal((await node.store.getFile(ok.fileId)).buffer.toString(), 'acknowledged');
+  });
+
+  it('cuts a bundle of its own down to the file when the length was unknown', async () => {
+    const data = randomBytes(3 * MiB); // beyond the 1 MiB probe: reserved as large as maxFileSize
+    const r = await node.store.upload(chunked(data, 65536), { user: 'u' });
+    const loc = decodeFileId(r.fileId);
+    assert.equal(loc.offset, 0);
+    assert(fs.statSync(bundlePath(root, loc.bundle)).size < data.length + 4096, 'the bundle is trimmed to its one record');
+    assert((await collect(await node.store.createReadStream(r.fileId))).equals(data));
+    const next = await node.store.upload(chunked(Buffer.from('small')), { user: 'u' });
+    assert.notEqual(decodeFileId(next.fileId).bundle, loc.bundle);
+  });
+
+  it('refuses to start with an extent size other than the one the store was created with', async () => {
+    await node.close();
+    await assert.rejects(openStandalone(options(root, { extentSize: 2 * MiB })), /created with extentSize 1048576/);
+    node = await openStandalone(options(root));
   });
 });
