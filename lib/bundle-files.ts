@@ -54,6 +54,18 @@ export function createBundle(root: string, bundle: number, size: number): void {
   } finally {
     fs.closeSync(fd);
   }
+  // The new name must survive a power cut too, or its records vanish with it.
+  fsyncDir(path.dirname(p));
+}
+
+/** Makes a directory's entries (new or renamed files) durable. */
+export function fsyncDir(dir: string): void {
+  const fd = fs.openSync(dir, 'r');
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 /**

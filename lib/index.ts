@@ -14,3 +14,4 @@ export { checkName, checkUser, checkSha1, MAX_NAME_BYTES } from './validate';
 export { openLeader, openStandalone, catalogDir, NodeOptions } from './standalone';
 export * from './agent-protocol';
 export { checkNodeOptions } from './options';
+export { fixLayout, readLayout, StoreLayout } from './layout';

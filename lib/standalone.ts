@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { ExtentAllocator } from './allocator';
+import { fixLayout } from './layout';
 import { LmdbCatalog } from './lmdb-catalog';
 import { LocalExtentSource } from './local-source';
 import { recoverCatalog } from './scanner';
@@ -16,6 +17,7 @@ export function catalogDir(root: string): string {
 
 /** The leader's half of a node: catalog, recovery and allocation (what the agent runs). */
 export async function openLeader(opts: NodeOptions) {
+  fixLayout(opts.root, opts);
   const catalog = new LmdbCatalog(catalogDir(opts.root));
   const recovery = await recoverCatalog(catalog, opts.root, {
     group: opts.group, server: opts.server, extentSize: opts.extentSize, verifyData: true,

@@ -1,13 +1,14 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
+import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import mm, { MockApplication } from 'egg-mock';
 import { decodeFileId, encodeMeta, recordLength } from '../lib';
-import { binaryParser, multipart, sha1 } from './support/http';
+import { binaryParser, multipart, request, sha1 } from './support/http';
 
 describe('plugin in one process (mm.app)', () => {
   let app: MockApplication;
@@ -122,8 +123,8 @@ describe('plugin in one process (mm.app)', () => {
       assert.equal(r3.FileName, long);
       const dl = await download(`filehash=${r3.FileSha1}`).expect(200);
       assert.equal(dl.body.toString(), 'long');
-      // names never became paths: the store's root holds only bundles and the catalog
-      const entries = fs.readdirSync(root).filter(n => n !== 'meta');
+      // names never became paths: the store's root holds only bundles, the catalog and the layout
+      const entries = fs.readdirSync(root).filter(n => n !== 'meta' && n !== 'layout.json');
       assert(entries.every(n => /^[0-9a-f]{2}$/.test(n)), `unexpected entries in root: ${entries}`);
     });
 
@@ -304,6 +305,114 @@ describe('plugin in one process (mm.app)', () => {
     it('app.sonofs works outside a request with an explicit user', async () => {
       const r = await app.sonofs.upload(Readable.from([ Buffer.from('background job') ]), { user: 'cron', filename: 'job.log' });
       assert.equal((await app.sonofs.getUserFile('cron', r.fileHash))!.name, 'job.log');
+    });
+  });
+
+  describe('HTTP details and bad requests', () => {
+    let base: string;
+    let server: http.Server;
+
+    before(async () => {
+      server = http.createServer(app.callback());
+      await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve));
+      base = `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`;
+    });
+
+    after(() => new Promise<void>(resolve => server.close(() => resolve())));
+
+    /** POST /file/upload with a chunked body (no Content-Length), written in pieces. */
+    function chunkedUpload(body: Buffer, contentType: string, user: string) {
+      return new Promise<{ status: number; json: any }>((resolve, reject) => {
+        const req = http.request(`${base}/file/upload`, {
+          method: 'POST', agent: false,
+          headers: { 'Content-Type': contentType, Accept: 'application/json', 'x-user': user, 'Transfer-Encoding': 'chunked' },
+        }, res => {
+          const chunks: Buffer[] = [];
+          res.on('data', c => chunks.push(c)).on('end', () => resolve({ status: res.statusCode!, json: JSON.parse(Buffer.concat(chunks).toString()) }));
+        });
+        req.on('error', reject);
+        for (let i = 0; i < body.length; i += 100_000) req.write(body.subarray(i, i + 100_000));
+        req.end();
+      });
+    }
+
+    it('stores a chunked upload (no Content-Length) larger than the probe', async () => {
+      const data = randomBytes(3 * 1024 * 1024 + 17);
+      const { body, contentType } = multipart([ { name: 'file', filename: 'chunked.bin', data } ]);
+      const res = await chunkedUpload(body, contentType, 'chunky');
+      assert.equal(res.status, 200);
+      assert.equal(res.json.data.FileSha1, sha1(data));
+      const dl = await request(`${base}/file/download?filehash=${sha1(data)}`, { headers: { 'x-user': 'chunky' } });
+      assert(dl.body.equals(data));
+    });
+
+    it('answers 413 to a streamed upload over maxFileSize and keeps nothing', async () => {
+      const data = randomBytes(33 * 1024 * 1024);
+      const { body, contentType } = multipart([ { name: 'file', filename: 'huge.bin', data } ]);
+      const res = await chunkedUpload(body, contentType, 'huge').catch(err => ({ status: 0, json: { code: err.code } }));
+      // the server may answer and close before the client has sent everything
+      assert(res.status === 413 || [ 'EPIPE', 'ECONNRESET' ].includes(res.json.code), `got ${res.status} ${JSON.stringify(res.json)}`);
+      const list = await request(`${base}/file/query`, { headers: { 'x-user': 'huge' } });
+      assert.deepEqual(list.json(), []);
+    });
+
+    it('answers a multipart body without a boundary or cut short with 400 MALFORMED_MULTIPART', async () => {
+      const noBoundary = await request(`${base}/file/upload`, {
+        method: 'POST', body: Buffer.from('x'), headers: { 'Content-Type': 'multipart/form-data', 'x-user': 'cut' },
+      });
+      assert.equal(noBoundary.status, 400);
+      assert.equal(noBoundary.json().code, 'MALFORMED_MULTIPART');
+      const { body, contentType } = multipart([ { name: 'file', filename: 'cut.bin', data: randomBytes(50_000) } ]);
+      const cut = body.subarray(0, 30_000); // the closing boundary never comes
+      const res = await request(`${base}/file/upload`, {
+        method: 'POST', body: cut, headers: { 'Content-Type': contentType, 'Content-Length': cut.length, 'x-user': 'cut' },
+      });
+      assert.equal(res.status, 400);
+      assert.match(res.json().code, /MALFORMED_MULTIPART|BAD_UPLOAD_STREAM/);
+      assert.deepEqual((await request(`${base}/file/query`, { headers: { 'x-user': 'cut' } })).json(), []);
+    });
+
+    it('answers other methods with 405 JSON and Allow, unknown paths under the prefix with 404 JSON', async () => {
+      const put = await request(`${base}/file/download?fileid=x`, { method: 'PUT' });
+      assert.equal(put.status, 405);
+      assert.equal(put.json().code, 'METHOD_NOT_ALLOWED');
+      assert.match(String(put.headers.allow), /GET/);
+      const del = await request(`${base}/file/query`, { method: 'DELETE' });
+      assert.equal(del.status, 405);
+      const nope = await request(`${base}/file/nope`);
+      assert.equal(nope.status, 404);
+      assert.equal(nope.json().code, 'NO_SUCH_ROUTE');
+    });
+
+    it('takes /file/meta by POST too, as the course router does', async () => {
+      const d = await upload('meta by post', 'm.txt', 'poster');
+      const res = await app.httpRequest().post('/file/meta').set('x-user', 'poster').type('form').send({ filehash: d.FileSha1 }).expect(200);
+      assert.equal(res.body.FileName, 'm.txt');
+    });
+
+    it('ignores a Range whose last byte is before its first (200, whole file)', async () => {
+      const d = await upload('0123456789', 'r.txt', 'ranger');
+      const res = await download(`filehash=${d.FileSha1}`, 'ranger').set('Range', 'bytes=5-2').expect(200);
+      assert.equal(res.body.toString(), '0123456789');
+    });
+
+    it('serves a file id to anyone, even when the auth hook refuses the caller', async () => {
+      const d = await upload('shared by id', 'shared.txt', 'owner');
+      mm(app.config.sonofs, 'authenticate', (ctx: any) => ctx.get('x-user') || ctx.throw(401));
+      const res = await app.httpRequest().get(`/file/download?fileid=${d.FileId}`).buffer(true).parse(binaryParser).expect(200);
+      assert.equal(res.body.toString(), 'shared by id');
+      // the owner still gets their own name for it
+      const own = await download(`fileid=${d.FileId}`, 'owner').expect(200);
+      assert.match(String(own.headers['content-disposition']), /shared\.txt/);
+    });
+
+    it('ctx.sonofs.link adds a link to stored content (秒传) and 404s for unknown content', async () => {
+      const d = await upload('linked content', 'orig.txt', 'linker');
+      const ctx = app.mockContext({ headers: { 'x-user': 'other-linker' } } as any);
+      const f = await ctx.sonofs.link(d.FileSha1, 'mine.txt');
+      assert.equal(f.name, 'mine.txt');
+      assert.equal(f.fileId, d.FileId);
+      await assert.rejects(ctx.sonofs.link('b'.repeat(40), 'x.txt'), { status: 404 });
     });
   });
 });
