@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import mm, { MockApplication } from 'egg-mock';
 import { decodeFileId, HEADER_SIZE } from '../lib';
-import { request, sha1, uploadTo } from './support/http';
+import { freePort, request, sha1, uploadTo } from './support/http';
 
 describe('plugin across processes (mm.cluster: agent + 2 workers)', () => {
   let app: MockApplication;
@@ -15,9 +15,10 @@ describe('plugin across processes (mm.cluster: agent + 2 workers)', () => {
   before(async () => {
     root = fs.mkdtempSync(path.join(os.tmpdir(), 'sonofs-cluster-'));
     process.env.SONOFS_TEST_ROOT = root;
-    app = mm.cluster({ baseDir: 'apps/sonofs-app', workers: 2, coverage: false, port: 17311 } as any);
+    const port = await freePort();
+    app = mm.cluster({ baseDir: 'apps/sonofs-app', workers: 2, coverage: false, port } as any);
     await app.ready();
-    base = 'http://127.0.0.1:17311';
+    base = `http://127.0.0.1:${port}`;
   });
 
   after(async () => {

@@ -3,20 +3,11 @@ import { ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { multipart, request, sha1, uploadTo } from './support/http';
+import { freePort, multipart, request, sha1, uploadTo } from './support/http';
 
 const repo = path.join(__dirname, '..');
-
-async function freePort(): Promise<number> {
-  const srv = net.createServer().listen(0, '127.0.0.1');
-  await new Promise(r => srv.once('listening', r));
-  const { port } = srv.address() as net.AddressInfo;
-  await new Promise(r => srv.close(r));
-  return port;
-}
 
 /** pids of this demo's processes of one kind ('agent_worker' | 'app_worker'), from ps. */
 function pidsOf(kind: string, title: string): number[] {

@@ -1,4 +1,5 @@
 import http from 'node:http';
+import net from 'node:net';
 import { randomBytes, createHash } from 'node:crypto';
 
 /** supertest parser that keeps binary bodies as a Buffer. */
@@ -61,4 +62,13 @@ export function uploadTo(base: string, data: Buffer, filename = 'f.bin', headers
   return request(`${base}/file/upload`, {
     method: 'POST', body, headers: { Accept: 'application/json', 'Content-Type': contentType, 'Content-Length': body.length, ...headers },
   });
+}
+
+/** A port free right now on loopback (tests run beside other suites on this machine). */
+export async function freePort(): Promise<number> {
+  const srv = net.createServer().listen(0, '127.0.0.1');
+  await new Promise(r => srv.once('listening', r));
+  const { port } = srv.address() as net.AddressInfo;
+  await new Promise(r => srv.close(r));
+  return port;
 }
