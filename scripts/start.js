@@ -3,7 +3,8 @@
 // Starts the demo app (dist/example, built by `npm run build`) in the
 // foreground with egg-scripts, in production mode. SIGINT/SIGTERM stop the master, the agent and every worker.
 // Environment: PORT (7001), EGG_WORKERS (2), SONOFS_ROOT (./data),
-// SONOFS_GROUP (0), SONOFS_SERVER (0); SONOFS_BUILD_DIR picks another build (tests).
+// SONOFS_GROUP (0), SONOFS_SERVER (0), SONOFS_LOG_DIR (./logs), EGG_TITLE
+// (process title, egg-sonofs-demo-<port>); SONOFS_BUILD_DIR picks another build (tests).
 const { spawn } = require('node:child_process');
 const path = require('node:path');
 
@@ -21,7 +22,15 @@ const child = spawn(process.execPath, [
   `--title=${title}`,
   `--framework=${path.join(root, 'node_modules', 'egg')}`,
   path.join(build, 'example'),
-], { stdio: 'inherit', env: { ...process.env, SONOFS_ROOT: path.resolve(process.env.SONOFS_ROOT || 'data') } });
+], {
+  stdio: 'inherit',
+  env: {
+    ...process.env,
+    // Relative paths are the caller's, not the build directory's (which a rebuild wipes).
+    SONOFS_ROOT: path.resolve(process.env.SONOFS_ROOT || 'data'),
+    SONOFS_LOG_DIR: path.resolve(process.env.SONOFS_LOG_DIR || 'logs'),
+  },
+});
 
 for (const signal of [ 'SIGINT', 'SIGTERM', 'SIGQUIT' ]) {
   process.on(signal, () => child.kill(signal));

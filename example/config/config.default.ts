@@ -17,7 +17,7 @@ export default (appInfo: EggAppInfo) => ({
     csrf: { ignore: [ '/demo' ] },
   },
   logger: {
-    dir: path.join(appInfo.baseDir, 'logs'),
+    dir: process.env.SONOFS_LOG_DIR || path.join(appInfo.baseDir, 'logs'),
   },
   rundir: path.join(appInfo.baseDir, 'run'),
 });
