@@ -105,6 +105,8 @@ interface OpenBundle {
   fd: number;
   refs: number;
   sync: GroupSync;
+  /** closeAll() ran while the fd was in use: close it when the last user lets go */
+  closing?: boolean;
 }
 
 /**
@@ -139,7 +141,12 @@ export class BundleFiles {
 
   release(bundle: number): void {
     const ob = this.open.get(bundle);
-    if (ob && ob.refs > 0) ob.refs--;
+    if (!ob || ob.refs === 0) return;
+    ob.refs--;
+    if (ob.closing && ob.refs === 0) {
+      this.open.delete(bundle);
+      fs.closeSync(ob.fd);
+    }
   }
 
   /** Durable: waits until everything written to the bundle so far is on disk. */
@@ -147,10 +154,6 @@ export class BundleFiles {
     const ob = this.open.get(bundle);
     if (!ob) throw new Error(`bundle ${bundle} is not open`);
     return ob.sync.sync();
-  }
-
-  size(bundle: number): number {
-    return fs.statSync(this.path(bundle)).size;
   }
 
   private evictIdle(): void {
@@ -164,8 +167,15 @@ export class BundleFiles {
     }
   }
 
+  /** Closes idle fds now and the others when their last user releases them (a read still streaming). */
   closeAll(): void {
-    for (const ob of this.open.values()) fs.closeSync(ob.fd);
-    this.open.clear();
+    for (const [ bundle, ob ] of this.open) {
+      if (ob.refs > 0) {
+        ob.closing = true;
+        continue;
+      }
+      this.open.delete(bundle);
+      fs.closeSync(ob.fd);
+    }
   }
 }

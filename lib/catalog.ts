@@ -101,9 +101,7 @@ export interface Catalog {
   /** Removes the user's link; resolves true when the content lost its last link. */
   unlink(user: string, sha1: string, write: RecordWrite): Promise<boolean>;
 
-  /** Highest seq applied so far. */
-  lastSeq(): Promise<number>;
-  /** Applies scanned records with seq > lastSeq, in seq order (idempotent). */
+  /** Applies scanned records newer than what the catalog holds, in seq order (idempotent). */
   replay(records: ReplayRecord[]): Promise<number>;
   /** True when the catalog holds nothing (new or lost): rebuild from bundles. */
   isEmpty(): Promise<boolean>;

@@ -66,7 +66,7 @@ export class RangeNotSatisfiableError extends SonofsError {
   }
 }
 
-/** 499-ish: the client went away mid-upload; nothing was recorded. */
+/** 400: the client went away mid-upload (if it still reads the answer); nothing was recorded. */
 export class UploadAbortedError extends SonofsError {
   constructor(message = 'upload aborted by the client before it finished') {
     super(400, 'UPLOAD_ABORTED', message);

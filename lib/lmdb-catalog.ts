@@ -100,10 +100,6 @@ export class LmdbCatalog implements Catalog {
     });
   }
 
-  async lastSeq(): Promise<number> {
-    return this.db.get(SEQ) ?? 0;
-  }
-
   async replay(records: ReplayRecord[]): Promise<number> {
     const sorted = [ ...records ].sort((a, b) => a.seq - b.seq || a.time - b.time);
     return this.db.transaction(() => {

@@ -111,16 +111,17 @@ export function decodeHeader(b: Buffer): RecordHeader | undefined {
 
 /** Header for a slot that is reserved but not yet written: scans skip slotLen bytes. */
 export function pendingHeader(slotLen: number): Buffer {
-  return encodeHeader({
-    kind: RecordKind.Pending, mimeCode: 0, slotLen, dataLen: 0, seq: 0, time: 0,
-    cookie: 0, metaLen: 0, sha1: ZERO_SHA1, dataCrc: 0, metaCrc: 0,
-  });
+  return emptyHeader(RecordKind.Pending, slotLen);
 }
 
+/** Header for space given back: scans skip slotLen bytes. */
 export function paddingHeader(slotLen: number): Buffer {
+  return emptyHeader(RecordKind.Padding, slotLen);
+}
+
+function emptyHeader(kind: RecordKind, slotLen: number): Buffer {
   return encodeHeader({
-    kind: RecordKind.Padding, mimeCode: 0, slotLen, dataLen: 0, seq: 0, time: 0,
-    cookie: 0, metaLen: 0, sha1: ZERO_SHA1, dataCrc: 0, metaCrc: 0,
+    kind, mimeCode: 0, slotLen, dataLen: 0, seq: 0, time: 0, cookie: 0, metaLen: 0, sha1: ZERO_SHA1, dataCrc: 0, metaCrc: 0,
   });
 }
 

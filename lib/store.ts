@@ -416,6 +416,9 @@ class RecordReadStream extends Readable {
   private pos: number;
   private crc = 0;
   private fd: number;
+  /** a read is in flight: the fd must stay ours until it returns */
+  private reading = false;
+  private released = false;
 
   constructor(
     private readonly files: BundleFiles,
@@ -441,7 +444,10 @@ class RecordReadStream extends Readable {
       return;
     }
     const buf = Buffer.allocUnsafe(n);
+    this.reading = true;
     fs.read(this.fd, buf, 0, n, this.base + this.pos, (err, bytesRead) => {
+      this.reading = false;
+      if (this.destroyed) return this.release();
       if (err) return this.destroy(err);
       if (bytesRead === 0) return this.destroy(new CorruptRecordError('stored data is shorter than its record'));
       const chunk = buf.subarray(0, bytesRead);
@@ -452,7 +458,13 @@ class RecordReadStream extends Readable {
   }
 
   override _destroy(err: Error | null, cb: (error?: Error | null) => void): void {
-    this.files.release(this.bundle);
+    if (!this.reading) this.release();
     cb(err);
+  }
+
+  private release(): void {
+    if (this.released) return;
+    this.released = true;
+    this.files.release(this.bundle);
   }
 }
