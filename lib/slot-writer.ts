@@ -93,6 +93,14 @@ export class Slot {
     return p;
   }
 
+  /** Writes `bufs` back to back at `pos`, synchronously (a small record already in memory). */
+  writevSync(bufs: Buffer[], pos: number): void {
+    const total = bufs.reduce((n, b) => n + b.length, 0);
+    this.check(pos, total);
+    const done = fs.writevSync(this.fd, bufs, this.offset + pos);
+    if (done < total) writeFully(this.fd, Buffer.concat(bufs).subarray(done), this.offset + pos + done);
+  }
+
   /** Writes at `pos` synchronously (for headers and small records). */
   writeSync(buf: Buffer, pos = 0): void {
     this.check(pos, buf.length);
