@@ -1,10 +1,12 @@
 'use strict';
-// The machine, free ports, temp dirs, random files and command-line flags.
+// The machine, free ports, temp dirs, random files, processes, disk and command-line flags.
+const { execFileSync } = require('node:child_process');
 const crypto = require('node:crypto');
 const fs = require('node:fs');
 const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
+const { performance } = require('node:perf_hooks');
 const { onCleanup } = require('./cleanup');
 
 function machineInfo() {
@@ -54,6 +56,96 @@ async function writeRandomFile(file, size) {
   return sha1.digest('hex');
 }
 
+/**
+ * Reads the file once so what comes next streams it from the page cache:
+ * written at the start, it may have been evicted by then (this VM's DAMON pages
+ * out memory idle for ~60 s). Resolves to the seconds it took: seconds mean a disk read.
+ */
+async function readWholeFile(file) {
+  const start = performance.now();
+  for await (const chunk of fs.createReadStream(file, { highWaterMark: 4 * 1024 * 1024 })) void chunk;
+  return (performance.now() - start) / 1000;
+}
+
+/** Writes back what earlier steps left dirty, so that is not done during the next measurement. */
+function settleDisk() {
+  execFileSync('sync');
+}
+
+/** A shuffled copy of `items` (Fisher-Yates). */
+function shuffle(items) {
+  const a = [ ...items ];
+  for (let i = a.length - 1; i > 0; i--) {
+    const j = crypto.randomInt(i + 1);
+    [ a[i], a[j] ] = [ a[j], a[i] ];
+  }
+  return a;
+}
+
+/**
+ * Every live process of process group `pgid` (Linux /proc): [{ pid, rssMiB, command }],
+ * RSS from VmRSS in /proc/<pid>/status. A process that exits meanwhile is skipped.
+ */
+function processGroupRss(pgid) {
+  const found = [];
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
+      // fields after the ")" closing the command name: state ppid pgrp ...
+      const [ , , pgrp ] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(pgrp) !== pgid) continue;
+      const rss = /^VmRSS:\s+(\d+) kB/m.exec(fs.readFileSync(`/proc/${entry}/status`, 'utf8'));
+      if (!rss) continue; // a zombie has no memory
+      const command = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0').filter(Boolean).join(' ');
+      found.push({ pid: Number(entry), rssMiB: Number(rss[1]) / 1024, command });
+    } catch (err) {
+      if (err.code !== 'ENOENT' && err.code !== 'ESRCH') throw err;
+    }
+  }
+  return found.sort((a, b) => a.pid - b.pid);
+}
+
+/** Files and directories under `dir` (not counting `dir` itself), i.e. the inodes it uses. */
+async function countInodes(dir) {
+  let files = 0;
+  let dirs = 0;
+  const walk = async d => {
+    for (const entry of await fs.promises.readdir(d, { withFileTypes: true })) {
+      if (entry.isDirectory()) {
+        dirs++;
+        await walk(path.join(d, entry.name));
+      } else {
+        files++;
+      }
+    }
+  };
+  await walk(dir);
+  return { files, dirs, inodes: files + dirs };
+}
+
+/**
+ * What every scenario prints first: its command line and the machine.
+ * Resolves to { command, machine, date } for the results file.
+ */
+function describeRun(title, scriptFile, args, log = console.log) {
+  const machine = machineInfo();
+  const command = `node ${path.relative(process.cwd(), scriptFile)} ${args.join(' ')}`.trim();
+  log(`# ${title}\ncommand: ${command}`);
+  log(`machine: ${machine.cores} cores (${machine.cpu}), ${machine.memoryGiB} GiB RAM, node ${machine.node}, ${machine.os}`);
+  return { command, machine, date: new Date().toISOString() };
+}
+
+/** Writes `report` to bench/results/<UTC date-time>-<report.scenario>.json; returns the path. */
+function writeResults(report) {
+  const dir = path.join(__dirname, '..', 'results');
+  fs.mkdirSync(dir, { recursive: true });
+  const stamp = report.date.replace(/:/g, '-').replace(/\.\d+Z$/, 'Z');
+  const file = path.join(dir, `${stamp}-${report.scenario}.json`);
+  fs.writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`);
+  return file;
+}
+
 const sha1Hex = data => crypto.createHash('sha1').update(data).digest('hex');
 
 /**
@@ -74,4 +166,7 @@ function parseFlags(argv, defaults) {
   return flags;
 }
 
-module.exports = { machineInfo, freePort, tempDir, writeRandomFile, sha1Hex, parseFlags };
+module.exports = {
+  machineInfo, freePort, tempDir, writeRandomFile, readWholeFile, settleDisk, shuffle,
+  processGroupRss, countInodes, describeRun, writeResults, sha1Hex, parseFlags,
+};
