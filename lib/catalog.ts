@@ -113,5 +113,8 @@ export interface Catalog {
   closeLease(bundle: number, offset: number): Promise<void>;
   openLeases(): Promise<ExtentLease[]>;
 
+  /** Resolves once every operation resolved so far is on disk (not just committed). */
+  durable(): Promise<void>;
+
   close(): Promise<void>;
 }

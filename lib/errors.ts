@@ -86,3 +86,31 @@ export class UnavailableError extends SonofsError {
     super(503, code, message);
   }
 }
+
+/** 409: the request does not fit the resource's current state (e.g. a tus offset that is not the upload's). */
+export class ConflictError extends SonofsError {
+  constructor(code: string, message: string) {
+    super(409, code, message);
+  }
+}
+
+/** 410: the upload existed but expired or was cancelled. */
+export class GoneError extends SonofsError {
+  constructor(code: string, message: string) {
+    super(410, code, message);
+  }
+}
+
+/** 423: another request holds the upload's lock and did not let go in time. */
+export class LockedError extends SonofsError {
+  constructor(message = 'another request is writing to this upload; retry shortly') {
+    super(423, 'UPLOAD_LOCKED', message);
+  }
+}
+
+/** 460 (tus checksum extension): the bytes did not match the checksum sent; they were discarded. */
+export class ChecksumMismatchError extends SonofsError {
+  constructor(message: string) {
+    super(460, 'CHECKSUM_MISMATCH', message);
+  }
+}

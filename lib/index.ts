@@ -15,3 +15,4 @@ export { openLeader, openStandalone, catalogDir, NodeOptions } from './standalon
 export * from './agent-protocol';
 export { checkNodeOptions } from './options';
 export { fixLayout, readLayout, StoreLayout } from './layout';
+export * from './sessions';

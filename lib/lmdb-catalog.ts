@@ -138,6 +138,10 @@ export class LmdbCatalog implements Catalog {
     return [ ...this.db.getRange({ start: [ 'x' ], end: [ 'x', '\uffff' ] }) ].map(e => e.value as ExtentLease);
   }
 
+  async durable(): Promise<void> {
+    await this.db.flushed;
+  }
+
   async close(): Promise<void> {
     await this.db.close();
   }

@@ -4,7 +4,7 @@ import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import { BundleFiles } from './bundle-files';
-import type { Catalog, UserFile } from './catalog';
+import type { Catalog, UploadOutcome, UserFile } from './catalog';
 import {
   BadRequestError, CorruptRecordError, FileTooLargeError, NotFoundError, SonofsError, UploadAbortedError,
 } from './errors';
@@ -14,7 +14,7 @@ import {
   HEADER_SIZE, RecordKind, crc32c, decodeHeader, encodeHeader, encodeMeta, encodeSmallRecord, RecordHeader,
 } from './record';
 import { Slot, SlotWriter, ExtentSource } from './slot-writer';
-import { checkName, checkUser } from './validate';
+import { checkName, checkUser, MAX_NAME_BYTES } from './validate';
 
 const read = promisify(fs.read);
 
@@ -61,6 +61,44 @@ export interface UploadResult {
   /** true when the bytes were already stored and only a link was added */
   deduplicated: boolean;
 }
+
+/** Space a record is written into: a worker's slot, or a resumable upload's reserved region. */
+export interface RecordSpace {
+  readonly bundle: number;
+  readonly offset: number;
+  readonly length: number;
+  writeSync(buf: Buffer, pos?: number): void;
+  /** The record turned out `used` bytes long; returns the length to put in its header. */
+  shrinkTo(used: number): number;
+}
+
+/** What a resumable upload knows once all its bytes are written into its space. */
+export interface SpaceCommit {
+  user: string;
+  filename?: string;
+  mime?: string;
+  size: number;
+  /** sha1 and crc32c of the data */
+  sha1: Buffer;
+  crc: number;
+}
+
+interface RecordToCommit {
+  user: string;
+  name: string;
+  mime: string;
+  size: number;
+  sha1: Buffer;
+  crc: number;
+  blobMeta: Buffer;
+  time: number;
+}
+
+/**
+ * Bytes a session reserves after its data for the blob meta (user, name,
+ * mime as JSON; names are capped at MAX_NAME_BYTES) and for a link record.
+ */
+export const SMALL_RECORD_MAX = 1024 + 4 * MAX_NAME_BYTES;
 
 export interface FileStat {
   fileId: string;
@@ -155,44 +193,79 @@ export class SonofsStore {
       }
       if (!whole) await slot.write(blobMeta, HEADER_SIZE + data.size);
 
-      const sha1 = data.sha1.toString('hex');
-      const cookie = newCookie();
-      const code = mimeCode(mime);
-      const fileId = encodeFileId({
-        group: this.opts.group, server: this.opts.server, bundle: slot.bundle, offset: slot.offset,
-        size: data.size, mimeCode: code, cookie,
-      });
-      const outcome = await this.catalog.commitUpload(
-        { user, name, blob: { sha1, fileId, size: data.size, mime, time } },
-        seq => {
-          const used = HEADER_SIZE + data.size + blobMeta.length;
-          slot.writeSync(encodeHeader({
-            kind: RecordKind.Blob, mimeCode: code, slotLen: slot.shrinkTo(used), dataLen: data.size, seq, time, cookie,
-            metaLen: blobMeta.length, sha1: data.sha1, dataCrc: data.crc, metaCrc: crc32c(blobMeta),
-          }));
-        },
-        seq => {
-          // Same content already stored: this slot becomes the user's link record.
-          const rec = { kind: RecordKind.Link, mimeCode: 0, seq, time, cookie: 0, sha1: data.sha1 };
-          const len = encodeSmallRecord({ ...rec, slotLen: 0 }, { u: user, n: name, at: time }).length;
-          slot.writeSync(encodeSmallRecord({ ...rec, slotLen: slot.shrinkTo(len) }, { u: user, n: name, at: time }));
-        },
-      );
+      const record = { user, name, mime, size: data.size, sha1: data.sha1, crc: data.crc, blobMeta, time };
+      const outcome = await this.commitRecord(slot, record);
       committed = true;
-      if (this.opts.fsync) {
-        // A duplicate's bytes may sit unsynced in another bundle (another
-        // worker's upload, committed but not yet acknowledged): sync that too.
-        const blobBundle = decodeFileId(outcome.blob.fileId).bundle;
-        await Promise.all([ slot.durable(), blobBundle !== slot.bundle ? this.files.sync(blobBundle) : undefined ]);
-      }
-      return {
-        fileId: outcome.blob.fileId, fileHash: sha1, size: data.size, mime: outcome.blob.mime,
-        filename: name, uploadAt: outcome.link.at, deduplicated: !outcome.created,
-      };
+      return await this.acknowledge(slot.bundle, outcome, record);
     } finally {
       if (committed) slot.finish();
       else await slot.abort();
     }
+  }
+
+  /**
+   * Makes data already written into `space` (after the header, followed by
+   * its blob meta) a file: reserved by a resumable upload session, possibly in
+   * another process. Its lease may be closed by now, so recovery would not
+   * rescan it: the catalog's own flush is awaited too.
+   */
+  async commitSpace(space: RecordSpace, c: SpaceCommit): Promise<UploadResult> {
+    const user = checkUser(c.user);
+    const name = checkName(c.filename);
+    const mime = resolveMime(c.mime, name);
+    const time = Date.now();
+    const blobMeta = encodeMeta({ u: user, n: name, m: mime });
+    if (HEADER_SIZE + c.size + Math.max(blobMeta.length, SMALL_RECORD_MAX) > space.length) {
+      throw new BadRequestError('FILENAME_TOO_LONG', 'the file name does not fit the space reserved for this upload');
+    }
+    space.writeSync(blobMeta, HEADER_SIZE + c.size);
+    const record = { user, name, mime, size: c.size, sha1: c.sha1, crc: c.crc, blobMeta, time };
+    const outcome = await this.commitRecord(space, record);
+    const result = await this.acknowledge(space.bundle, outcome, record);
+    await this.catalog.durable();
+    return result;
+  }
+
+  /** The catalog operation that turns written data into a blob record, or into a link when the content exists. */
+  private commitRecord(space: RecordSpace, r: RecordToCommit): Promise<UploadOutcome> {
+    const sha1 = r.sha1.toString('hex');
+    const cookie = newCookie();
+    const code = mimeCode(r.mime);
+    const fileId = encodeFileId({
+      group: this.opts.group, server: this.opts.server, bundle: space.bundle, offset: space.offset,
+      size: r.size, mimeCode: code, cookie,
+    });
+    return this.catalog.commitUpload(
+      { user: r.user, name: r.name, blob: { sha1, fileId, size: r.size, mime: r.mime, time: r.time } },
+      seq => {
+        const used = HEADER_SIZE + r.size + r.blobMeta.length;
+        space.writeSync(encodeHeader({
+          kind: RecordKind.Blob, mimeCode: code, slotLen: space.shrinkTo(used), dataLen: r.size, seq, time: r.time, cookie,
+          metaLen: r.blobMeta.length, sha1: r.sha1, dataCrc: r.crc, metaCrc: crc32c(r.blobMeta),
+        }));
+      },
+      seq => {
+        // Same content already stored: this space becomes the user's link record.
+        const rec = { kind: RecordKind.Link, mimeCode: 0, seq, time: r.time, cookie: 0, sha1: r.sha1 };
+        const meta = { u: r.user, n: r.name, at: r.time };
+        const len = encodeSmallRecord({ ...rec, slotLen: 0 }, meta).length;
+        space.writeSync(encodeSmallRecord({ ...rec, slotLen: space.shrinkTo(len) }, meta));
+      },
+    );
+  }
+
+  /** Waits until a committed upload is durable, then describes it. */
+  private async acknowledge(bundle: number, outcome: UploadOutcome, r: RecordToCommit): Promise<UploadResult> {
+    if (this.opts.fsync) {
+      // A duplicate's bytes may sit unsynced in another bundle (another
+      // worker's upload, committed but not yet acknowledged): sync that too.
+      const blobBundle = decodeFileId(outcome.blob.fileId).bundle;
+      await Promise.all([ this.files.sync(bundle), blobBundle !== bundle ? this.files.sync(blobBundle) : undefined ]);
+    }
+    return {
+      fileId: outcome.blob.fileId, fileHash: r.sha1.toString('hex'), size: r.size, mime: outcome.blob.mime,
+      filename: r.name, uploadAt: outcome.link.at, deduplicated: !outcome.created,
+    };
   }
 
   /** Header + liveness check; the basis of every read. */

@@ -1,0 +1,477 @@
+import { createHash, Hash, randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { promisify } from 'node:util';
+import {
+  BadRequestError, ConflictError, FileTooLargeError, GoneError, LockedError, NotFoundError, SonofsError, UploadAbortedError,
+  ChecksumMismatchError,
+} from '../errors';
+import { crc32c, HEADER_SIZE, RecordKind } from '../record';
+import { SMALL_RECORD_MAX, SonofsStore, UploadResult } from '../store';
+import { checkName, checkUser } from '../validate';
+import { addRange, missingRanges, prefixEnd } from './ranges';
+import { SessionSpace, dataPosition, padSpace, readSessionData, readSpaceHeader } from './space';
+import type { LockMode, Session, SessionProtocol, SessionStore } from './types';
+
+const writev = promisify(fs.writev);
+const fdatasync = promisify(fs.fdatasync);
+
+export interface SessionOptions {
+  /** the store's root; staging files go under root/sessions/staging */
+  root: string;
+  /** an unfinished upload idle this long is removed with its bytes (ms) */
+  ttlMs: number;
+  /** a finished or cancelled upload still answers for this long (ms) */
+  doneTtlMs: number;
+  /** how long a request waits for another request's lock on the same upload (ms) */
+  lockTimeoutMs: number;
+  fsync: boolean;
+  maxFileSize: number;
+}
+
+export interface CreateSession {
+  protocol: SessionProtocol;
+  user: string;
+  /** undefined: deferred (bytes are staged, then copied into a bundle at the end) */
+  length?: number;
+  filename?: string;
+  mime?: string;
+  extra?: Record<string, unknown>;
+  /** a lookup key for the protocol (e.g. user + file hash), removed with the session */
+  key?: string;
+}
+
+export interface WriteRequest {
+  /** the session's owner; another user's request is answered as if it did not exist */
+  user?: string;
+  /** file position of the first byte */
+  at: number;
+  source: Readable;
+  /** tus: `at` must be the current offset (409 otherwise), and writers take turns */
+  ordered?: boolean;
+  /** exact byte count this write must carry (a chunk); anything else is discarded */
+  length?: number;
+  /** digest the bytes must have; a mismatch discards them (460) */
+  checksum?: { algorithm: string; digest: Buffer };
+  /** keep what arrived of a body cut short (tus), instead of discarding it */
+  keepPartial?: boolean;
+}
+
+export interface WriteOutcome {
+  session: Session;
+  /** bytes stored by this request */
+  received: number;
+  /** the body was cut short (or another request took over) and what arrived was kept */
+  interrupted: boolean;
+}
+
+export interface CompleteOptions {
+  user?: string;
+  filename?: string;
+  mime?: string;
+  /** the whole file's sha1 the client claims (hex): verified */
+  expectSha1?: string;
+  expectSize?: number;
+}
+
+/** Hash algorithms a checksum may name (tus Upload-Checksum, course chkhash, fupload partMd5). */
+export const CHECKSUM_ALGORITHMS = [ 'sha1', 'md5', 'sha256', 'sha512' ] as const;
+
+/** Why a write stopped reading: another request asked for the lock. */
+class LockReleased extends Error {}
+
+/**
+ * The one engine under tus, the course's chunked upload and the fupload task
+ * API: durable sessions with a cross-process lock each, bytes written straight
+ * to their final place (a record slot reserved in a bundle when the length is
+ * known), and completion into an ordinary file (sha1, dedup, file id).
+ */
+export class UploadSessions {
+  /** sha1 state of in-order uploads this process is receiving: no read-back at the end */
+  private readonly hashes = new Map<string, { offset: number; hash: Hash }>();
+
+  constructor(readonly store: SonofsStore, readonly db: SessionStore, readonly opts: SessionOptions) {}
+
+  async create(c: CreateSession): Promise<Session> {
+    const user = checkUser(c.user);
+    const filename = c.filename === undefined ? undefined : checkName(c.filename);
+    if (c.length !== undefined) {
+      if (!Number.isSafeInteger(c.length) || c.length < 0) throw new BadRequestError('INVALID_SIZE', 'the upload length must be a non-negative integer');
+      if (c.length > this.opts.maxFileSize) throw new FileTooLargeError(this.opts.maxFileSize);
+    }
+    const id = randomBytes(16).toString('base64url');
+    const now = Date.now();
+    const s: Session = {
+      id, protocol: c.protocol, user, length: c.length, offset: 0, ranges: [], crc: 0, filename, mime: c.mime,
+      created: now, expires: now + this.opts.ttlMs, state: 'active', extra: c.extra ?? {}, key: c.key,
+    };
+    if (c.length !== undefined) {
+      // Reserve the record now; it stays Pending (skipped by scans) until commit.
+      const slot = await this.store.writer.reserve(HEADER_SIZE + c.length + SMALL_RECORD_MAX);
+      s.space = { bundle: slot.bundle, offset: slot.offset, length: slot.length };
+      // The worker is done with the slot; the session owns it from here on.
+      slot.finish();
+    } else {
+      s.staging = path.join(this.stagingDir(), id);
+      fs.mkdirSync(this.stagingDir(), { recursive: true });
+      fs.closeSync(fs.openSync(s.staging, 'wx'));
+    }
+    await this.db.put(s);
+    if (c.key) await this.db.setKey(c.key, id);
+    await this.db.durable();
+    return s;
+  }
+
+  /** Makes a session that is already a file (an upload that came whole in one request). */
+  async recordDone(c: CreateSession, result: UploadResult): Promise<Session> {
+    const now = Date.now();
+    const s: Session = {
+      id: randomBytes(16).toString('base64url'), protocol: c.protocol, user: checkUser(c.user), length: result.size,
+      offset: result.size, ranges: result.size ? [ { start: 0, end: result.size } ] : [], filename: result.filename,
+      mime: result.mime, created: now, expires: now + this.opts.doneTtlMs, state: 'done', extra: c.extra ?? {}, result,
+    };
+    await this.db.put(s);
+    return s;
+  }
+
+  /**
+   * The session, if `user` may see it: unknown or another user's is 404,
+   * cancelled or expired is 410.
+   */
+  async get(id: string, user?: string): Promise<Session> {
+    const s = typeof id === 'string' && id.length <= 64 ? await this.db.get(id) : undefined;
+    if (!s || (user !== undefined && s.user !== user)) throw new NotFoundError('UPLOAD_NOT_FOUND', 'no upload has this id');
+    if (s.state === 'cancelled') throw new GoneError('UPLOAD_CANCELLED', 'this upload was cancelled');
+    if (s.expires <= Date.now()) {
+      if (s.state === 'done') throw new NotFoundError('UPLOAD_NOT_FOUND', 'no upload has this id');
+      throw new GoneError('UPLOAD_EXPIRED', 'this upload expired; start a new one');
+    }
+    return s;
+  }
+
+  findByKey(key: string): Promise<string | undefined> {
+    return this.db.getKey(key);
+  }
+
+  /** Missing ranges of a session with a known length. */
+  missing(s: Session): { start: number; end: number }[] {
+    return s.length === undefined ? [] : missingRanges(s.ranges, s.length);
+  }
+
+  /** Stores the bytes of one request at their place in the upload. */
+  async write(id: string, w: WriteRequest): Promise<WriteOutcome> {
+    const mode: LockMode = w.ordered ? 'exclusive' : 'shared';
+    try {
+      return await this.withLock(id, mode, async released => {
+        const s = await this.get(id, w.user);
+        if (s.state === 'done') throw new ConflictError('UPLOAD_FINISHED', 'this upload is already complete');
+        if (s.state === 'paused') throw new ConflictError('UPLOAD_PAUSED', 'this upload is paused; resume it first');
+        if (!Number.isSafeInteger(w.at) || w.at < 0) throw new BadRequestError('INVALID_OFFSET', 'the offset must be a non-negative integer');
+        if (w.ordered && w.at !== s.offset) throw new ConflictError('OFFSET_MISMATCH', `the upload's offset is ${s.offset}, not ${w.at}`);
+        const room = (s.length ?? this.opts.maxFileSize) - w.at;
+        if (room < 0 || (w.length !== undefined && w.length > room)) {
+          throw new BadRequestError('RANGE_OUTSIDE_FILE', `bytes from ${w.at} do not fit the upload's length ${s.length}`);
+        }
+        return await this.receive(s, w, w.length ?? room, released);
+      });
+    } finally {
+      if (!w.source.readableEnded && !w.source.destroyed) w.source.resume(); // drain what we will not read
+    }
+  }
+
+  /** tus creation-defer-length: the length, once, then the upload can finish. */
+  async declareLength(id: string, user: string, length: number): Promise<Session> {
+    if (!Number.isSafeInteger(length) || length < 0) throw new BadRequestError('INVALID_SIZE', 'the upload length must be a non-negative integer');
+    if (length > this.opts.maxFileSize) throw new FileTooLargeError(this.opts.maxFileSize);
+    return this.withLock(id, 'exclusive', async () => {
+      const s = await this.get(id, user);
+      if (s.length !== undefined && s.length !== length) throw new BadRequestError('LENGTH_FIXED', `the upload's length is already ${s.length}`);
+      if (length < s.offset) throw new BadRequestError('INVALID_SIZE', `${s.offset} bytes were already received`);
+      return (await this.db.update(id, cur => ({ ...cur, length })))!;
+    });
+  }
+
+  /** Changes protocol fields or the state (pause, resume) under the session's lock. */
+  async update(id: string, user: string | undefined, fn: (s: Session) => Session): Promise<Session> {
+    return this.withLock(id, 'exclusive', async () => {
+      await this.get(id, user);
+      return (await this.db.update(id, fn))!;
+    });
+  }
+
+  /** Turns a session whose bytes are all in into an ordinary file. Idempotent. */
+  async complete(id: string, c: CompleteOptions = {}): Promise<UploadResult> {
+    return this.withLock(id, 'exclusive', async () => {
+      const s = await this.get(id, c.user);
+      if (s.state === 'done') return s.result!;
+      if (s.length === undefined) throw new ConflictError('LENGTH_UNKNOWN', 'the upload length is not known yet');
+      if (c.expectSize !== undefined && c.expectSize !== s.length) {
+        throw new BadRequestError('SIZE_MISMATCH', `the upload has ${s.length} bytes, not ${c.expectSize}`);
+      }
+      const gaps = missingRanges(s.ranges, s.length);
+      if (gaps.length) {
+        throw new ConflictError('UPLOAD_INCOMPLETE', `bytes missing: ${gaps.slice(0, 5).map(g => `${g.start}-${g.end - 1}`).join(', ')}${gaps.length > 5 ? ', ...' : ''}`);
+      }
+      const result = await this.commit(s, c);
+      this.hashes.delete(id);
+      await this.finish(s, { state: 'done', result });
+      return result;
+    });
+  }
+
+  /**
+   * tus concatenation: a new file made of finished parts' bytes, in order.
+   * The parts stay as they are (a part may be used in several finals).
+   */
+  async concatenate(finalId: string, parts: Session[]): Promise<UploadResult> {
+    return this.withLock(finalId, 'exclusive', async () => {
+      const s = await this.get(finalId);
+      if (s.state === 'done') return s.result!;
+      for (const p of parts) {
+        if (p.length === undefined || p.offset !== p.length) throw new ConflictError('PART_UNFINISHED', `part ${p.id} is not finished`);
+      }
+      const size = parts.reduce((n, p) => n + p.length!, 0);
+      const streams = parts.map(p => () => readSessionData(this.opts.root, p, 0, p.length!));
+      const result = await this.store.upload(Readable.from(concatStreams(streams)), {
+        user: s.user, filename: s.filename, mime: s.mime, size,
+      });
+      await this.finish(s, { state: 'done', result, length: size, offset: size, ranges: size ? [ { start: 0, end: size } ] : [] });
+      return result;
+    });
+  }
+
+  /** Stops an upload and gives its bytes back; the id answers 410 until the tombstone expires. */
+  async cancel(id: string, user?: string): Promise<void> {
+    await this.withLock(id, 'exclusive', async () => {
+      const s = await this.get(id, user);
+      if (s.state === 'done') throw new ConflictError('UPLOAD_FINISHED', 'this upload is already a stored file');
+      discardSessionBytes(this.opts.root, s);
+      this.hashes.delete(id);
+      await this.finish(s, { state: 'cancelled' });
+    });
+  }
+
+  /** Removes sessions past their expiry (see sweepSessions). */
+  sweep(now = Date.now()): Promise<number> {
+    return sweepSessions(this.db, this.opts.root, now);
+  }
+
+  async close(): Promise<void> {
+    await this.db.close();
+  }
+
+  private stagingDir(): string {
+    return path.join(this.opts.root, 'sessions', 'staging');
+  }
+
+  private async finish(s: Session, change: Partial<Session>): Promise<void> {
+    await this.db.update(s.id, cur => ({ ...cur, ...change, expires: Date.now() + this.opts.doneTtlMs }));
+    if (s.key && await this.db.getKey(s.key) === s.id) await this.db.setKey(s.key, undefined);
+  }
+
+  /** Writes the file's record (or finds it, if a crash came between the commit and the session update). */
+  private async commit(s: Session, c: CompleteOptions): Promise<UploadResult> {
+    const filename = c.filename ?? s.filename;
+    const mime = c.mime ?? s.mime;
+    const length = s.length!;
+    if (s.space && !spaceIsPending(this.opts.root, s)) return this.committedResult(s, filename);
+    let digest = this.cachedDigest(s);
+    if (!digest && (s.space || c.expectSha1)) digest = await digestOf(readSessionData(this.opts.root, s, 0, length));
+    if (c.expectSha1 && digest!.sha1.toString('hex') !== c.expectSha1.toLowerCase()) {
+      throw new BadRequestError('FILE_HASH_MISMATCH', `the uploaded bytes have sha1 ${digest!.sha1.toString('hex')}, not ${c.expectSha1}`);
+    }
+    if (s.space) {
+      return this.store.commitSpace(new SessionSpace(this.store.files, s.space), {
+        user: s.user, filename, mime, size: length, sha1: digest!.sha1, crc: digest!.crc,
+      });
+    }
+    // Deferred length: the one copy, from staging into a bundle.
+    const result = await this.store.upload(readSessionData(this.opts.root, s, 0, length), { user: s.user, filename, mime, size: length });
+    fs.rmSync(s.staging!, { force: true });
+    return result;
+  }
+
+  private async committedResult(s: Session, filename: string | undefined): Promise<UploadResult> {
+    const sha1 = readSpaceHeader(this.opts.root, s.space!)!.sha1.toString('hex');
+    const link = await this.store.getUserFile(s.user, sha1);
+    if (!link) throw new ConflictError('UPLOAD_GONE', 'the upload was stored, then deleted');
+    return {
+      fileId: link.fileId, fileHash: sha1, size: link.size, mime: link.mime, filename: filename ?? link.name,
+      uploadAt: link.at, deduplicated: false,
+    };
+  }
+
+  /** sha1 and crc32c of a session received in order by this process, without reading it back. */
+  private cachedDigest(s: Session): { sha1: Buffer; crc: number } | undefined {
+    const h = this.hashes.get(s.id);
+    if (!h || h.offset !== s.length || s.crc === undefined || s.offset !== s.length) return undefined;
+    return { sha1: h.hash.copy().digest(), crc: s.crc };
+  }
+
+  /** Pumps the body into place, verifies it, makes it durable, then records the range. */
+  private async receive(s: Session, w: WriteRequest, limit: number, released: AbortSignal): Promise<WriteOutcome> {
+    const inOrder = w.ordered === true && w.at === s.offset;
+    const cached = this.hashes.get(s.id);
+    const sha1 = inOrder ? (cached?.offset === w.at ? cached.hash.copy() : w.at === 0 ? createHash('sha1') : undefined) : undefined;
+    let crc = inOrder ? s.crc : undefined;
+    const check = w.checksum ? createHash(w.checksum.algorithm) : undefined;
+    let received = 0;
+    let cut: Error | undefined;
+
+    const fd = s.space ? this.store.files.acquire(s.space.bundle) : fs.openSync(s.staging!, 'r+');
+    const position = (at: number) => (s.space ? dataPosition(s.space, at) : at);
+    const onRelease = () => w.source.destroy(new LockReleased());
+    released.addEventListener('abort', onRelease);
+    try {
+      const sink = new Writable({
+        highWaterMark: 1 << 20,
+        writev: (entries, cb) => {
+          const chunks = entries.map(e => e.chunk as Buffer);
+          const len = chunks.reduce((n, c) => n + c.length, 0);
+          if (received + len > limit) {
+            cb(w.length !== undefined
+              ? new BadRequestError('SIZE_MISMATCH', `this request carries more than ${w.length} bytes`)
+              : s.length !== undefined
+                ? new BadRequestError('EXCEEDS_LENGTH', `the bytes go past the upload's length ${s.length}`)
+                : new FileTooLargeError(this.opts.maxFileSize));
+            return;
+          }
+          writeAllAt(fd, chunks, position(w.at + received)).then(() => {
+            for (const c of chunks) {
+              sha1?.update(c);
+              check?.update(c);
+              if (crc !== undefined) crc = crc32c(c, crc);
+            }
+            received += len;
+            cb();
+          }, cb);
+        },
+      });
+      try {
+        await pipeline(w.source, sink);
+      } catch (err) {
+        if (err instanceof SonofsError) throw err;
+        cut = err as Error;
+      }
+      if (cut && !(w.keepPartial && !w.checksum && w.length === undefined)) {
+        throw cut instanceof LockReleased ? new ConflictError('UPLOAD_TAKEN_OVER', 'another request took over this upload') : new UploadAbortedError();
+      }
+      if (!cut && w.length !== undefined && received !== w.length) {
+        throw new BadRequestError('SIZE_MISMATCH', `received ${received} bytes, expected ${w.length}`);
+      }
+      if (check && !cut && !check.digest().equals(w.checksum!.digest)) {
+        throw new ChecksumMismatchError(`the bytes do not match their ${w.checksum!.algorithm} checksum; they were discarded`);
+      }
+      if (this.opts.fsync && received > 0) {
+        if (s.space) await this.store.files.sync(s.space.bundle);
+        else await fdatasync(fd);
+      }
+    } finally {
+      released.removeEventListener('abort', onRelease);
+      if (s.space) this.store.files.release(s.space.bundle);
+      else fs.closeSync(fd);
+    }
+
+    const end = w.at + received;
+    const session = (await this.db.update(s.id, cur => {
+      const ranges = addRange(cur.ranges, w.at, end);
+      // The running crc holds only while bytes extend the prefix, in order.
+      const stillInOrder = inOrder && cur.offset === w.at && crc !== undefined;
+      return { ...cur, ranges, offset: prefixEnd(ranges), crc: stillInOrder ? crc : received ? undefined : cur.crc, expires: Date.now() + this.opts.ttlMs };
+    }))!;
+    if (sha1 && received) this.rememberHash(s.id, end, sha1);
+    else if (received && !inOrder) this.hashes.delete(s.id);
+    return { session, received, interrupted: !!cut };
+  }
+
+  private rememberHash(id: string, offset: number, hash: Hash): void {
+    this.hashes.delete(id);
+    this.hashes.set(id, { offset, hash });
+    if (this.hashes.size > 1000) this.hashes.delete(this.hashes.keys().next().value!);
+  }
+
+  /**
+   * Runs `fn` holding the session's lock. An exclusive waiter asks the holder
+   * to let go (tus: a client resuming after a dropped connection should not
+   * wait for the old request to time out); the holder's `released` signal fires.
+   */
+  private async withLock<T>(id: string, mode: LockMode, fn: (released: AbortSignal) => Promise<T>): Promise<T> {
+    const owner = `${process.pid}:${randomBytes(6).toString('hex')}`;
+    const ttl = 10_000;
+    const deadline = Date.now() + this.opts.lockTimeoutMs;
+    for (let wait = 5; !await this.db.tryLock(id, owner, mode, ttl, mode === 'exclusive'); wait = Math.min(wait * 2, 100)) {
+      if (Date.now() + wait > deadline) throw new LockedError();
+      await new Promise(r => setTimeout(r, wait));
+    }
+    const released = new AbortController();
+    const timer = setInterval(() => {
+      this.db.renewLock(id, owner, ttl)
+        .then(async held => held && mode === 'exclusive' ? this.db.releaseAsked(id, owner) : !held)
+        .then(stop => { if (stop) released.abort(); }, () => undefined);
+    }, 200);
+    try {
+      return await fn(released.signal);
+    } finally {
+      clearInterval(timer);
+      await this.db.unlock(id, owner);
+    }
+  }
+}
+
+/** True while a session's reserved space still carries its Pending header (not yet a file). */
+function spaceIsPending(root: string, s: Session): boolean {
+  return readSpaceHeader(root, s.space!)?.kind === RecordKind.Pending;
+}
+
+/** A reserved space goes back as Padding (unless it already holds the committed file); staging is deleted. */
+function discardSessionBytes(root: string, s: Session): void {
+  if (s.space && spaceIsPending(root, s)) padSpace(root, s.space);
+  if (s.staging) fs.rmSync(s.staging, { force: true });
+}
+
+/**
+ * Removes sessions past their expiry: unfinished ones with their bytes,
+ * finished and cancelled ones just their record (a file stays). The agent
+ * runs it on a timer; it needs no store, only the session store and the root.
+ */
+export async function sweepSessions(db: SessionStore, root: string, now = Date.now()): Promise<number> {
+  let removed = 0;
+  const owner = `sweep:${process.pid}:${randomBytes(4).toString('hex')}`;
+  for (const id of await db.expired(now, 1000)) {
+    if (!await db.tryLock(id, owner, 'exclusive', 60_000, false)) continue;
+    try {
+      const s = await db.get(id);
+      if (!s || s.expires > now) continue;
+      if (s.state === 'active' || s.state === 'paused') discardSessionBytes(root, s);
+      if (s.key && await db.getKey(s.key) === id) await db.setKey(s.key, undefined);
+      await db.remove(id);
+      removed++;
+    } finally {
+      await db.unlock(id, owner);
+    }
+  }
+  return removed;
+}
+
+async function writeAllAt(fd: number, chunks: Buffer[], at: number): Promise<void> {
+  const total = chunks.reduce((n, c) => n + c.length, 0);
+  const { bytesWritten } = await writev(fd, chunks, at);
+  if (bytesWritten < total) await writeAllAt(fd, [ Buffer.concat(chunks).subarray(bytesWritten) ], at + bytesWritten);
+}
+
+async function digestOf(stream: Readable): Promise<{ sha1: Buffer; crc: number }> {
+  const sha1 = createHash('sha1');
+  let crc = 0;
+  for await (const chunk of stream) {
+    sha1.update(chunk);
+    crc = crc32c(chunk, crc);
+  }
+  return { sha1: sha1.digest(), crc };
+}
+
+async function* concatStreams(streams: Array<() => Readable>): AsyncGenerator<Buffer> {
+  for (const open of streams) yield* open();
+}
+

@@ -1,0 +1,167 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { open, RootDatabase } from 'lmdb';
+import type { LockMode, Session, SessionStore } from './types';
+
+/** Where a node keeps its upload sessions: beside the catalog, under the store's root. */
+export function sessionsDir(root: string): string {
+  return path.join(root, 'sessions', 'db');
+}
+
+type Key = (string | number)[];
+const sessionKey = (id: string): Key => [ 's', id ];
+const expiryKey = (expires: number, id: string): Key => [ 'e', expires, id ];
+const lookupKey = (key: string): Key => [ 'k', key ];
+const lockKey = (id: string): Key => [ 'l', id ];
+
+interface Holder {
+  pid: number;
+  until: number;
+}
+
+interface LockRecord {
+  exclusive?: Holder & { owner: string; releaseAsked?: boolean };
+  shared: Record<string, Holder>;
+}
+
+/**
+ * Sessions and their locks in an LMDB environment of their own (beside the
+ * catalog), shared by the agent and every worker. A lock is a record written
+ * in a transaction, so taking it is atomic across processes; a holder that
+ * died (kill -9) or stopped renewing is ignored after its pid is gone or its
+ * time is up, so a lock is never stuck.
+ */
+export class LmdbSessionStore implements SessionStore {
+  private readonly db: RootDatabase;
+
+  constructor(readonly dir: string) {
+    fs.mkdirSync(dir, { recursive: true });
+    this.db = open({ path: dir, compression: false });
+  }
+
+  async get(id: string): Promise<Session | undefined> {
+    return this.db.get(sessionKey(id));
+  }
+
+  async put(s: Session): Promise<void> {
+    await this.db.transaction(() => this.write(s));
+  }
+
+  async update(id: string, fn: (s: Session) => Session | undefined): Promise<Session | undefined> {
+    return this.db.transaction(() => {
+      const cur: Session | undefined = this.db.get(sessionKey(id));
+      if (!cur) return undefined;
+      const next = fn(cur);
+      if (next) this.write(next);
+      return next ?? cur;
+    });
+  }
+
+  async remove(id: string): Promise<void> {
+    await this.db.transaction(() => {
+      const cur: Session | undefined = this.db.get(sessionKey(id));
+      if (cur) this.db.remove(expiryKey(cur.expires, id));
+      this.db.remove(sessionKey(id));
+      this.db.remove(lockKey(id));
+    });
+  }
+
+  async getKey(key: string): Promise<string | undefined> {
+    return this.db.get(lookupKey(key));
+  }
+
+  async setKey(key: string, id: string | undefined): Promise<void> {
+    if (id === undefined) await this.db.remove(lookupKey(key));
+    else await this.db.put(lookupKey(key), id);
+  }
+
+  async expired(now: number, limit: number): Promise<string[]> {
+    const out: string[] = [];
+    for (const key of this.db.getKeys({ start: [ 'e' ], end: [ 'e', now ] })) {
+      out.push((key as Key)[2] as string);
+      if (out.length >= limit) break;
+    }
+    return out;
+  }
+
+  async tryLock(id: string, owner: string, mode: LockMode, ttlMs: number, askRelease: boolean): Promise<boolean> {
+    return this.db.transaction(() => {
+      const now = Date.now();
+      const lock = live(this.db.get(lockKey(id)), now);
+      const holder = { pid: process.pid, until: now + ttlMs };
+      const ex = lock.exclusive && lock.exclusive.owner !== owner ? lock.exclusive : undefined;
+      const others = Object.keys(lock.shared).filter(o => o !== owner);
+      const free = !ex && (mode === 'shared' || others.length === 0);
+      if (free) {
+        if (mode === 'exclusive') lock.exclusive = { owner, ...holder };
+        else lock.shared[owner] = holder;
+      } else if (ex && askRelease) {
+        ex.releaseAsked = true;
+      }
+      if (free || (ex && askRelease)) this.db.put(lockKey(id), lock);
+      return free;
+    });
+  }
+
+  async renewLock(id: string, owner: string, ttlMs: number): Promise<boolean> {
+    return this.db.transaction(() => {
+      const lock: LockRecord | undefined = this.db.get(lockKey(id));
+      const until = Date.now() + ttlMs;
+      if (lock?.exclusive?.owner === owner) lock.exclusive.until = until;
+      else if (lock?.shared[owner]) lock.shared[owner].until = until;
+      else return false;
+      this.db.put(lockKey(id), lock);
+      return true;
+    });
+  }
+
+  async releaseAsked(id: string, owner: string): Promise<boolean> {
+    const lock: LockRecord | undefined = this.db.get(lockKey(id));
+    return lock?.exclusive?.owner === owner && !!lock.exclusive.releaseAsked;
+  }
+
+  async unlock(id: string, owner: string): Promise<void> {
+    await this.db.transaction(() => {
+      const lock: LockRecord | undefined = this.db.get(lockKey(id));
+      if (!lock) return;
+      if (lock.exclusive?.owner === owner) delete lock.exclusive;
+      delete lock.shared[owner];
+      if (!lock.exclusive && Object.keys(lock.shared).length === 0) this.db.remove(lockKey(id));
+      else this.db.put(lockKey(id), lock);
+    });
+  }
+
+  async durable(): Promise<void> {
+    await this.db.flushed;
+  }
+
+  async close(): Promise<void> {
+    await this.db.close();
+  }
+
+  /** Puts a session and moves its expiry index entry (inside a transaction). */
+  private write(s: Session): void {
+    const old: Session | undefined = this.db.get(sessionKey(s.id));
+    if (old && old.expires !== s.expires) this.db.remove(expiryKey(old.expires, s.id));
+    this.db.put(sessionKey(s.id), s);
+    this.db.put(expiryKey(s.expires, s.id), 1);
+  }
+}
+
+/** The lock without holders that are dead or past their time. */
+function live(lock: LockRecord | undefined, now: number): LockRecord {
+  const ok = (h: Holder) => h.until > now && alive(h.pid);
+  const shared: Record<string, Holder> = {};
+  for (const [ owner, h ] of Object.entries(lock?.shared ?? {})) if (ok(h)) shared[owner] = h;
+  return { exclusive: lock?.exclusive && ok(lock.exclusive) ? lock.exclusive : undefined, shared };
+}
+
+function alive(pid: number): boolean {
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

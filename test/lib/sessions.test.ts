@@ -1,0 +1,219 @@
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { PassThrough, Readable } from 'node:stream';
+import {
+  openStandalone, NodeOptions, UploadSessions, LmdbSessionStore, sessionsDir, scanAll, SonofsError, decodeFileId,
+} from '../../lib';
+
+const MiB = 1 << 20;
+const sha1 = (b: Buffer) => createHash('sha1').update(b).digest('hex');
+
+function options(root: string): NodeOptions {
+  return { root, group: 1, server: 2, bundleSize: 8 * MiB, extentSize: 1 * MiB, maxFileSize: 64 * MiB, fsync: true };
+}
+
+async function rejectsWith(p: Promise<unknown>, status: number, code?: string) {
+  await assert.rejects(p, (err: SonofsError) => {
+    assert.equal(err.status, status, `${err.code}: ${err.message}`);
+    if (code) assert.equal(err.code, code);
+    return true;
+  });
+}
+
+describe('lib: upload sessions', () => {
+  let root: string;
+  let node: Awaited<ReturnType<typeof openStandalone>>;
+  let sessions: UploadSessions;
+
+  async function open(over: { ttlMs?: number; lockTimeoutMs?: number } = {}) {
+    node = await openStandalone(options(root));
+    sessions = new UploadSessions(node.store, new LmdbSessionStore(sessionsDir(root)), {
+      root, ttlMs: over.ttlMs ?? 60_000, doneTtlMs: 60_000, lockTimeoutMs: over.lockTimeoutMs ?? 2_000, fsync: true, maxFileSize: 64 * MiB,
+    });
+  }
+
+  async function close() {
+    await sessions.close();
+    await node.close();
+  }
+
+  beforeEach(async () => {
+    root = fs.mkdtempSync(path.join(os.tmpdir(), 'sonofs-sessions-'));
+    await open();
+  });
+
+  afterEach(async () => {
+    await close().catch(() => undefined);
+    fs.rmSync(root, { recursive: true, force: true });
+  });
+
+  it('takes ordered writes into reserved space and completes into an ordinary, deduplicated file', async () => {
+    const data = randomBytes(2 * MiB + 123);
+    const s = await sessions.create({ protocol: 'tus', user: 'alice', length: data.length, filename: 'big.bin' });
+    let at = 0;
+    for (const part of [ data.subarray(0, 1000), data.subarray(1000, MiB), data.subarray(MiB) ]) {
+      const out = await sessions.write(s.id, { user: 'alice', at, source: Readable.from([ part ]), ordered: true });
+      at += part.length;
+      assert.equal(out.received, part.length);
+      assert.equal(out.session.offset, at);
+    }
+    const r = await sessions.complete(s.id, { user: 'alice' });
+    assert.equal(r.fileHash, sha1(data));
+    assert.equal(decodeFileId(r.fileId).offset, s.space!.offset, 'the file is where its bytes were written: no copy');
+    assert.ok((await node.store.getFile(r.fileId)).buffer.equals(data));
+    assert.deepEqual(await sessions.complete(s.id, { user: 'alice' }), r, 'completing twice answers the same file');
+    assert.equal((await node.store.getUserFile('alice', r.fileHash))?.name, 'big.bin');
+    // the same bytes again by another user: a link, the content stored once
+    const s2 = await sessions.create({ protocol: 'tus', user: 'bob', length: data.length });
+    await sessions.write(s2.id, { user: 'bob', at: 0, source: Readable.from([ data ]), ordered: true });
+    const r2 = await sessions.complete(s2.id, { user: 'bob', filename: 'copy.bin' });
+    assert.equal(r2.fileId, r.fileId);
+    assert.equal(r2.deduplicated, true);
+    const blobs = scanAll(root, { group: 1, server: 2, extentSize: MiB, verifyData: true }).records.filter(x => x.kind === 'blob');
+    assert.equal(blobs.length, 1);
+  });
+
+  it('assembles ranges in any order, refuses to complete with a gap or a wrong sha1', async () => {
+    const data = randomBytes(300_000);
+    const s = await sessions.create({ protocol: 'chunked', user: 'u', length: data.length });
+    const chunk = 100_000;
+    const put = (i: number) => sessions.write(s.id, { user: 'u', at: i * chunk, length: Math.min(chunk, data.length - i * chunk), source: Readable.from([ data.subarray(i * chunk, (i + 1) * chunk) ]) });
+    await Promise.all([ put(2), put(0) ]);
+    assert.deepEqual(sessions.missing(await sessions.get(s.id)), [ { start: 100_000, end: 200_000 } ]);
+    await rejectsWith(sessions.complete(s.id, { user: 'u' }), 409, 'UPLOAD_INCOMPLETE');
+    // a chunk of the wrong size is discarded
+    await rejectsWith(sessions.write(s.id, { user: 'u', at: chunk, length: chunk, source: Readable.from([ data.subarray(chunk, chunk + 10) ]) }), 400, 'SIZE_MISMATCH');
+    assert.equal(sessions.missing(await sessions.get(s.id)).length, 1);
+    await put(1);
+    await rejectsWith(sessions.complete(s.id, { user: 'u', expectSha1: sha1(Buffer.from('other')) }), 400, 'FILE_HASH_MISMATCH');
+    const r = await sessions.complete(s.id, { user: 'u', expectSha1: sha1(data) });
+    assert.ok((await node.store.getFile(r.fileId)).buffer.equals(data));
+  });
+
+  it('answers another user, a wrong offset and a wrong checksum without changing the upload', async () => {
+    const data = randomBytes(10_000);
+    const s = await sessions.create({ protocol: 'tus', user: 'alice', length: data.length });
+    await rejectsWith(sessions.get(s.id, 'mallory'), 404, 'UPLOAD_NOT_FOUND');
+    await rejectsWith(sessions.write(s.id, { user: 'mallory', at: 0, source: Readable.from([ data ]), ordered: true }), 404);
+    await rejectsWith(sessions.write(s.id, { user: 'alice', at: 5, source: Readable.from([ data ]), ordered: true }), 409, 'OFFSET_MISMATCH');
+    const bad = { algorithm: 'sha256', digest: createHash('sha256').update('nope').digest() };
+    await rejectsWith(sessions.write(s.id, { user: 'alice', at: 0, source: Readable.from([ data ]), ordered: true, checksum: bad }), 460, 'CHECKSUM_MISMATCH');
+    assert.equal((await sessions.get(s.id)).offset, 0);
+    await rejectsWith(sessions.write(s.id, { user: 'alice', at: 0, source: Readable.from([ data, data ]), ordered: true }), 400, 'EXCEEDS_LENGTH');
+    assert.equal((await sessions.get(s.id)).offset, 0);
+    const good = { algorithm: 'sha1', digest: createHash('sha1').update(data).digest() };
+    const out = await sessions.write(s.id, { user: 'alice', at: 0, source: Readable.from([ data ]), ordered: true, checksum: good });
+    assert.equal(out.session.offset, data.length);
+  });
+
+  it('keeps the bytes of a cut body when asked (tus), discards them otherwise', async () => {
+    const data = randomBytes(200_000);
+    const s = await sessions.create({ protocol: 'tus', user: 'u', length: data.length });
+    const body = new PassThrough();
+    const writing = sessions.write(s.id, { user: 'u', at: 0, source: body, ordered: true, keepPartial: true });
+    body.write(data.subarray(0, 70_000));
+    await new Promise(r => setTimeout(r, 50));
+    body.destroy(Object.assign(new Error('aborted'), { code: 'ECONNRESET' }));
+    const out = await writing;
+    assert.equal(out.interrupted, true);
+    assert.equal(out.session.offset, 70_000);
+    await sessions.write(s.id, { user: 'u', at: 70_000, source: Readable.from([ data.subarray(70_000) ]), ordered: true });
+    assert.equal((await node.store.getFile((await sessions.complete(s.id)).fileId)).buffer.equals(data), true);
+
+    const c = await sessions.create({ protocol: 'chunked', user: 'u', length: 1000 });
+    const cut = new PassThrough();
+    const w = sessions.write(c.id, { user: 'u', at: 0, length: 1000, source: cut });
+    cut.write(Buffer.alloc(500));
+    await new Promise(r => setTimeout(r, 20));
+    cut.destroy(new Error('aborted'));
+    await rejectsWith(w, 400, 'UPLOAD_ABORTED');
+    assert.deepEqual((await sessions.get(c.id)).ranges, []);
+  });
+
+  it('hands the lock to a second writer of the same upload: the first stops and keeps its bytes', async () => {
+    const data = randomBytes(100_000);
+    const s = await sessions.create({ protocol: 'tus', user: 'u', length: data.length });
+    const stalled = new PassThrough();
+    const first = sessions.write(s.id, { user: 'u', at: 0, source: stalled, ordered: true, keepPartial: true });
+    stalled.write(data.subarray(0, 30_000));
+    await new Promise(r => setTimeout(r, 100));
+    // the resuming client asks where to continue, then sends the rest
+    const second = (async () => {
+      for (;;) {
+        const cur = await sessions.get(s.id);
+        try {
+          return await sessions.write(s.id, { user: 'u', at: cur.offset, source: Readable.from([ data.subarray(cur.offset) ]), ordered: true });
+        } catch (err) {
+          if ((err as SonofsError).status !== 409) throw err;
+        }
+      }
+    })();
+    const [ a, b ] = await Promise.all([ first, second ]);
+    assert.equal(a.interrupted, true);
+    assert.equal(a.received, 30_000);
+    assert.equal(b.session.offset, data.length);
+    assert.equal(sha1((await node.store.getFile((await sessions.complete(s.id)).fileId)).buffer), sha1(data));
+  });
+
+  it('stages a deferred length, then stores it once the length is declared', async () => {
+    const data = randomBytes(50_000);
+    const s = await sessions.create({ protocol: 'tus', user: 'u', filename: 'later.txt' });
+    assert.ok(s.staging && fs.existsSync(s.staging));
+    await sessions.write(s.id, { user: 'u', at: 0, source: Readable.from([ data.subarray(0, 20_000) ]), ordered: true });
+    await rejectsWith(sessions.complete(s.id), 409, 'LENGTH_UNKNOWN');
+    await sessions.declareLength(s.id, 'u', data.length);
+    await rejectsWith(sessions.declareLength(s.id, 'u', 7), 400, 'LENGTH_FIXED');
+    await sessions.write(s.id, { user: 'u', at: 20_000, source: Readable.from([ data.subarray(20_000) ]), ordered: true });
+    const r = await sessions.complete(s.id);
+    assert.equal(r.mime, 'text/plain');
+    assert.ok((await node.store.getFile(r.fileId)).buffer.equals(data));
+    assert.equal(fs.existsSync(s.staging!), false);
+  });
+
+  it('resumes after the node restarts, and a crash between commit and bookkeeping does not store twice', async () => {
+    const data = randomBytes(120_000);
+    const s = await sessions.create({ protocol: 'tus', user: 'u', length: data.length });
+    await sessions.write(s.id, { user: 'u', at: 0, source: Readable.from([ data.subarray(0, 60_000) ]), ordered: true });
+    await close();
+    await open();
+    const cur = await sessions.get(s.id, 'u');
+    assert.equal(cur.offset, 60_000);
+    await sessions.write(s.id, { user: 'u', at: 60_000, source: Readable.from([ data.subarray(60_000) ]), ordered: true });
+    // commit the file as complete() would, then "crash" before the session is marked done
+    const { SessionSpace } = require('../../lib/sessions/space');
+    const committed = await node.store.commitSpace(new SessionSpace(node.store.files, cur.space), {
+      user: 'u', size: data.length, sha1: createHash('sha1').update(data).digest(), crc: require('../../lib').crc32c(data),
+    });
+    const r = await sessions.complete(s.id);
+    assert.equal(r.fileId, committed.fileId);
+    assert.ok((await node.store.getFile(r.fileId)).buffer.equals(data));
+  });
+
+  it('cancels (410 after) and sweeps expired uploads with their bytes, keeping finished files', async () => {
+    await close();
+    await open({ ttlMs: 50 });
+    const a = await sessions.create({ protocol: 'chunked', user: 'u', length: 5000, key: 'u:abc' });
+    await sessions.write(a.id, { user: 'u', at: 0, length: 5000, source: Readable.from([ randomBytes(5000) ]) });
+    assert.equal(await sessions.findByKey('u:abc'), a.id);
+    await sessions.cancel(a.id, 'u');
+    await rejectsWith(sessions.get(a.id, 'u'), 410, 'UPLOAD_CANCELLED');
+    assert.equal(await sessions.findByKey('u:abc'), undefined);
+
+    const b = await sessions.create({ protocol: 'tus', user: 'u', length: 9000 });
+    const data = randomBytes(3000);
+    const done = await sessions.create({ protocol: 'tus', user: 'u', length: data.length });
+    await sessions.write(done.id, { user: 'u', at: 0, source: Readable.from([ data ]), ordered: true });
+    const file = await sessions.complete(done.id);
+    await new Promise(r => setTimeout(r, 80));
+    await rejectsWith(sessions.get(b.id, 'u'), 410, 'UPLOAD_EXPIRED');
+    assert.ok(await sessions.sweep(Date.now() + 120_000) >= 3);
+    assert.equal(await sessions.db.get(b.id), undefined);
+    assert.ok((await node.store.getFile(file.fileId)).buffer.equals(data), 'a finished file outlives its session');
+    // the pending spaces became padding: a rebuild finds only the finished file
+    const blobs = scanAll(root, { group: 1, server: 2, extentSize: MiB, verifyData: true }).records.filter(x => x.kind === 'blob');
+    assert.deepEqual(blobs.map(x => x.fileId), [ file.fileId ]);
+  });
+});
