@@ -1,0 +1,212 @@
+#!/usr/bin/env node
+'use strict';
+// Scale benchmark (S5), demo only: store --files small files (default 1,000,000
+// x 16 KiB) through the HTTP API with --concurrency (64) uploads in flight, stop
+// the node and start it again, then report
+//   - start-up time after the restart (process start to the ready line),
+//   - RSS of every process of the node (launcher, egg-scripts, master, agent, workers),
+//   - inodes (files + dirs) and disk used under the data dir,
+//   - random reads right after the restart (reads/s, p50, p99; no warm-up: that is the point).
+// See bench/README.md.
+const { execFileSync } = require('node:child_process');
+const path = require('node:path');
+const crypto = require('node:crypto');
+const { performance } = require('node:perf_hooks');
+const { runCleanup } = require('./lib/cleanup');
+const { keepAliveAgent, request } = require('./lib/http-client');
+const { runClosedLoop } = require('./lib/load');
+const { PEERS, pickPeers, startPeer } = require('./lib/peers');
+const { formatTable } = require('./lib/table');
+const { SmallUploads, uploadSmall } = require('./lib/uploads');
+const { tempDir, settleDisk, processGroupRss, countInodes, describeRun, writeResults, sha1Hex, parseFlags } = require('./lib/system');
+
+const KiB = 1024;
+const PROGRESS_MS = 30_000;
+
+const DEFAULTS = {
+  files: 1_000_000, concurrency: 64, 'size-kib': 16,
+  reads: 20000, 'read-concurrency': 16, 'check-every': 10,
+};
+
+const log = message => console.log(message);
+
+/**
+ * Uploads `files` distinct small files to the demo, logging progress; resolves
+ * to the closed-loop result, the FileId of each upload (by index) and the rate per
+ * progress interval (to see whether uploads slow down as the store grows).
+ */
+async function store(peer, port, flags, uploads, tag) {
+  const agent = keepAliveAgent(flags.concurrency);
+  const ids = new Array(flags.files);
+  const progress = [];
+  let done = 0;
+  let last = { at: performance.now(), done: 0 };
+  const start = last.at;
+  const timer = setInterval(() => {
+    const now = performance.now();
+    const rate = (done - last.done) / ((now - last.at) / 1000);
+    progress.push({ seconds: (now - start) / 1000, files: done, uploadsPerSec: rate });
+    log(`  ${done.toLocaleString('en-US')} files after ${((now - start) / 1000).toFixed(0)} s, ${rate.toFixed(0)} uploads/s in the last interval`);
+    last = { at: now, done };
+  }, PROGRESS_MS);
+  try {
+    const result = await runClosedLoop({
+      count: flags.files, concurrency: flags.concurrency,
+      task: async (i, lane) => {
+        ids[i] = (await uploadSmall(peer, port, agent, uploads, lane, tag, i)).FileId;
+        done++;
+      },
+    });
+    return { result, ids, progress };
+  } finally {
+    clearInterval(timer);
+    agent.destroy();
+  }
+}
+
+/**
+ * Random reads of the stored files: every read's status and size checked, the
+ * sha1 of every `checkEvery`th compared with the content rebuilt from its index.
+ */
+async function randomReads(peer, port, ids, uploads, tag, { count, concurrency, checkEvery }) {
+  const agent = keepAliveAgent(concurrency);
+  const stored = ids.map((id, index) => ({ id, index })).filter(s => s.id);
+  let sha1Checked = 0;
+  try {
+    const result = await runClosedLoop({
+      count, concurrency,
+      task: async i => {
+        const { id, index } = stored[Math.floor(Math.random() * stored.length)];
+        const res = await request({ agent, port, path: peer.downloadPath({ FileId: id }) });
+        if (res.status !== 200) throw new Error(`${id}: HTTP ${res.status}: ${res.body.toString().slice(0, 200)}`);
+        if (res.body.length !== uploads.size) throw new Error(`${id}: ${res.body.length} bytes, sent ${uploads.size}`);
+        if (checkEvery > 0 && i % checkEvery === 0) {
+          sha1Checked++;
+          if (sha1Hex(res.body) !== sha1Hex(uploads.content(tag, index))) throw new Error(`${id}: downloaded bytes differ from upload #${index}`);
+        }
+      },
+    });
+    return { ...result, sha1Checked };
+  } finally {
+    agent.destroy();
+  }
+}
+
+/** What each process of the node is, from its command line (egg-cluster's file names). */
+function role(command) {
+  if (/agent_worker/.test(command)) return 'agent';
+  if (/app_worker/.test(command)) return 'worker';
+  if (/start-cluster/.test(command)) return 'master';
+  if (/egg-scripts/.test(command)) return 'egg-scripts';
+  if (/scripts\/start\.js/.test(command)) return 'launcher (start.js)';
+  return command.slice(0, 60);
+}
+
+function rssOf(server) {
+  const processes = processGroupRss(server.pid).map(p => ({ ...p, role: role(p.command) }));
+  const sum = roles => processes.filter(p => roles.includes(p.role)).reduce((a, p) => a + p.rssMiB, 0);
+  return { processes, agentAndWorkersMiB: sum([ 'agent', 'worker' ]), totalMiB: processes.reduce((a, p) => a + p.rssMiB, 0) };
+}
+
+function logRss(label, rss) {
+  log(`${label}: ${rss.processes.map(p => `${p.role} ${p.rssMiB.toFixed(0)} MiB`).join(', ')}; ` +
+    `agent + workers ${rss.agentAndWorkersMiB.toFixed(0)} MiB, all ${rss.totalMiB.toFixed(0)} MiB`);
+}
+
+/** The master's own start-up time, from its "egg started on ... (NNNms)" line. */
+function masterStartMs(server) {
+  for (const line of server.output) {
+    const m = /egg started on \S+ \((\d+)ms\)/.exec(line);
+    if (m) return Number(m[1]);
+  }
+  return undefined;
+}
+
+function diskUsedMiB(dir) {
+  return Number(execFileSync('du', [ '-sk', dir ]).toString().split('\t')[0]) / 1024;
+}
+
+async function main() {
+  const args = process.argv.slice(2);
+  const flags = parseFlags(args, DEFAULTS);
+  const [ name ] = pickPeers('demo');
+  const peer = PEERS[name];
+  const { command, machine, date } = describeRun('scale benchmark (S5)', __filename, args, log);
+  log(`S5: ${flags.files} uploads of ${flags['size-kib']} KiB to the demo, ${flags.concurrency} in flight; restart; ` +
+    `${flags.reads} random reads, ${flags['read-concurrency']} in flight`);
+  log(`peer: ${name} (${peer.describe})\n`);
+
+  const work = tempDir('sonofs-bench-scale-');
+  const r = {};
+  let server;
+  try {
+    let started = await startPeer(name, work.dir, log);
+    server = started.server;
+    r.firstStart = { seconds: started.startSeconds, masterMs: masterStartMs(server) };
+
+    const uploads = new SmallUploads(flags['size-kib'] * KiB, flags.concurrency);
+    const tag = crypto.randomBytes(8);
+    const stored = await store(peer, started.port, flags, uploads, tag);
+    r.store = { ...stored.result, progress: stored.progress };
+    const s = r.store;
+    log(`stored ${s.ok} files in ${s.seconds.toFixed(0)} s = ${s.opsPerSec.toFixed(0)} uploads/s, p50 ${s.p50Ms.toFixed(1)} ms, ` +
+      `p99 ${s.p99Ms.toFixed(1)} ms, errors ${s.errors}` + (s.errorSamples.length ? `\n  ${s.errorSamples.join('\n  ')}` : ''));
+    r.rssBeforeRestart = rssOf(server);
+    logRss('RSS after the uploads', r.rssBeforeRestart);
+
+    const stopAt = performance.now();
+    await server.stop();
+    r.stopSeconds = (performance.now() - stopAt) / 1000;
+    log(`stopped in ${r.stopSeconds.toFixed(1)} s`);
+    r.dataDir = { ...await countInodes(started.dataDir), diskMiB: diskUsedMiB(started.dataDir) };
+    log(`data dir: ${r.dataDir.inodes} inodes (${r.dataDir.files} files, ${r.dataDir.dirs} dirs), ${r.dataDir.diskMiB.toFixed(0)} MiB on disk`);
+
+    started = await startPeer(name, work.dir, log); // same data dir; startPeer syncs first
+    server = started.server;
+    r.restart = { seconds: started.startSeconds, masterMs: masterStartMs(server) };
+    log(`restart: ready line after ${r.restart.seconds.toFixed(2)} s (master says ${r.restart.masterMs} ms)`);
+    r.rssAfterStart = rssOf(server);
+    logRss('RSS after the restart', r.rssAfterStart);
+
+    r.reads = await randomReads(peer, started.port, stored.ids, uploads, tag,
+      { count: flags.reads, concurrency: flags['read-concurrency'], checkEvery: flags['check-every'] });
+    const rd = r.reads;
+    log(`reads after the restart: ${rd.ok} in ${rd.seconds.toFixed(1)} s = ${rd.opsPerSec.toFixed(0)}/s, p50 ${rd.p50Ms.toFixed(2)} ms, ` +
+      `p99 ${rd.p99Ms.toFixed(2)} ms, max ${rd.maxMs.toFixed(1)} ms, errors ${rd.errors}, sha1 checked on ${rd.sha1Checked}` +
+      (rd.errorSamples.length ? `\n  ${rd.errorSamples.join('\n  ')}` : ''));
+    r.rssAfterReads = rssOf(server);
+    logRss('RSS after the reads', r.rssAfterReads);
+    await server.stop();
+    settleDisk();
+  } finally {
+    if (server) await server.stop();
+    await work.remove();
+  }
+
+  const columns = [ { key: 'what', title: 'S5 (demo)' }, { key: 'value', title: 'value' } ];
+  const fmt = (n, digits = 0) => n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+  log(`\n${formatTable(columns, [
+    { what: 'files stored', value: fmt(r.store.ok) },
+    { what: 'uploads/s (whole fill)', value: fmt(r.store.opsPerSec) },
+    { what: 'start-up after restart, s', value: fmt(r.restart.seconds, 2) },
+    { what: 'RSS agent + workers after start, MiB', value: fmt(r.rssAfterStart.agentAndWorkersMiB) },
+    { what: 'RSS all processes after start, MiB', value: fmt(r.rssAfterStart.totalMiB) },
+    { what: 'inodes under the data dir', value: fmt(r.dataDir.inodes) },
+    { what: 'disk used, MiB', value: fmt(r.dataDir.diskMiB) },
+    { what: 'reads/s after restart', value: fmt(r.reads.opsPerSec) },
+    { what: 'read p50 ms', value: fmt(r.reads.p50Ms, 2) },
+    { what: 'read p99 ms', value: fmt(r.reads.p99Ms, 2) },
+  ])}\n`);
+  const file = writeResults({ scenario: 'scale', date, command, machine, settings: flags, units: { latency: 'ms', rss: 'MiB' }, results: r });
+  log(`results: ${path.relative(process.cwd(), file)}`);
+  if (r.store.errors || r.reads.errors) {
+    console.error(`\nSOMETHING WENT WRONG: ${r.store.errors} uploads and ${r.reads.errors} reads failed`);
+    process.exitCode = 1;
+  }
+}
+
+main().catch(async err => {
+  console.error(err.stack || err.message);
+  await runCleanup();
+  process.exitCode = 1;
+});
