@@ -1,5 +1,5 @@
 import type { Agent, IBoot } from 'egg';
-import { checkNodeOptions, openLeader, serveAllocations, ACTIONS } from './lib';
+import { checkNodeOptions, openLeader, serveAllocations, sweepSessions, sessionsDir, LmdbSessionStore, ACTIONS } from './lib';
 import { LEADER } from './app/lib/symbols';
 
 /**
@@ -8,6 +8,8 @@ import { LEADER } from './app/lib/symbols';
  */
 export default class SonofsAgentBoot implements IBoot {
   private leader: Awaited<ReturnType<typeof openLeader>> | undefined;
+  private sessions: LmdbSessionStore | undefined;
+  private sweeper: NodeJS.Timeout | undefined;
 
   constructor(private readonly agent: Agent) {}
 
@@ -20,11 +22,29 @@ export default class SonofsAgentBoot implements IBoot {
     this.agent.coreLogger.info('[egg-sonofs] leader ready in %d ms: %s applied %d records (%d corrupt) under %s',
       Date.now() - started, mode, applied, corrupt, opts.root);
     serveAllocations(this.agent.messenger as any, this.leader.allocator, err => this.agent.coreLogger.error(err));
+    this.startSweeper(opts.root);
     // Workers that outlived a previous agent re-send what was in flight.
     this.agent.messenger.on('egg-ready', () => this.agent.messenger.sendToApp(ACTIONS.leaderUp, { pid: process.pid }));
   }
 
+  /** One sweep of abandoned uploads per node, in the agent, so workers never race over it. */
+  private startSweeper(root: string): void {
+    const sessions = this.sessions = new LmdbSessionStore(sessionsDir(root));
+    let running = false;
+    this.sweeper = setInterval(() => {
+      if (running) return;
+      running = true;
+      sweepSessions(sessions, root)
+        .then(n => n && this.agent.coreLogger.info('[egg-sonofs] removed %d expired uploads', n))
+        .catch(err => this.agent.coreLogger.error(err))
+        .finally(() => { running = false; });
+    }, this.agent.config.sonofs.uploads.sweepInterval);
+    this.sweeper.unref();
+  }
+
   async beforeClose(): Promise<void> {
+    clearInterval(this.sweeper);
+    await this.sessions?.close();
     await this.leader?.catalog.close();
   }
 }

@@ -1,12 +1,15 @@
 import type { Application, IBoot } from 'egg';
-import { AgentExtentSource, LmdbCatalog, SonofsStore, catalogDir, checkNodeOptions } from './lib';
+import {
+  AgentExtentSource, LmdbCatalog, LmdbSessionStore, SonofsStore, UploadSessions, catalogDir, checkNodeOptions, sessionsDir,
+} from './lib';
 import { registerRoutes } from './app/lib/routes';
-import { STORE } from './app/lib/symbols';
+import { SESSIONS, STORE } from './app/lib/symbols';
 
 /** Each app worker writes and reads bytes itself, with space leased from the agent. */
 export default class SonofsAppBoot implements IBoot {
   private store: SonofsStore | undefined;
   private source: AgentExtentSource | undefined;
+  private sessions: UploadSessions | undefined;
 
   constructor(private readonly app: Application) {}
 
@@ -23,11 +26,17 @@ export default class SonofsAppBoot implements IBoot {
     this.source = new AgentExtentSource(this.app.messenger as any);
     this.store = new SonofsStore(opts, new LmdbCatalog(catalogDir(opts.root)), this.source);
     (this.app as any)[STORE] = this.store;
+    const u = cfg.uploads;
+    this.sessions = new UploadSessions(this.store, new LmdbSessionStore(sessionsDir(opts.root)), {
+      root: opts.root, ttlMs: u.ttl, doneTtlMs: u.doneTtl, lockTimeoutMs: u.lockTimeout, fsync: opts.fsync, maxFileSize: opts.maxFileSize,
+    });
+    (this.app as any)[SESSIONS] = this.sessions;
     if (cfg.routes) registerRoutes(this.app, cfg.prefix);
   }
 
   async beforeClose(): Promise<void> {
     this.source?.close();
+    await this.sessions?.close();
     await this.store?.close();
     await this.store?.catalog.close();
   }

@@ -23,10 +23,22 @@ export interface SonofsConfig {
   fsync: boolean;
   /** Who is asking: the id of the user whose links the request reads and writes. */
   authenticate: (ctx: Context) => string | Promise<string>;
+  /** Resumable uploads (tus, the course's chunked upload, fupload tasks): one session engine. */
+  uploads: {
+    /** an unfinished upload idle this long is removed with its bytes (ms) */
+    ttl: number;
+    /** a finished or cancelled upload still answers HEAD/status for this long (ms) */
+    doneTtl: number;
+    /** how long a request waits for another request on the same upload (ms) */
+    lockTimeout: number;
+    /** how often the agent sweeps expired uploads (ms) */
+    sweepInterval: number;
+  };
 }
 
 const GiB = 1024 ** 3;
 const MiB = 1024 ** 2;
+const HOUR = 3600_000;
 
 export default (appInfo: EggAppInfo) => {
   const config = {} as Partial<EggAppConfig> & { sonofs: SonofsConfig };
@@ -42,6 +54,12 @@ export default (appInfo: EggAppInfo) => {
     maxFileSize: 10 * GiB,
     fsync: true,
     authenticate: () => 'anonymous',
+    uploads: {
+      ttl: 24 * HOUR,
+      doneTtl: 24 * HOUR,
+      lockTimeout: 10_000,
+      sweepInterval: 60_000,
+    },
   };
 
   // egg-multipart's defaults (10 MB, an extension whitelist) would refuse most

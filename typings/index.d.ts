@@ -1,7 +1,7 @@
 import 'egg';
 import type { SonofsConfig } from '../config/config.default';
 import type { SonofsContext } from '../app/lib/context-api';
-import type { SonofsStore } from '../lib';
+import type { SonofsStore, UploadSessions } from '../lib';
 
 declare module 'egg' {
   interface Context {
@@ -11,6 +11,8 @@ declare module 'egg' {
   interface Application {
     /** The node's store engine (pass the user explicitly). */
     sonofs: SonofsStore;
+    /** The node's resumable-upload sessions (tus, chunked upload, fupload tasks). */
+    sonofsUploads: UploadSessions;
   }
   interface EggAppConfig {
     sonofs: SonofsConfig;
