@@ -5,6 +5,7 @@ import { LmdbCatalog } from './lmdb-catalog';
 import { LocalExtentSource } from './local-source';
 import { recoverCatalog } from './scanner';
 import { SonofsStore, StoreOptions } from './store';
+import { isAlive } from './pid';
 
 export interface NodeOptions extends StoreOptions {
   bundleSize: number;
@@ -43,13 +44,4 @@ export async function openStandalone(opts: NodeOptions) {
       await leader.catalog.close();
     },
   };
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }

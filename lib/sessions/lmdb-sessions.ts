@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { open, RootDatabase } from 'lmdb';
 import type { LockMode, Session, SessionStore } from './types';
+import { isAlive } from '../pid';
 
 /** Where a node keeps its upload sessions: beside the catalog, under the store's root. */
 export function sessionsDir(root: string): string {
@@ -150,18 +151,8 @@ export class LmdbSessionStore implements SessionStore {
 
 /** The lock without holders that are dead or past their time. */
 function live(lock: LockRecord | undefined, now: number): LockRecord {
-  const ok = (h: Holder) => h.until > now && alive(h.pid);
+  const ok = (h: Holder) => h.until > now && isAlive(h.pid);
   const shared: Record<string, Holder> = {};
   for (const [ owner, h ] of Object.entries(lock?.shared ?? {})) if (ok(h)) shared[owner] = h;
   return { exclusive: lock?.exclusive && ok(lock.exclusive) ? lock.exclusive : undefined, shared };
-}
-
-function alive(pid: number): boolean {
-  if (pid === process.pid) return true;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
