@@ -131,9 +131,27 @@ async function countInodes(dir) {
 function describeRun(title, scriptFile, args, log = console.log) {
   const machine = machineInfo();
   const command = `node ${path.relative(process.cwd(), scriptFile)} ${args.join(' ')}`.trim();
+  const code = codeVersion();
   log(`# ${title}\ncommand: ${command}`);
   log(`machine: ${machine.cores} cores (${machine.cpu}), ${machine.memoryGiB} GiB RAM, node ${machine.node}, ${machine.os}`);
-  return { command, machine, date: new Date().toISOString() };
+  log(`code: commit ${code.commit}${code.uncommitted.length ? `, plus uncommitted changes in ${code.uncommitted.join(' ')}` : ''}`);
+  return { command, machine, code, date: new Date().toISOString() };
+}
+
+/**
+ * The commit measured and the files of the plugin and demo (what dist/ is built
+ * from) that differ from it: numbers of a dirty tree are not the commit's numbers.
+ */
+function codeVersion() {
+  const root = path.join(__dirname, '..', '..');
+  const git = args => execFileSync('git', args, { cwd: root, stdio: [ 'ignore', 'pipe', 'ignore' ] }).toString().trim();
+  try {
+    const uncommitted = git([ 'status', '--porcelain', '--', 'lib', 'app', 'config', 'example', 'agent.ts', 'app.ts', 'package.json' ])
+      .split('\n').filter(Boolean).map(line => line.slice(3));
+    return { commit: git([ 'rev-parse', '--short', 'HEAD' ]), uncommitted };
+  } catch {
+    return { commit: 'unknown (no git)', uncommitted: [] };
+  }
 }
 
 /** Writes `report` to bench/results/<UTC date-time>-<report.scenario>.json; returns the path. */
@@ -151,8 +169,14 @@ const sha1Hex = data => crypto.createHash('sha1').update(data).digest('hex');
 /**
  * Parses --name value and --name=value against `defaults` (numbers stay
  * numbers); unknown flags are an error so typos do not pass silently.
+ * `--list-flags` alone prints the flag names as JSON and exits.
  */
 function parseFlags(argv, defaults) {
+  // for bench/run.js, which hands each scenario only the flags it knows
+  if (argv[0] === '--list-flags') {
+    console.log(JSON.stringify(Object.keys(defaults)));
+    process.exit(0);
+  }
   const flags = { ...defaults };
   for (let i = 0; i < argv.length; i++) {
     const match = /^--([\w-]+)(?:=(.*))?$/.exec(argv[i]);
