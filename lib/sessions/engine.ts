@@ -2,7 +2,6 @@ import { createHash, Hash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Readable, Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import {
   BadRequestError, ConflictError, FileTooLargeError, GoneError, LockedError, NotFoundError, SonofsError, UploadAbortedError,
@@ -350,7 +349,7 @@ export class UploadSessions {
         },
       });
       try {
-        await pipeline(w.source, sink);
+        await pump(w.source, sink);
       } catch (err) {
         if (err instanceof SonofsError) throw err;
         cut = err as Error;
@@ -453,6 +452,26 @@ export async function sweepSessions(db: SessionStore, root: string, now = Date.n
     }
   }
   return removed;
+}
+
+/**
+ * source.pipe(sink) until the sink finishes. Unlike pipeline() it leaves the
+ * source alive when the sink refuses (too many bytes): the request can still
+ * be answered with a clear error instead of a reset connection.
+ */
+function pump(source: Readable, sink: Writable): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const fail = (err: Error) => {
+      source.unpipe(sink);
+      reject(err);
+    };
+    source.once('error', fail);
+    // a client that disconnects ends the request without an error on some paths
+    source.once('close', () => { if (!source.readableEnded) fail(new UploadAbortedError()); });
+    sink.once('error', fail);
+    sink.once('finish', resolve);
+    source.pipe(sink);
+  });
 }
 
 async function writeAllAt(fd: number, chunks: Buffer[], at: number): Promise<void> {
