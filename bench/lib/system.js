@@ -144,11 +144,12 @@ function describeRun(title, scriptFile, args, log = console.log) {
  */
 function codeVersion() {
   const root = path.join(__dirname, '..', '..');
-  const git = args => execFileSync('git', args, { cwd: root, stdio: [ 'ignore', 'pipe', 'ignore' ] }).toString().trim();
+  const git = args => execFileSync('git', args, { cwd: root, stdio: [ 'ignore', 'pipe', 'ignore' ] }).toString();
   try {
+    // porcelain lines are "XY path"; X may be a space, so no trim before slicing
     const uncommitted = git([ 'status', '--porcelain', '--', 'lib', 'app', 'config', 'example', 'agent.ts', 'app.ts', 'package.json' ])
       .split('\n').filter(Boolean).map(line => line.slice(3));
-    return { commit: git([ 'rev-parse', '--short', 'HEAD' ]), uncommitted };
+    return { commit: git([ 'rev-parse', '--short', 'HEAD' ]).trim(), uncommitted };
   } catch {
     return { commit: 'unknown (no git)', uncommitted: [] };
   }
