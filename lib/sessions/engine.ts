@@ -10,7 +10,7 @@ import {
 import { crc32c, HEADER_SIZE, RecordKind } from '../record';
 import { SMALL_RECORD_MAX, SonofsStore, UploadResult } from '../store';
 import { checkName, checkUser } from '../validate';
-import { addRange, missingRanges, prefixEnd } from './ranges';
+import { addRange, missingRanges, prefixEnd, removeRange } from './ranges';
 import { SessionSpace, dataPosition, padSpace, readSessionData, readSpaceHeader } from './space';
 import type { LockMode, Session, SessionProtocol, SessionStore } from './types';
 
@@ -253,8 +253,8 @@ export class UploadSessions {
   }
 
   /** Removes sessions past their expiry (see sweepSessions). */
-  sweep(now = Date.now()): Promise<number> {
-    return sweepSessions(this.db, this.opts.root, now);
+  sweep(now = Date.now(), onExpire?: ExpireHook): Promise<number> {
+    return sweepSessions(this.db, this.opts.root, now, onExpire);
   }
 
   async close(): Promise<void> {
@@ -317,6 +317,8 @@ export class UploadSessions {
     let crc = inOrder ? s.crc : undefined;
     const check = w.checksum ? createHash(w.checksum.algorithm) : undefined;
     let received = 0;
+    /** bytes from w.at that may have been overwritten, even by a write that then failed */
+    let touched = 0;
     let cut: Error | undefined;
 
     const fd = s.space ? this.store.files.acquire(s.space.bundle) : fs.openSync(s.staging!, 'r+');
@@ -337,6 +339,7 @@ export class UploadSessions {
                 : new FileTooLargeError(this.opts.maxFileSize));
             return;
           }
+          touched = received + len;
           writeAllAt(fd, chunks, position(w.at + received)).then(() => {
             for (const c of chunks) {
               sha1?.update(c);
@@ -367,6 +370,11 @@ export class UploadSessions {
         if (s.space) await this.store.files.sync(s.space.bundle);
         else await fdatasync(fd);
       }
+    } catch (err) {
+      // A refused write may have overwritten bytes received earlier (a chunk
+      // sent again): those no longer count, so the client sends them again.
+      if (touched > 0) await this.forgetRange(s.id, w.at, w.at + touched);
+      throw err;
     } finally {
       released.removeEventListener('abort', onRelease);
       if (s.space) this.store.files.release(s.space.bundle);
@@ -383,6 +391,16 @@ export class UploadSessions {
     if (sha1 && received) this.rememberHash(s.id, end, sha1);
     else if (received && !inOrder) this.hashes.delete(s.id);
     return { session, received, interrupted: !!cut };
+  }
+
+  private async forgetRange(id: string, start: number, end: number): Promise<void> {
+    await this.db.update(id, cur => {
+      if (!cur.ranges.some(r => r.start < end && r.end > start)) return undefined;
+      const ranges = removeRange(cur.ranges, start, end);
+      const offset = prefixEnd(ranges);
+      if (offset !== cur.offset) this.hashes.delete(id);
+      return { ...cur, ranges, offset, crc: offset === cur.offset ? cur.crc : undefined };
+    });
   }
 
   private rememberHash(id: string, offset: number, hash: Hash): void {
@@ -431,11 +449,18 @@ function discardSessionBytes(root: string, s: Session): void {
 }
 
 /**
+ * Called by the sweep for an unfinished session that expired, after its bytes
+ * were given back: a protocol may return a tombstone to keep in its place
+ * (e.g. to report the expiry later), or nothing to remove it.
+ */
+export type ExpireHook = (s: Session) => Session | undefined | Promise<Session | undefined>;
+
+/**
  * Removes sessions past their expiry: unfinished ones with their bytes,
  * finished and cancelled ones just their record (a file stays). The agent
  * runs it on a timer; it needs no store, only the session store and the root.
  */
-export async function sweepSessions(db: SessionStore, root: string, now = Date.now()): Promise<number> {
+export async function sweepSessions(db: SessionStore, root: string, now = Date.now(), onExpire?: ExpireHook): Promise<number> {
   let removed = 0;
   const owner = `sweep:${process.pid}:${randomBytes(4).toString('hex')}`;
   for (const id of await db.expired(now, 1000)) {
@@ -443,9 +468,14 @@ export async function sweepSessions(db: SessionStore, root: string, now = Date.n
     try {
       const s = await db.get(id);
       if (!s || s.expires > now) continue;
-      if (s.state === 'active' || s.state === 'paused') discardSessionBytes(root, s);
+      let tomb: Session | undefined;
+      if (s.state === 'active' || s.state === 'paused') {
+        discardSessionBytes(root, s);
+        tomb = await onExpire?.(s);
+      }
       if (s.key && await db.getKey(s.key) === id) await db.setKey(s.key, undefined);
-      await db.remove(id);
+      if (tomb && tomb.expires > now) await db.put({ ...tomb, id, space: undefined, staging: undefined, key: undefined });
+      else await db.remove(id);
       removed++;
     } finally {
       await db.unlock(id, owner);

@@ -76,6 +76,16 @@ export class LmdbSessionStore implements SessionStore {
     else await this.db.put(lookupKey(key), id);
   }
 
+  async keys(prefix: string, limit: number): Promise<Array<{ key: string; id: string }>> {
+    const out: Array<{ key: string; id: string }> = [];
+    for (const { key, value } of this.db.getRange({ start: lookupKey(prefix) })) {
+      const [ tag, k ] = key as Key;
+      if (tag !== 'k' || typeof k !== 'string' || !k.startsWith(prefix) || out.length >= limit) break;
+      out.push({ key: k, id: value });
+    }
+    return out;
+  }
+
   async expired(now: number, limit: number): Promise<string[]> {
     const out: string[] = [];
     for (const key of this.db.getKeys({ start: [ 'e' ], end: [ 'e', now ] })) {

@@ -16,6 +16,21 @@ export function addRange(ranges: ByteRange[], start: number, end: number): ByteR
   return out.sort((a, b) => a.start - b.start);
 }
 
+/** Ranges without [start, end): bytes that no longer count as received. */
+export function removeRange(ranges: ByteRange[], start: number, end: number): ByteRange[] {
+  if (end <= start) return ranges;
+  const out: ByteRange[] = [];
+  for (const r of ranges) {
+    if (r.end <= start || r.start >= end) {
+      out.push(r);
+      continue;
+    }
+    if (r.start < start) out.push({ start: r.start, end: start });
+    if (r.end > end) out.push({ start: end, end: r.end });
+  }
+  return out;
+}
+
 /** End of the prefix [0, n) the ranges cover. */
 export function prefixEnd(ranges: ByteRange[]): number {
   return ranges.length && ranges[0].start === 0 ? ranges[0].end : 0;

@@ -75,6 +75,8 @@ export interface SessionStore {
   /** A protocol's lookup key (e.g. user + file hash) → session id. */
   getKey(key: string): Promise<string | undefined>;
   setKey(key: string, id: string | undefined): Promise<void>;
+  /** Lookup keys starting with `prefix` (sorted), e.g. a protocol's queue of sessions needing work. */
+  keys(prefix: string, limit: number): Promise<Array<{ key: string; id: string }>>;
   /** Ids of sessions whose expiry is before `now`, oldest first. */
   expired(now: number, limit: number): Promise<string[]>;
 

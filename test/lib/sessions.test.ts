@@ -216,4 +216,43 @@ describe('lib: upload sessions', () => {
     const blobs = scanAll(root, { group: 1, server: 2, extentSize: MiB, verifyData: true }).records.filter(x => x.kind === 'blob');
     assert.deepEqual(blobs.map(x => x.fileId), [ file.fileId ]);
   });
+  it('forgets a received range that a refused write overwrote, so the chunk is sent again', async () => {
+    const data = randomBytes(30_000);
+    const s = await sessions.create({ protocol: 'chunked', user: 'u', length: data.length });
+    const put = (at: number, bytes: Buffer, digest = createHash('md5').update(bytes).digest()) =>
+      sessions.write(s.id, { user: 'u', at, length: bytes.length, source: Readable.from([ bytes ]), checksum: { algorithm: 'md5', digest } });
+    await put(0, data.subarray(0, 10_000));
+    await put(10_000, data.subarray(10_000, 20_000));
+    // the same chunk again, with bytes that fail their checksum: written over the good ones, then refused
+    const junk = randomBytes(10_000);
+    await rejectsWith(put(10_000, junk, createHash('md5').update('x').digest()), 460, 'CHECKSUM_MISMATCH');
+    assert.deepEqual(sessions.missing(await sessions.get(s.id)), [ { start: 10_000, end: 30_000 } ]);
+    await put(10_000, data.subarray(10_000, 20_000));
+    await put(20_000, data.subarray(20_000));
+    const r = await sessions.complete(s.id, { expectSha1: sha1(data) });
+    assert.ok((await node.store.getFile(r.fileId)).buffer.equals(data));
+  });
+
+  it('lists lookup keys by prefix, and lets the sweep keep a tombstone of an expired upload', async () => {
+    await close();
+    await open({ ttlMs: 30 });
+    const a = await sessions.create({ protocol: 'task', user: 'u', length: 100, key: 'q:a' });
+    const b = await sessions.create({ protocol: 'chunked', user: 'u', length: 100, key: 'q:b' });
+    await sessions.db.setKey('other', a.id);
+    assert.deepEqual(await sessions.db.keys('q:', 10), [ { key: 'q:a', id: a.id }, { key: 'q:b', id: b.id } ]);
+    assert.deepEqual(await sessions.db.keys('q:', 1), [ { key: 'q:a', id: a.id } ]);
+    await new Promise(r => setTimeout(r, 50));
+    const seen: string[] = [];
+    await sessions.sweep(Date.now(), x => {
+      seen.push(x.id);
+      return x.protocol === 'task' ? { ...x, state: 'cancelled', expires: Date.now() + 60_000, extra: { expired: true } } : undefined;
+    });
+    assert.deepEqual(seen.sort(), [ a.id, b.id ].sort());
+    const tomb = await sessions.db.get(a.id);
+    assert.equal(tomb?.state, 'cancelled');
+    assert.equal(tomb?.space, undefined);
+    assert.deepEqual(tomb?.extra, { expired: true });
+    assert.equal(await sessions.db.get(b.id), undefined);
+    assert.deepEqual(await sessions.db.keys('q:', 10), []);
+  });
 });
