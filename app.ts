@@ -3,7 +3,9 @@ import {
   AgentExtentSource, LmdbCatalog, LmdbSessionStore, SonofsStore, UploadSessions, catalogDir, checkNodeOptions, sessionsDir,
 } from './lib';
 import { registerRoutes } from './app/lib/routes';
+import { configureChunked, registerChunkedRoutes } from './app/lib/chunked-routes';
 import { SESSIONS, STORE } from './app/lib/symbols';
+import { configureTus, registerTusRoutes } from './app/lib/tus/routes';
 
 /** Each app worker writes and reads bytes itself, with space leased from the agent. */
 export default class SonofsAppBoot implements IBoot {
@@ -18,6 +20,8 @@ export default class SonofsAppBoot implements IBoot {
     const csrf = (this.app.config as any).security.csrf;
     const ignore = csrf.ignore ? ([] as unknown[]).concat(csrf.ignore) : [];
     csrf.ignore = [ ...ignore, this.app.config.sonofs.prefix ];
+    configureTus(this.app);
+    configureChunked(this.app);
   }
 
   async didLoad(): Promise<void> {
@@ -31,7 +35,11 @@ export default class SonofsAppBoot implements IBoot {
       root: opts.root, ttlMs: u.ttl, doneTtlMs: u.doneTtl, lockTimeoutMs: u.lockTimeout, fsync: opts.fsync, maxFileSize: opts.maxFileSize,
     });
     (this.app as any)[SESSIONS] = this.sessions;
-    if (cfg.routes) registerRoutes(this.app, cfg.prefix);
+    registerTusRoutes(this.app);
+    if (cfg.routes) {
+      registerRoutes(this.app, cfg.prefix);
+      registerChunkedRoutes(this.app, cfg.prefix);
+    }
   }
 
   async beforeClose(): Promise<void> {
