@@ -1,5 +1,6 @@
 import path from 'node:path';
 import type { EggAppConfig, EggAppInfo, Context } from 'egg';
+import type { TusCorsOptions } from '../lib/tus/cors';
 
 /** The plugin's settings, under `config.sonofs`. */
 export interface SonofsConfig {
@@ -34,6 +35,19 @@ export interface SonofsConfig {
     /** how often the agent sweeps expired uploads (ms) */
     sweepInterval: number;
   };
+  /** The tus 1.0.0 server (resumable uploads any tus client can drive), on the upload sessions. */
+  tus: {
+    /** register the tus endpoint */
+    enabled: boolean;
+    /** its path (default `/files`: POST `/files`, then `/files/<id>`); exempt from CSRF and the body parser */
+    path: string;
+    /** honour X-Forwarded-Proto/Host/Prefix in the Location we hand out (also on when `config.proxy`) */
+    trustProxy: boolean;
+    /** a creation-with-upload POST carrying the whole file up to this size is stored in one go, no session bytes */
+    fastPathMax: number;
+    /** browser clients on other origins */
+    cors: TusCorsOptions;
+  };
 }
 
 const GiB = 1024 ** 3;
@@ -59,6 +73,13 @@ export default (appInfo: EggAppInfo) => {
       doneTtl: 24 * HOUR,
       lockTimeout: 10_000,
       sweepInterval: 60_000,
+    },
+    tus: {
+      enabled: true,
+      path: '/files',
+      trustProxy: false,
+      fastPathMax: MiB,
+      cors: { origins: [ '*' ], allowHeaders: [], credentials: false, maxAge: 86400 },
     },
   };
 

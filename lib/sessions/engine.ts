@@ -237,6 +237,8 @@ export class UploadSessions {
         user: s.user, filename: s.filename, mime: s.mime, size,
       });
       await this.finish(s, { state: 'done', result, length: size, offset: size, ranges: size ? [ { start: 0, end: size } ] : [] });
+      // The final's own space or staging file never held bytes: give it back.
+      discardSessionBytes(this.opts.root, s);
       return result;
     });
   }
@@ -320,6 +322,7 @@ export class UploadSessions {
     /** bytes from w.at that may have been overwritten, even by a write that then failed */
     let touched = 0;
     let cut: Error | undefined;
+    let inflight: Promise<void> = Promise.resolve();
 
     const fd = s.space ? this.store.files.acquire(s.space.bundle) : fs.openSync(s.staging!, 'r+');
     const position = (at: number) => (s.space ? dataPosition(s.space, at) : at);
@@ -340,7 +343,7 @@ export class UploadSessions {
             return;
           }
           touched = received + len;
-          writeAllAt(fd, chunks, position(w.at + received)).then(() => {
+          inflight = writeAllAt(fd, chunks, position(w.at + received)).then(() => {
             for (const c of chunks) {
               sha1?.update(c);
               check?.update(c);
@@ -354,6 +357,9 @@ export class UploadSessions {
       try {
         await pump(w.source, sink);
       } catch (err) {
+        // A failed source does not wait for the sink: let a write in flight
+        // land (and count) before the fd is let go or the range recorded.
+        await inflight;
         if (err instanceof SonofsError) throw err;
         cut = err as Error;
       }

@@ -1,0 +1,85 @@
+import type { Application, Context } from 'egg';
+import { MethodNotAllowedError, NotFoundError, SonofsError } from '../../../lib';
+import { TUS_VERSION, checkTusResumable, corsHeaders, isUploadId } from '../../../lib/tus';
+import { sendError } from '../http-errors';
+import { createUpload } from './create';
+import { patchUpload } from './patch';
+import { describeServer, downloadUpload, headUpload, terminateUpload } from './read';
+import { TusRequest } from './request';
+
+type Handler = (t: TusRequest, id: string) => Promise<void>;
+
+/** One small handler per method, as in tus-node-server. */
+const COLLECTION: Record<string, Handler> = { POST: createUpload, OPTIONS: describeServer };
+const UPLOAD: Record<string, Handler> = {
+  HEAD: headUpload, GET: downloadUpload, PATCH: patchUpload, DELETE: terminateUpload, OPTIONS: describeServer,
+};
+
+/** `/files/` and `/files` are the same path; a configured trailing slash is dropped. */
+export function tusPath(app: Application): string {
+  return app.config.sonofs.tus.path.replace(/\/+$/, '');
+}
+
+/**
+ * Every request under the tus path: Tus-Resumable and CORS headers on every
+ * answer (errors included), X-HTTP-Method-Override (C8), the version check
+ * (C2) before anything else, then the method's handler. Errors are the
+ * plugin's `{ code, msg }`; a 412 also says which version we speak.
+ */
+async function dispatch(ctx: Context, path: string, id: string | undefined): Promise<void> {
+  const method = (ctx.get('X-HTTP-Method-Override') || ctx.method).toUpperCase();
+  const t = new TusRequest(ctx, method, path);
+  ctx.set('Tus-Resumable', TUS_VERSION);
+  const preflight = method === 'OPTIONS' && !!ctx.get('Access-Control-Request-Method');
+  for (const [ name, value ] of Object.entries(corsHeaders(ctx.get('Origin') || undefined, preflight, t.cfg.cors))) {
+    if (name === 'Vary') ctx.vary(value);
+    else ctx.set(name, value);
+  }
+  try {
+    checkTusResumable(t.header('Tus-Resumable'), method);
+    const handlers = id === undefined ? COLLECTION : UPLOAD;
+    const handler = handlers[method];
+    if (!handler) {
+      ctx.set('Allow', Object.keys(handlers).join(', '));
+      throw new MethodNotAllowedError(method, Object.keys(handlers));
+    }
+    if (id !== undefined && method !== 'OPTIONS' && !isUploadId(id)) throw new NotFoundError('UPLOAD_NOT_FOUND', 'no upload has this id');
+    await handler(t, id ?? '');
+  } catch (err) {
+    if ((err as SonofsError).status === 412) ctx.set('Tus-Version', TUS_VERSION);
+    sendError(ctx, err);
+  }
+}
+
+/** Registers the tus endpoint (config.sonofs.tus) on the app's router. */
+export function registerTusRoutes(app: Application): void {
+  if (!app.config.sonofs.tus.enabled) return;
+  const path = tusPath(app);
+  app.router.all(path, ctx => dispatch(ctx, path, undefined));
+  app.router.all(`${path}/:id`, ctx => dispatch(ctx, path, ctx.params.id));
+  app.router.all(`${path}/(.*)`, async ctx => {
+    ctx.set('Tus-Resumable', TUS_VERSION);
+    sendError(ctx, new NotFoundError('NO_SUCH_ROUTE', `no route ${ctx.method} ${ctx.path}`));
+  });
+}
+
+/**
+ * At configDidLoad: tus clients send no CSRF token, and PATCH bodies of any
+ * Content-Type must reach us unread (a wrong type is a 415, not a parsed
+ * form), so the path is added to security.csrf.ignore and bodyParser.ignore
+ * (appended: the app's own lists replace plugin defaults).
+ */
+export function configureTus(app: Application): void {
+  const config = app.config as any;
+  if (!config.sonofs.tus.enabled) return;
+  const path = tusPath(app);
+  const csrf = config.security.csrf;
+  csrf.ignore = [ ...(csrf.ignore ? ([] as unknown[]).concat(csrf.ignore) : []), path ];
+  const bp = config.bodyParser;
+  if (!bp || bp.match) {
+    // `match` and `ignore` cannot both be set: the app's match list must leave the path out itself.
+    app.coreLogger.warn('[egg-sonofs] bodyParser.match is set: make sure it does not match %s', path);
+    return;
+  }
+  bp.ignore = [ ...(bp.ignore ? ([] as unknown[]).concat(bp.ignore) : []), path ];
+}
