@@ -6,7 +6,6 @@ import { registerRoutes } from './app/lib/routes';
 import { configureChunked, registerChunkedRoutes } from './app/lib/chunked-routes';
 import { SESSIONS, STORE } from './app/lib/symbols';
 import { configureTus, registerTusRoutes } from './app/lib/tus/routes';
-import { configureTus, registerTusRoutes } from './app/lib/tus/routes';
 
 /** Each app worker writes and reads bytes itself, with space leased from the agent. */
 export default class SonofsAppBoot implements IBoot {
@@ -22,7 +21,6 @@ export default class SonofsAppBoot implements IBoot {
     const ignore = csrf.ignore ? ([] as unknown[]).concat(csrf.ignore) : [];
     csrf.ignore = [ ...ignore, this.app.config.sonofs.prefix ];
     configureTus(this.app);
-    configureTus(this.app);
     configureChunked(this.app);
   }
 
@@ -37,7 +35,6 @@ export default class SonofsAppBoot implements IBoot {
       root: opts.root, ttlMs: u.ttl, doneTtlMs: u.doneTtl, lockTimeoutMs: u.lockTimeout, fsync: opts.fsync, maxFileSize: opts.maxFileSize,
     });
     (this.app as any)[SESSIONS] = this.sessions;
-    registerTusRoutes(this.app);
     registerTusRoutes(this.app);
     if (cfg.routes) {
       registerRoutes(this.app, cfg.prefix);
