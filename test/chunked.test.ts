@@ -39,7 +39,7 @@ describe('course chunked upload and 秒传 (/file/mpupload/*, /file/fastupload)'
     const q = new URLSearchParams({ uploadid, index: String(index) });
     if (opts.chkhash) q.set('chkhash', opts.chkhash);
     return app.httpRequest().post(`/file/mpupload/uppart?${q}`).set('x-user', opts.user ?? 'alice')
-      .set('Content-Type', opts.type ?? 'multipart/form-data').serialize((b: Buffer) => b).send(bytes);
+      .set('Content-Type', opts.type ?? 'multipart/form-data').serialize((b: any) => b as string).send(bytes);
   }
 
   const chunkOf = (data: Buffer, index: number) => data.subarray((index - 1) * CHUNK, index * CHUNK);
