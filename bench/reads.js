@@ -197,7 +197,7 @@ async function main() {
   const args = process.argv.slice(2);
   const flags = parseFlags(args, DEFAULTS);
   const peerNames = pickPeers(flags.peers);
-  const { command, machine, date } = describeRun('read benchmark (S3)', __filename, args, log);
+  const run = describeRun('read benchmark (S3)', __filename, args, log);
   log(`fill: ${flags.count} uploads of ${flags['size-kib']} KiB, ${flags.concurrency} in flight` +
     (flags['big-mib'] > 0 ? `, then one of ${flags['big-mib']} MiB` : ''));
   log(`S3: ${flags.reads} random reads, ${flags.concurrency} in flight, after ${flags.warmup} warm-up reads; ` +
@@ -219,7 +219,7 @@ async function main() {
 
   const targets = printTable(peerNames, results);
   const file = writeResults({
-    scenario: 'reads', date, command, machine, settings: { ...flags, peers: peerNames },
+    scenario: 'reads', ...run, settings: { ...flags, peers: peerNames },
     units: { latency: 'ms', download: 'MiB/s (2^20 bytes received per second)' }, targets, peers: results,
   });
   log(`results: ${path.relative(process.cwd(), file)}`);

@@ -131,7 +131,7 @@ async function main() {
   const flags = parseFlags(args, DEFAULTS);
   const [ name ] = pickPeers('demo');
   const peer = PEERS[name];
-  const { command, machine, date } = describeRun('scale benchmark (S5)', __filename, args, log);
+  const run = describeRun('scale benchmark (S5)', __filename, args, log);
   log(`S5: ${flags.files} uploads of ${flags['size-kib']} KiB to the demo, ${flags.concurrency} in flight; restart; ` +
     `${flags.reads} random reads, ${flags['read-concurrency']} in flight`);
   log(`peer: ${name} (${peer.describe})\n`);
@@ -197,7 +197,7 @@ async function main() {
     { what: 'read p50 ms', value: fmt(r.reads.p50Ms, 2) },
     { what: 'read p99 ms', value: fmt(r.reads.p99Ms, 2) },
   ])}\n`);
-  const file = writeResults({ scenario: 'scale', date, command, machine, settings: flags, units: { latency: 'ms', rss: 'MiB' }, results: r });
+  const file = writeResults({ scenario: 'scale', ...run, settings: flags, units: { latency: 'ms', rss: 'MiB' }, results: r });
   log(`results: ${path.relative(process.cwd(), file)}`);
   if (r.store.errors || r.reads.errors) {
     console.error(`\nSOMETHING WENT WRONG: ${r.store.errors} uploads and ${r.reads.errors} reads failed`);

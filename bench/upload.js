@@ -150,7 +150,7 @@ async function main() {
   const args = process.argv.slice(2);
   const flags = parseFlags(args, DEFAULTS);
   const peerNames = pickPeers(flags.peers);
-  const { command, machine, date } = describeRun('upload benchmark', __filename, args, log);
+  const run = describeRun('upload benchmark', __filename, args, log);
   const settings = { ...flags, peers: peerNames };
   log(`S1: ${flags.count} uploads of ${flags['size-kib']} KiB, ${flags.concurrency} in flight, after ${flags.warmup} warm-up uploads`);
   log(`S2: one ${flags['big-mib']} MiB upload, streamed from a temp file` + (flags['big-mib'] > 0 ? '' : ' (skipped)'));
@@ -170,7 +170,7 @@ async function main() {
   }
 
   printTable(peerNames, results);
-  const file = writeResults({ scenario: 'upload', date, command, machine, settings, units: { latency: 'ms', s2: 'MiB/s (2^20 bytes of file content per second)' }, peers: results });
+  const file = writeResults({ scenario: 'upload', ...run, settings, units: { latency: 'ms', s2: 'MiB/s (2^20 bytes of file content per second)' }, peers: results });
   log(`results: ${path.relative(process.cwd(), file)}`);
   const problems = failures(results);
   if (problems.length) {

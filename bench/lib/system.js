@@ -135,7 +135,11 @@ function describeRun(title, scriptFile, args, log = console.log) {
   log(`# ${title}\ncommand: ${command}`);
   log(`machine: ${machine.cores} cores (${machine.cpu}), ${machine.memoryGiB} GiB RAM, node ${machine.node}, ${machine.os}`);
   log(`code: commit ${code.commit}${code.uncommitted.length ? `, plus uncommitted changes in ${code.uncommitted.join(' ')}` : ''}`);
-  return { command, machine, code, date: new Date().toISOString() };
+  // the client shares the cores with the servers: anything else running skews the numbers
+  const loadAverage = os.loadavg()[0];
+  log(`load average (1 min) at start: ${loadAverage.toFixed(2)}` +
+    (loadAverage > 0.5 ? ' -- something else is using the CPU; numbers will be lower and noisier' : ''));
+  return { command, machine, code, loadAverage, date: new Date().toISOString() };
 }
 
 /**
