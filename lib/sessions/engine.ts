@@ -73,6 +73,8 @@ export interface CompleteOptions {
   /** the whole file's sha1 the client claims (hex): verified */
   expectSha1?: string;
   expectSize?: number;
+  /** a digest of the whole file in another algorithm (fupload's md5): verified in the same read */
+  expectDigest?: { algorithm: string; digest: Buffer };
 }
 
 /** Hash algorithms a checksum may name (tus Upload-Checksum, course chkhash, fupload partMd5). */
@@ -278,8 +280,13 @@ export class UploadSessions {
     const mime = c.mime ?? s.mime;
     const length = s.length!;
     if (s.space && !spaceIsPending(this.opts.root, s)) return this.committedResult(s, filename);
-    let digest = this.cachedDigest(s);
-    if (!digest && (s.space || c.expectSha1)) digest = await digestOf(readSessionData(this.opts.root, s, 0, length));
+    let digest: { sha1: Buffer; crc: number; other?: Buffer } | undefined = c.expectDigest ? undefined : this.cachedDigest(s);
+    if (!digest && (s.space || c.expectSha1 || c.expectDigest)) {
+      digest = await digestOf(readSessionData(this.opts.root, s, 0, length), c.expectDigest?.algorithm);
+    }
+    if (c.expectDigest && !digest!.other!.equals(c.expectDigest.digest)) {
+      throw new BadRequestError('FILE_HASH_MISMATCH', `the uploaded bytes have ${c.expectDigest.algorithm} ${digest!.other!.toString('hex')}, not ${c.expectDigest.digest.toString('hex')}`);
+    }
     if (c.expectSha1 && digest!.sha1.toString('hex') !== c.expectSha1.toLowerCase()) {
       throw new BadRequestError('FILE_HASH_MISMATCH', `the uploaded bytes have sha1 ${digest!.sha1.toString('hex')}, not ${c.expectSha1}`);
     }
@@ -516,14 +523,16 @@ async function writeAllAt(fd: number, chunks: Buffer[], at: number): Promise<voi
   if (bytesWritten < total) await writeAllAt(fd, [ Buffer.concat(chunks).subarray(bytesWritten) ], at + bytesWritten);
 }
 
-async function digestOf(stream: Readable): Promise<{ sha1: Buffer; crc: number }> {
+async function digestOf(stream: Readable, otherAlgorithm?: string): Promise<{ sha1: Buffer; crc: number; other?: Buffer }> {
   const sha1 = createHash('sha1');
+  const other = otherAlgorithm ? createHash(otherAlgorithm) : undefined;
   let crc = 0;
   for await (const chunk of stream) {
     sha1.update(chunk);
+    other?.update(chunk);
     crc = crc32c(chunk, crc);
   }
-  return { sha1: sha1.digest(), crc };
+  return { sha1: sha1.digest(), crc, other: other?.digest() };
 }
 
 async function* concatStreams(streams: Array<() => Readable>): AsyncGenerator<Buffer> {

@@ -229,7 +229,10 @@ describe('lib: upload sessions', () => {
     assert.deepEqual(sessions.missing(await sessions.get(s.id)), [ { start: 10_000, end: 30_000 } ]);
     await put(10_000, data.subarray(10_000, 20_000));
     await put(20_000, data.subarray(20_000));
-    const r = await sessions.complete(s.id, { expectSha1: sha1(data) });
+    // a whole-file digest in another algorithm (fupload's md5) is verified in the same read
+    const md5 = (b: Buffer) => createHash('md5').update(b).digest();
+    await rejectsWith(sessions.complete(s.id, { expectDigest: { algorithm: 'md5', digest: md5(junk) } }), 400, 'FILE_HASH_MISMATCH');
+    const r = await sessions.complete(s.id, { expectSha1: sha1(data), expectDigest: { algorithm: 'md5', digest: md5(data) } });
     assert.ok((await node.store.getFile(r.fileId)).buffer.equals(data));
   });
 
