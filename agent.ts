@@ -1,6 +1,7 @@
 import type { Agent, IBoot } from 'egg';
 import { checkNodeOptions, openLeader, serveAllocations, sweepSessions, sessionsDir, LmdbSessionStore, ACTIONS } from './lib';
 import { LEADER } from './app/lib/symbols';
+import { startFuploadAgent } from './app/lib/fupload-agent';
 
 /**
  * The agent is the node's leader: it recovers the catalog from the bundles,
@@ -10,6 +11,7 @@ export default class SonofsAgentBoot implements IBoot {
   private leader: Awaited<ReturnType<typeof openLeader>> | undefined;
   private sessions: LmdbSessionStore | undefined;
   private sweeper: NodeJS.Timeout | undefined;
+  private fupload: ReturnType<typeof startFuploadAgent>;
 
   constructor(private readonly agent: Agent) {}
 
@@ -30,12 +32,18 @@ export default class SonofsAgentBoot implements IBoot {
   /** One sweep of abandoned uploads per node, in the agent, so workers never race over it. */
   private startSweeper(root: string): void {
     const sessions = this.sessions = new LmdbSessionStore(sessionsDir(root));
+    // fupload tasks: callbacks (with retries, resumed after a restart) and a "-1" for an expired task
+    const fupload = this.fupload = startFuploadAgent(this.agent, sessions);
     let running = false;
     this.sweeper = setInterval(() => {
       if (running) return;
       running = true;
-      sweepSessions(sessions, root)
-        .then(n => n && this.agent.coreLogger.info('[egg-sonofs] removed %d expired uploads', n))
+      sweepSessions(sessions, root, Date.now(), fupload?.onExpire)
+        .then(n => {
+          if (!n) return;
+          this.agent.coreLogger.info('[egg-sonofs] removed %d expired uploads', n);
+          fupload?.afterSweep();
+        })
         .catch(err => this.agent.coreLogger.error(err))
         .finally(() => { running = false; });
     }, this.agent.config.sonofs.uploads.sweepInterval);
@@ -44,6 +52,7 @@ export default class SonofsAgentBoot implements IBoot {
 
   async beforeClose(): Promise<void> {
     clearInterval(this.sweeper);
+    this.fupload?.close();
     await this.sessions?.close();
     await this.leader?.catalog.close();
   }

@@ -4,6 +4,7 @@ import {
 } from './lib';
 import { registerRoutes } from './app/lib/routes';
 import { configureChunked, registerChunkedRoutes } from './app/lib/chunked-routes';
+import { configureFupload, registerFuploadRoutes } from './app/lib/fupload-routes';
 import { SESSIONS, STORE } from './app/lib/symbols';
 import { configureTus, registerTusRoutes } from './app/lib/tus/routes';
 
@@ -22,6 +23,7 @@ export default class SonofsAppBoot implements IBoot {
     csrf.ignore = [ ...ignore, this.app.config.sonofs.prefix ];
     configureTus(this.app);
     configureChunked(this.app);
+    configureFupload(this.app);
   }
 
   async didLoad(): Promise<void> {
@@ -40,6 +42,7 @@ export default class SonofsAppBoot implements IBoot {
       registerRoutes(this.app, cfg.prefix);
       registerChunkedRoutes(this.app, cfg.prefix);
     }
+    registerFuploadRoutes(this.app);
   }
 
   async beforeClose(): Promise<void> {

@@ -1,6 +1,7 @@
 import path from 'node:path';
 import type { EggAppConfig, EggAppInfo, Context } from 'egg';
 import type { TusCorsOptions } from '../lib/tus/cors';
+import type { FuploadConfig } from '../lib/fupload/task';
 
 /** The plugin's settings, under `config.sonofs`. */
 export interface SonofsConfig {
@@ -48,6 +49,11 @@ export interface SonofsConfig {
     /** browser clients on other origins */
     cors: TusCorsOptions;
   };
+  /**
+   * The fuploadServer task API (business servers create tasks, clients send
+   * blocks, a callback reports the outcome). On when `servers` is non-empty or `enabled`.
+   */
+  fupload: FuploadConfig;
 }
 
 const GiB = 1024 ** 3;
@@ -80,6 +86,15 @@ export default (appInfo: EggAppInfo) => {
       trustProxy: false,
       fastPathMax: MiB,
       cors: { origins: [ '*' ], allowHeaders: [], credentials: false, maxAge: 86400 },
+    },
+    fupload: {
+      enabled: false,
+      prefix: '/api/upload',
+      servers: {},
+      notifyTimeout: 5000,
+      notifyAttempts: 5,
+      notifyDelay: 1000,
+      notifyScanInterval: 5000,
     },
   };
 
