@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 'use strict';
-// Scale benchmark (S5), demo only: store --files small files (default 1,000,000
-// x 16 KiB) through the HTTP API with --concurrency (64) uploads in flight, stop
+// Scale benchmark (S5), demo only: store --files small files (default 200,000
+// x 16 KiB; the issue asks for --files 1000000, which took about 27 minutes on
+// the 2-core box) through the HTTP API with --concurrency (64) uploads in flight, stop
 // the node and start it again, then report
 //   - start-up time after the restart (process start to the ready line),
 //   - RSS of every process of the node (launcher, egg-scripts, master, agent, workers),
@@ -24,7 +25,7 @@ const KiB = 1024;
 const PROGRESS_MS = 30_000;
 
 const DEFAULTS = {
-  files: 1_000_000, concurrency: 64, 'size-kib': 16,
+  files: 200_000, concurrency: 64, 'size-kib': 16,
   reads: 20000, 'read-concurrency': 16, 'check-every': 10,
 };
 
@@ -104,13 +105,19 @@ function role(command) {
 
 function rssOf(server) {
   const processes = processGroupRss(server.pid).map(p => ({ ...p, role: role(p.command) }));
-  const sum = roles => processes.filter(p => roles.includes(p.role)).reduce((a, p) => a + p.rssMiB, 0);
-  return { processes, agentAndWorkersMiB: sum([ 'agent', 'worker' ]), totalMiB: processes.reduce((a, p) => a + p.rssMiB, 0) };
+  const sum = (key, roles) => processes.filter(p => !roles || roles.includes(p.role)).reduce((a, p) => a + (p[key] || 0), 0);
+  return {
+    processes,
+    agentAndWorkersMiB: sum('rssMiB', [ 'agent', 'worker' ]),
+    agentAndWorkersAnonMiB: sum('anonMiB', [ 'agent', 'worker' ]),
+    totalMiB: sum('rssMiB'),
+  };
 }
 
 function logRss(label, rss) {
-  log(`${label}: ${rss.processes.map(p => `${p.role} ${p.rssMiB.toFixed(0)} MiB`).join(', ')}; ` +
-    `agent + workers ${rss.agentAndWorkersMiB.toFixed(0)} MiB, all ${rss.totalMiB.toFixed(0)} MiB`);
+  log(`${label} (RSS = private + mapped files): ` +
+    `${rss.processes.map(p => `${p.role} ${p.rssMiB.toFixed(0)} = ${p.anonMiB.toFixed(0)} + ${p.fileMiB.toFixed(0)} MiB`).join(', ')}; ` +
+    `agent + workers ${rss.agentAndWorkersMiB.toFixed(0)} MiB (private ${rss.agentAndWorkersAnonMiB.toFixed(0)} MiB), all ${rss.totalMiB.toFixed(0)} MiB`);
 }
 
 /** The master's own start-up time, from its "egg started on ... (NNNms)" line. */
@@ -187,10 +194,13 @@ async function main() {
   const fmt = (n, digits = 0) => n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
   log(`\n${formatTable(columns, [
     { what: 'files stored', value: fmt(r.store.ok) },
+    { what: 'start-up, empty store, s', value: fmt(r.firstStart.seconds, 2) },
     { what: 'uploads/s (whole fill)', value: fmt(r.store.opsPerSec) },
     { what: 'start-up after restart, s', value: fmt(r.restart.seconds, 2) },
     { what: 'RSS agent + workers after start, MiB', value: fmt(r.rssAfterStart.agentAndWorkersMiB) },
+    { what: '  of which private (RssAnon), MiB', value: fmt(r.rssAfterStart.agentAndWorkersAnonMiB) },
     { what: 'RSS all processes after start, MiB', value: fmt(r.rssAfterStart.totalMiB) },
+    { what: 'RSS agent + workers after the reads, MiB', value: fmt(r.rssAfterReads.agentAndWorkersMiB) },
     { what: 'inodes under the data dir', value: fmt(r.dataDir.inodes) },
     { what: 'disk used, MiB', value: fmt(r.dataDir.diskMiB) },
     { what: 'reads/s after restart', value: fmt(r.reads.opsPerSec) },

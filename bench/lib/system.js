@@ -83,8 +83,11 @@ function shuffle(items) {
 }
 
 /**
- * Every live process of process group `pgid` (Linux /proc): [{ pid, rssMiB, command }],
- * RSS from VmRSS in /proc/<pid>/status. A process that exits meanwhile is skipped.
+ * Every live process of process group `pgid` (Linux /proc): [{ pid, rssMiB,
+ * anonMiB, fileMiB, command }] from /proc/<pid>/status: VmRSS, and its parts
+ * RssAnon (private memory: heaps) and RssFile (mapped files, e.g. an LMDB map,
+ * shared between processes, so summing it over processes counts pages twice).
+ * A process that exits meanwhile is skipped.
  */
 function processGroupRss(pgid) {
   const found = [];
@@ -95,10 +98,14 @@ function processGroupRss(pgid) {
       // fields after the ")" closing the command name: state ppid pgrp ...
       const [ , , pgrp ] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
       if (Number(pgrp) !== pgid) continue;
-      const rss = /^VmRSS:\s+(\d+) kB/m.exec(fs.readFileSync(`/proc/${entry}/status`, 'utf8'));
-      if (!rss) continue; // a zombie has no memory
+      const status = fs.readFileSync(`/proc/${entry}/status`, 'utf8');
+      const mib = field => {
+        const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status);
+        return m ? Number(m[1]) / 1024 : undefined;
+      };
+      if (mib('VmRSS') === undefined) continue; // a zombie has no memory
       const command = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0').filter(Boolean).join(' ');
-      found.push({ pid: Number(entry), rssMiB: Number(rss[1]) / 1024, command });
+      found.push({ pid: Number(entry), rssMiB: mib('VmRSS'), anonMiB: mib('RssAnon'), fileMiB: mib('RssFile'), command });
     } catch (err) {
       if (err.code !== 'ENOENT' && err.code !== 'ESRCH') throw err;
     }
