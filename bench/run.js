@@ -2,14 +2,14 @@
 'use strict';
 // `npm run bench`: builds the demo (dist/), runs every scenario one after the
 // other, and removes the build again (`npm run clean`).
-// usage: node bench/run.js [--only upload,reads,scale] [flags, e.g. --count 2000]
+// usage: node bench/run.js [--only upload,reads,tus,scale] [flags, e.g. --count 2000]
 // Each flag goes to every scenario that has it (e.g. --count to upload and
 // reads, --files to scale); a flag no scenario knows is an error.
 const { spawn, execFileSync } = require('node:child_process');
 const path = require('node:path');
 
 const ROOT = path.join(__dirname, '..');
-const SCENARIOS = [ 'upload', 'reads', 'scale' ];
+const SCENARIOS = [ 'upload', 'reads', 'tus', 'scale' ];
 const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
 
 function run(command, args) {
