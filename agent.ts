@@ -52,7 +52,7 @@ export default class SonofsAgentBoot implements IBoot {
 
   async beforeClose(): Promise<void> {
     clearInterval(this.sweeper);
-    this.fupload?.close();
+    await this.fupload?.close();
     await this.sessions?.close();
     await this.leader?.catalog.close();
   }

@@ -18,7 +18,7 @@ const STUCK_AFTER = 30_000;
  * after restarts from the state kept in the sessions), and the hook that turns
  * an expired task into a "-1 time out" callback. Undefined when fupload is off.
  */
-export function startFuploadAgent(agent: Agent, db: SessionStore): { onExpire: ExpireHook; afterSweep(): void; close(): void } | undefined {
+export function startFuploadAgent(agent: Agent, db: SessionStore): { onExpire: ExpireHook; afterSweep(): void; close(): Promise<void> } | undefined {
   const sonofs = agent.config.sonofs;
   const cfg = sonofs.fupload;
   if (!cfg || !(cfg.enabled || Object.keys(cfg.servers ?? {}).length)) return undefined;

@@ -53,7 +53,7 @@ export const postJson: PostJson = (url, body, timeoutMs) => new Promise((resolve
  */
 export class TaskNotifier {
   private readonly timers = new Map<string, NodeJS.Timeout>();
-  private readonly busy = new Set<string>();
+  private readonly busy = new Map<string, Promise<void>>();
   private readonly stuckAsked = new Map<string, number>();
   private scanTimer: NodeJS.Timeout | undefined;
   private closed = false;
@@ -86,17 +86,19 @@ export class TaskNotifier {
   /** Sends the task's callback now if it is due (a worker just queued it). */
   kick(id: string): void {
     if (this.closed || this.busy.has(id) || this.timers.has(id)) return;
-    this.busy.add(id);
-    this.deliver(id)
+    const p = this.deliver(id)
       .catch(err => this.log.error(err))
       .finally(() => this.busy.delete(id));
+    this.busy.set(id, p);
   }
 
-  close(): void {
+  /** Stops; resolves once deliveries in flight are recorded (a callback cut off here is sent again later). */
+  async close(): Promise<void> {
     this.closed = true;
     clearInterval(this.scanTimer);
     for (const t of this.timers.values()) clearTimeout(t);
     this.timers.clear();
+    await Promise.all(this.busy.values());
   }
 
   private schedule(id: string, at: number): void {
