@@ -95,6 +95,7 @@ export default (appInfo: EggAppInfo) => {
       notifyAttempts: 5,
       notifyDelay: 1000,
       notifyScanInterval: 5000,
+      finishRetryAfter: 30_000,
     },
   };
 

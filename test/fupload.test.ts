@@ -4,8 +4,9 @@ import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
+import { Readable } from 'node:stream';
 import mm, { MockApplication } from 'egg-mock';
-import { taskExpireHook } from '../lib/fupload';
+import { queueNotification, taskExpireHook } from '../lib/fupload';
 import { binaryParser, freePort, sha1 } from './support/http';
 
 const MiB = 1024 * 1024;
@@ -272,6 +273,20 @@ describe('fupload task API (/api/upload)', () => {
       await new Promise(r => setTimeout(r, 50));
     }
     assert.equal((await app.sonofsUploads.db.get(taskId))?.extra.notify.attempts, down + 1);
+  });
+
+  it('stores and calls back a task whose worker died between its last block and storing it', async () => {
+    const data = randomBytes(30_000);
+    const taskId = await createTask(data, { userId: 13 });
+    // as the block route does, minus the finishing: the bytes are in and the callback is queued
+    await app.sonofsUploads.write(taskId, { at: 0, length: data.length, source: Readable.from([ data ]) });
+    await queueNotification(app.sonofsUploads.db, taskId, { retCode: '0', status: 'ok' });
+    assert.equal((await info(taskId).expect(200)).body.data.status, 'upload');
+    // the agent notices (finishRetryAfter: 1 s in the fixture) and hands it to a worker
+    const [ call ] = await notify.waitFor(taskId, 1, 15_000);
+    assert.equal(call.body.retCode, '0');
+    assert.equal(call.body.fileHash, sha1(data));
+    assert.equal((await info(taskId).expect(200)).body.data.status, 'done');
   });
 
   it('calls back -1 when an idle task expires (the expiry sweep keeps a tombstone)', async () => {

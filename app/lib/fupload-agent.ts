@@ -10,9 +10,6 @@ export const FUPLOAD_ACTIONS = {
   finish: 'sonofs:fupload:finish',
 };
 
-/** A task whose bytes are all in and is still not stored after this long is handed to a worker again. */
-const STUCK_AFTER = 30_000;
-
 /**
  * The agent's part: the one callback sender of the node (retries, redelivery
  * after restarts from the state kept in the sessions), and the hook that turns
@@ -23,7 +20,7 @@ export function startFuploadAgent(agent: Agent, db: SessionStore): { onExpire: E
   const cfg = sonofs.fupload;
   if (!cfg || !(cfg.enabled || Object.keys(cfg.servers ?? {}).length)) return undefined;
   const notifier = new TaskNotifier(db, {
-    timeout: cfg.notifyTimeout, attempts: cfg.notifyAttempts, delay: cfg.notifyDelay, scanInterval: cfg.notifyScanInterval, stuckAfter: STUCK_AFTER,
+    timeout: cfg.notifyTimeout, attempts: cfg.notifyAttempts, delay: cfg.notifyDelay, scanInterval: cfg.notifyScanInterval, stuckAfter: cfg.finishRetryAfter,
   }, {
     info: (msg, ...args) => agent.coreLogger.info(msg, ...args),
     warn: (msg, ...args) => agent.coreLogger.warn(msg, ...args),

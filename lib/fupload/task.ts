@@ -30,6 +30,11 @@ export interface FuploadConfig {
   notifyDelay: number;
   /** how often the agent looks for callbacks due, e.g. after a restart (ms, default 5 s) */
   notifyScanInterval: number;
+  /**
+   * a task whose bytes are all in but which is still not stored this long
+   * after its last block (its worker died while storing it) is handed to a worker again (ms, default 30 s)
+   */
+  finishRetryAfter: number;
 }
 
 /** Callback outcome codes, as fuploadServer: "0" stored, "-1" timed out, "-2" md5 mismatch. */
