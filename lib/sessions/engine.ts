@@ -81,7 +81,13 @@ export interface CompleteOptions {
 export const CHECKSUM_ALGORITHMS = [ 'sha1', 'md5', 'sha256', 'sha512' ] as const;
 
 /** Why a write stopped reading: another request asked for the lock. */
-class LockReleased extends Error {}
+class LockReleased extends Error {
+  /** a 4xx: Egg logs the cut connection as a warning, not an error */
+  readonly status = 409;
+  constructor() {
+    super('another request took over this upload');
+  }
+}
 
 /**
  * The one engine under tus, the course's chunked upload and the fupload task
