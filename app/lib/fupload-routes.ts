@@ -165,7 +165,11 @@ export function registerFuploadRoutes(app: Application): void {
 
   // Agent → worker: finish a task whose worker did not (it died while storing it).
   app.messenger.on(FUPLOAD_ACTIONS.finish, ({ id }: { id: string }) => {
-    finishTask(app, id).catch(err => app.coreLogger.error(err));
+    finishTask(app, id).catch(err => {
+      // every worker is asked: the ones that wait for the first one's lock give up here
+      if ((err as SonofsError).status === 423) app.coreLogger.info('[egg-sonofs] fupload task %s is being stored by another worker', id);
+      else app.coreLogger.error(err);
+    });
   });
 
   r.post(`${p}/new/task`, taskRoute(async ctx => {
@@ -255,7 +259,8 @@ export function registerFuploadRoutes(app: Application): void {
     if (!out) throw paramError('the multipart field "file" is required');
     let latest = out.session;
     if (!uploads().missing(latest).length) {
-      await finishTask(app, s.id);
+      // The block is stored whatever happens here; if storing the file fails, the agent asks a worker again later.
+      await finishTask(app, s.id).catch(err => ctx.logger.error(err));
       latest = (await uploads().db.get(s.id)) ?? latest;
     }
     ok(ctx, { expectBlocks: expectBlocks(ctx, latest), status: taskStatus(latest) });
