@@ -7,7 +7,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import mm, { MockApplication } from 'egg-mock';
 import { queueNotification, taskExpireHook } from '../lib/fupload';
-import { binaryParser, freePort, sha1 } from './support/http';
+import { binaryParser, freePort, multipart, request, sha1 } from './support/http';
 
 const MiB = 1024 * 1024;
 const md5 = (b: Buffer) => createHash('md5').update(b).digest('hex');
@@ -302,5 +302,77 @@ describe('fupload task API (/api/upload)', () => {
       userId: 12, storePath: '/biz/files/x',
     });
     assert.equal((await block(taskId, 10_000, 19_999, data.subarray(10_000)).expect(410)).body.retCode, '4');
+  });
+});
+
+describe('fupload and chunked upload across processes (mm.cluster: agent + 2 workers)', () => {
+  let app: MockApplication;
+  let root: string;
+  let base: string;
+  const notify = new CallbackServer();
+
+  before(async () => {
+    root = fs.mkdtempSync(path.join(os.tmpdir(), 'sonofs-fupload-cluster-'));
+    process.env.SONOFS_TEST_ROOT = root;
+    const notifyPort = await freePort();
+    await notify.start(notifyPort);
+    process.env.SONOFS_TEST_NOTIFY_URL = `http://127.0.0.1:${notifyPort}/notify`;
+    const port = await freePort();
+    app = mm.cluster({ baseDir: 'apps/sonofs-app', workers: 2, coverage: false, port } as any);
+    await app.ready();
+    base = `http://127.0.0.1:${port}`;
+  });
+
+  after(async () => {
+    await app.close();
+    await notify.close();
+    delete process.env.SONOFS_TEST_NOTIFY_URL;
+    fs.rmSync(root, { recursive: true, force: true });
+  });
+
+  const json = (url: string, body: unknown) => request(url, {
+    method: 'POST', body: Buffer.from(JSON.stringify(body)), headers: { 'Content-Type': 'application/json' },
+  });
+
+  it('takes a task\'s blocks on both workers and the agent calls back once', async () => {
+    const data = randomBytes(4 * MiB + 99);
+    const created = await json(`${base}/api/upload/new/task`, {
+      token: 'test-token', userId: 77, fileName: 'c.bin', fileSize: data.length, fileMd5: md5(data), feedBackParameter: 'cl',
+    });
+    assert.equal(created.status, 200, created.body.toString());
+    const { taskId, uploadUrl } = created.json().data;
+    const blocks = [ 0, 1, 2, 3, 4 ].map(i => data.subarray(i * MiB, (i + 1) * MiB));
+    const answers = await Promise.all(blocks.map((bytes, i) => {
+      const m = multipart([
+        { name: 'partMd5', data: md5(bytes) }, { name: 'startByte', data: String(i * MiB) },
+        { name: 'endByte', data: String(i * MiB + bytes.length - 1) }, { name: 'file', filename: 'blob', data: bytes },
+      ]);
+      return request(uploadUrl, { method: 'POST', body: m.body, headers: { 'Content-Type': m.contentType } });
+    }));
+    for (const a of answers) assert.equal(a.status, 200, a.body.toString());
+    assert.equal(new Set(answers.map(a => a.headers['x-served-by'])).size, 2, 'blocks landed on both workers');
+    const [ call ] = await notify.waitFor(taskId, 1, 20_000);
+    assert.equal(call.body.retCode, '0');
+    assert.equal(call.body.fileHash, sha1(data));
+    await new Promise(r => setTimeout(r, 1000));
+    assert.equal(notify.of(taskId).length, 1);
+    const dl = await request(`${base}/file/download?filehash=${sha1(data)}`, { headers: { 'x-user': '77' } });
+    assert.equal(sha1(dl.body), sha1(data));
+  });
+
+  it('takes a chunked upload\'s chunks on both workers', async () => {
+    const data = randomBytes(11 * MiB);
+    const form = (route: string, fields: Record<string, string | number>) => request(`${base}/file/${route}`, {
+      method: 'POST', headers: { 'Content-Type': 'application/x-www-form-urlencoded', 'x-user': 'cl' },
+      body: Buffer.from(new URLSearchParams(Object.entries(fields).map(([ k, v ]) => [ k, String(v) ])).toString()),
+    });
+    const init = (await form('mpupload/init', { filehash: sha1(data), filesize: data.length })).json().data;
+    const answers = await Promise.all([ 1, 2, 3 ].map(i => request(`${base}/file/mpupload/uppart?uploadid=${init.UploadID}&index=${i}`, {
+      method: 'POST', headers: { 'x-user': 'cl', 'Content-Type': 'multipart/form-data' }, body: data.subarray((i - 1) * 5 * MiB, i * 5 * MiB),
+    })));
+    for (const a of answers) assert.equal(a.status, 200, a.body.toString());
+    const done = await form('mpupload/complete', { uploadid: init.UploadID, filehash: sha1(data), filesize: data.length, filename: 'c.bin' });
+    assert.equal(done.status, 200, done.body.toString());
+    assert.equal(done.json().data.FileSha1, sha1(data));
   });
 });
