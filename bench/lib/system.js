@@ -141,7 +141,8 @@ function describeRun(title, scriptFile, args, log = console.log) {
   const code = codeVersion();
   log(`# ${title}\ncommand: ${command}`);
   log(`machine: ${machine.cores} cores (${machine.cpu}), ${machine.memoryGiB} GiB RAM, node ${machine.node}, ${machine.os}`);
-  log(`code: commit ${code.commit}${code.uncommitted.length ? `, plus uncommitted changes in ${code.uncommitted.join(' ')}` : ''}`);
+  log(`code: commit ${code.commit}${code.uncommitted.length ? `, plus uncommitted changes in ${code.uncommitted.join(' ')}` : ''}` +
+    (code.distBuiltAt ? `; dist/ (what the demo runs) built ${code.distBuiltAt}` : ''));
   // the client shares the cores with the servers: anything else running skews the numbers
   const loadAverage = os.loadavg()[0];
   log(`load average (1 min) at start: ${loadAverage.toFixed(2)}` +
@@ -160,7 +161,10 @@ function codeVersion() {
     // porcelain lines are "XY path"; X may be a space, so no trim before slicing
     const uncommitted = git([ 'status', '--porcelain', '--', 'lib', 'app', 'config', 'example', 'agent.ts', 'app.ts', 'package.json' ])
       .split('\n').filter(Boolean).map(line => line.slice(3));
-    return { commit: git([ 'rev-parse', '--short', 'HEAD' ]).trim(), uncommitted };
+    // the demo runs dist/, built from the tree as it was then: a stale build is not this commit
+    const distBuiltAt = fs.existsSync(path.join(root, 'dist', 'package.json'))
+      ? fs.statSync(path.join(root, 'dist', 'package.json')).mtime.toISOString() : undefined;
+    return { commit: git([ 'rev-parse', '--short', 'HEAD' ]).trim(), uncommitted, distBuiltAt };
   } catch {
     return { commit: 'unknown (no git)', uncommitted: [] };
   }
