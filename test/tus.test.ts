@@ -520,14 +520,30 @@ describe('tus 1.0.0 server (mm.app)', () => {
       isError(await app.httpRequest().delete(p).set(TUS).set(user()), 410);
     });
 
-    it('T2: DELETE of a finished upload removes the caller\'s file too', async () => {
+    it('T2: DELETE of a finished upload ends the session but keeps the file (the same content may be the user\'s through another upload)', async () => {
       const data = randomBytes(2000);
-      const { res, path: p } = await create({ 'Upload-Length': String(data.length) }, data);
-      const hash = res.headers['sonofs-file-hash'];
+      // the same content stored through /file/upload first, then uploaded twice through tus: one link for the user
+      const form = await app.httpRequest().post('/file/upload').set(user()).set('Accept', 'application/json')
+        .attach('file', data, 'form.bin').expect(200);
+      const hash = form.body.data.FileSha1;
+      const first = await create({ 'Upload-Length': String(data.length) }, data);
+      const second = await create({ 'Upload-Length': String(data.length) }, data);
+      assert.equal(first.res.headers['sonofs-file-hash'], hash);
+      assert.equal(second.res.headers['sonofs-file-hash'], hash);
+
+      await app.httpRequest().delete(first.path).set(TUS).set(user()).expect(204);
+      isError(await head(first.path), 410);
+      isError(await app.httpRequest().delete(first.path).set(TUS).set(user()), 410);
       await app.httpRequest().get(`/file/meta?filehash=${hash}`).set(user()).expect(200);
-      await app.httpRequest().delete(p).set(TUS).set(user()).expect(204);
+      assert.equal(sha1((await download(second.path).expect(200)).body), hash, 'the other upload still serves the file');
+      const dl = await app.httpRequest().get(`/file/download?filehash=${hash}`).set(user()).buffer(true).parse(binaryParser).expect(200);
+      assert.equal(sha1(dl.body), hash);
+
+      // the file itself goes through /file/delete; the tus session is untouched by that
+      await app.httpRequest().get(`/file/delete?filehash=${hash}`).set(user()).expect(200);
       await app.httpRequest().get(`/file/meta?filehash=${hash}`).set(user()).expect(404);
-      isError(await head(p), 410);
+      await app.httpRequest().delete(second.path).set(TUS).set(user()).expect(204);
+      isError(await head(second.path), 410);
     });
   });
 

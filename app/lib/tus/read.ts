@@ -68,16 +68,15 @@ export async function downloadUpload(t: TusRequest, id: string): Promise<void> {
 
 /**
  * DELETE <path>/<id> (termination): an unfinished upload gives its bytes
- * back; a finished one was a file, and the caller's file goes with it.
+ * back; a finished one only ends the session. Its file stays: the same
+ * content may also be the user's through /file/upload or another upload (one
+ * link per user and content), so the file is deleted through /file/delete.
  * Either way later requests get 410 (T2).
  */
 export async function terminateUpload(t: TusRequest, id: string): Promise<void> {
   const user = await t.user();
   const s = await t.engine.get(id, user);
   if (s.state === 'done') {
-    await t.ctx.sonofs.remove(s.result!.fileHash).catch(err => {
-      if (err.status !== 404) throw err; // already deleted through /file/delete
-    });
     await t.engine.update(id, user, cur => ({ ...cur, state: 'cancelled' }));
   } else {
     await t.engine.cancel(id, user);
