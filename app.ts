@@ -35,6 +35,7 @@ export default class SonofsAppBoot implements IBoot {
     const u = cfg.uploads;
     this.sessions = new UploadSessions(this.store, new LmdbSessionStore(sessionsDir(opts.root)), {
       root: opts.root, ttlMs: u.ttl, doneTtlMs: u.doneTtl, lockTimeoutMs: u.lockTimeout, fsync: opts.fsync, maxFileSize: opts.maxFileSize,
+      maxOpenPerUser: u.maxOpenPerUser,
     });
     (this.app as any)[SESSIONS] = this.sessions;
     registerTusRoutes(this.app);

@@ -35,6 +35,8 @@ export interface SonofsConfig {
     lockTimeout: number;
     /** how often the agent sweeps expired uploads (ms) */
     sweepInterval: number;
+    /** unfinished uploads one user may have at once (429 beyond) */
+    maxOpenPerUser: number;
   };
   /** The tus 1.0.0 server (resumable uploads any tus client can drive), on the upload sessions. */
   tus: {
@@ -79,6 +81,7 @@ export default (appInfo: EggAppInfo) => {
       doneTtl: 24 * HOUR,
       lockTimeout: 10_000,
       sweepInterval: 60_000,
+      maxOpenPerUser: 1000,
     },
     tus: {
       enabled: true,

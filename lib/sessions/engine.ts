@@ -11,8 +11,9 @@ import { crc32c, HEADER_SIZE, RecordKind } from '../record';
 import { SMALL_RECORD_MAX, SonofsStore, UploadResult } from '../store';
 import { checkName, checkUser } from '../validate';
 import { addRange, missingRanges, prefixEnd, removeRange } from './ranges';
-import { SessionSpace, dataPosition, padSpace, readSessionData, readSpaceHeader } from './space';
-import type { LockMode, Session, SessionProtocol, SessionStore } from './types';
+import { SessionSpace, dataPosition, punchHole, releaseSpace, readSessionData, readSpaceHeader } from './space';
+import { bundlePath } from '../bundle-files';
+import type { ByteRange, LockMode, Session, SessionProtocol, SessionStore } from './types';
 
 const writev = promisify(fs.writev);
 const fdatasync = promisify(fs.fdatasync);
@@ -28,6 +29,8 @@ export interface SessionOptions {
   lockTimeoutMs: number;
   fsync: boolean;
   maxFileSize: number;
+  /** unfinished uploads one user may have open at once (bounds the space and records a client can hold) */
+  maxOpenPerUser?: number;
 }
 
 export interface CreateSession {
@@ -80,6 +83,9 @@ export interface CompleteOptions {
 /** Hash algorithms a checksum may name (tus Upload-Checksum, course chkhash, fupload partMd5). */
 export const CHECKSUM_ALGORITHMS = [ 'sha1', 'md5', 'sha256', 'sha512' ] as const;
 
+/** Received ranges one session may have: bounds its record and the work per write. */
+const MAX_RANGES = 10_000;
+
 /** Why a write stopped reading: another request asked for the lock. */
 class LockReleased extends Error {
   /** a 4xx: Egg logs the cut connection as a warning, not an error */
@@ -108,6 +114,10 @@ export class UploadSessions {
       if (!Number.isSafeInteger(c.length) || c.length < 0) throw new BadRequestError('INVALID_SIZE', 'the upload length must be a non-negative integer');
       if (c.length > this.opts.maxFileSize) throw new FileTooLargeError(this.opts.maxFileSize);
     }
+    const maxOpen = this.opts.maxOpenPerUser ?? 1000;
+    if ((await this.db.keys(openKeyPrefix(user), maxOpen)).length >= maxOpen) {
+      throw new SonofsError(429, 'TOO_MANY_UPLOADS', `you have ${maxOpen} unfinished uploads; finish or cancel some first`);
+    }
     const id = randomBytes(16).toString('base64url');
     const now = Date.now();
     const s: Session = {
@@ -127,6 +137,7 @@ export class UploadSessions {
     }
     await this.db.put(s);
     if (c.key) await this.db.setKey(c.key, id);
+    await this.db.setKey(openKey(s), id);
     await this.db.durable();
     return s;
   }
@@ -181,8 +192,11 @@ export class UploadSessions {
         if (room < 0 || (w.length !== undefined && w.length > room)) {
           throw new BadRequestError('RANGE_OUTSIDE_FILE', `bytes from ${w.at} do not fit the upload's length ${s.length}`);
         }
+        if (s.ranges.length >= MAX_RANGES) {
+          throw new BadRequestError('TOO_FRAGMENTED', `the upload already has ${MAX_RANGES} separate received ranges; send the gaps between them`);
+        }
         return await this.receive(s, w, w.length ?? room, released);
-      });
+      }, w.ordered ? undefined : { start: w.at, end: w.at + (w.length ?? this.opts.maxFileSize) });
     } finally {
       if (!w.source.readableEnded && !w.source.destroyed) w.source.resume(); // drain what we will not read
     }
@@ -222,6 +236,11 @@ export class UploadSessions {
         throw new ConflictError('UPLOAD_INCOMPLETE', `bytes missing: ${gaps.slice(0, 5).map(g => `${g.start}-${g.end - 1}`).join(', ')}${gaps.length > 5 ? ', ...' : ''}`);
       }
       const result = await this.commit(s, c);
+      // Content already stored: the space now holds only a link record; free the data blocks behind it.
+      if (result.deduplicated && s.space) {
+        const keep = HEADER_SIZE + SMALL_RECORD_MAX;
+        await punchHole(bundlePath(this.opts.root, s.space.bundle), s.space.offset + keep, s.space.length - keep);
+      }
       this.hashes.delete(id);
       await this.finish(s, { state: 'done', result });
       return result;
@@ -246,7 +265,7 @@ export class UploadSessions {
       });
       await this.finish(s, { state: 'done', result, length: size, offset: size, ranges: size ? [ { start: 0, end: size } ] : [] });
       // The final's own space or staging file never held bytes: give it back.
-      discardSessionBytes(this.opts.root, s);
+      await discardSessionBytes(this.opts.root, s);
       return result;
     });
   }
@@ -256,7 +275,7 @@ export class UploadSessions {
     await this.withLock(id, 'exclusive', async () => {
       const s = await this.get(id, user);
       if (s.state === 'done') throw new ConflictError('UPLOAD_FINISHED', 'this upload is already a stored file');
-      discardSessionBytes(this.opts.root, s);
+      await discardSessionBytes(this.opts.root, s);
       this.hashes.delete(id);
       await this.finish(s, { state: 'cancelled' });
     });
@@ -277,7 +296,7 @@ export class UploadSessions {
 
   private async finish(s: Session, change: Partial<Session>): Promise<void> {
     await this.db.update(s.id, cur => ({ ...cur, ...change, expires: Date.now() + this.opts.doneTtlMs }));
-    if (s.key && await this.db.getKey(s.key) === s.id) await this.db.setKey(s.key, undefined);
+    await dropKeys(this.db, s);
   }
 
   /** Writes the file's record (or finds it, if a crash came between the commit and the session update). */
@@ -336,6 +355,8 @@ export class UploadSessions {
     let touched = 0;
     let cut: Error | undefined;
     let inflight: Promise<void> = Promise.resolve();
+    /** set when the source failed: no write may start after that */
+    let stopped = false;
 
     const fd = s.space ? this.store.files.acquire(s.space.bundle) : fs.openSync(s.staging!, 'r+');
     const position = (at: number) => (s.space ? dataPosition(s.space, at) : at);
@@ -355,6 +376,10 @@ export class UploadSessions {
                 : new FileTooLargeError(this.opts.maxFileSize));
             return;
           }
+          if (stopped) {
+            cb(new Error('the request ended'));
+            return;
+          }
           touched = received + len;
           inflight = writeAllAt(fd, chunks, position(w.at + received)).then(() => {
             for (const c of chunks) {
@@ -370,8 +395,10 @@ export class UploadSessions {
       try {
         await pump(w.source, sink);
       } catch (err) {
-        // A failed source does not wait for the sink: let a write in flight
-        // land (and count) before the fd is let go or the range recorded.
+        // A failed source does not wait for the sink, which may still hold
+        // chunks: start no more writes, and let the one in flight land (and
+        // count) before the fd is let go, the range recorded or hashes kept.
+        stopped = true;
         await inflight;
         if (err instanceof SonofsError) throw err;
         cut = err as Error;
@@ -433,11 +460,11 @@ export class UploadSessions {
    * to let go (tus: a client resuming after a dropped connection should not
    * wait for the old request to time out); the holder's `released` signal fires.
    */
-  private async withLock<T>(id: string, mode: LockMode, fn: (released: AbortSignal) => Promise<T>): Promise<T> {
+  private async withLock<T>(id: string, mode: LockMode, fn: (released: AbortSignal) => Promise<T>, range?: ByteRange): Promise<T> {
     const owner = `${process.pid}:${randomBytes(6).toString('hex')}`;
     const ttl = 10_000;
     const deadline = Date.now() + this.opts.lockTimeoutMs;
-    for (let wait = 5; !await this.db.tryLock(id, owner, mode, ttl, mode === 'exclusive'); wait = Math.min(wait * 2, 100)) {
+    for (let wait = 5; !await this.db.tryLock(id, owner, mode, ttl, mode === 'exclusive', range); wait = Math.min(wait * 2, 100)) {
       if (Date.now() + wait > deadline) throw new LockedError();
       await new Promise(r => setTimeout(r, wait));
     }
@@ -456,14 +483,24 @@ export class UploadSessions {
   }
 }
 
+/** The key that counts an unfinished upload against its user's limit. */
+const openKeyPrefix = (user: string) => `open:${user}:`;
+const openKey = (s: Session) => `${openKeyPrefix(s.user)}${s.id}`;
+
+/** Removes a session's lookup keys (its protocol key, its open-upload key). */
+async function dropKeys(db: SessionStore, s: Session): Promise<void> {
+  if (s.key && await db.getKey(s.key) === s.id) await db.setKey(s.key, undefined);
+  await db.setKey(openKey(s), undefined);
+}
+
 /** True while a session's reserved space still carries its Pending header (not yet a file). */
 function spaceIsPending(root: string, s: Session): boolean {
   return readSpaceHeader(root, s.space!)?.kind === RecordKind.Pending;
 }
 
 /** A reserved space goes back as Padding (unless it already holds the committed file); staging is deleted. */
-function discardSessionBytes(root: string, s: Session): void {
-  if (s.space && spaceIsPending(root, s)) padSpace(root, s.space);
+async function discardSessionBytes(root: string, s: Session): Promise<void> {
+  if (s.space && spaceIsPending(root, s)) await releaseSpace(root, s.space);
   if (s.staging) fs.rmSync(s.staging, { force: true });
 }
 
@@ -482,22 +519,26 @@ export type ExpireHook = (s: Session) => Session | undefined | Promise<Session |
 export async function sweepSessions(db: SessionStore, root: string, now = Date.now(), onExpire?: ExpireHook): Promise<number> {
   let removed = 0;
   const owner = `sweep:${process.pid}:${randomBytes(4).toString('hex')}`;
-  for (const id of await db.expired(now, 1000)) {
-    if (!await db.tryLock(id, owner, 'exclusive', 60_000, false)) continue;
-    try {
-      const s = await db.get(id);
-      if (!s || s.expires > now) continue;
-      let tomb: Session | undefined;
-      if (s.state === 'active' || s.state === 'paused') {
-        discardSessionBytes(root, s);
-        tomb = await onExpire?.(s);
+  // Batches until none is left (a busy session is skipped and left for the next sweep).
+  for (let batch = await db.expired(now, 1000), before = -1; batch.length && removed > before; batch = await db.expired(now, 1000)) {
+    before = removed;
+    for (const id of batch) {
+      if (!await db.tryLock(id, owner, 'exclusive', 60_000, false)) continue;
+      try {
+        const s = await db.get(id);
+        if (!s || s.expires > now) continue;
+        let tomb: Session | undefined;
+        if (s.state === 'active' || s.state === 'paused') {
+          await discardSessionBytes(root, s);
+          tomb = await onExpire?.(s);
+        }
+        await dropKeys(db, s);
+        if (tomb && tomb.expires > now) await db.put({ ...tomb, id, space: undefined, staging: undefined, key: undefined });
+        else await db.remove(id);
+        removed++;
+      } finally {
+        await db.unlock(id, owner);
       }
-      if (s.key && await db.getKey(s.key) === id) await db.setKey(s.key, undefined);
-      if (tomb && tomb.expires > now) await db.put({ ...tomb, id, space: undefined, staging: undefined, key: undefined });
-      else await db.remove(id);
-      removed++;
-    } finally {
-      await db.unlock(id, owner);
     }
   }
   return removed;

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { open, RootDatabase } from 'lmdb';
-import type { LockMode, Session, SessionStore } from './types';
+import type { ByteRange, LockMode, Session, SessionStore } from './types';
 import { isAlive } from '../pid';
 
 /** Where a node keeps its upload sessions: beside the catalog, under the store's root. */
@@ -18,6 +18,8 @@ const lockKey = (id: string): Key => [ 'l', id ];
 interface Holder {
   pid: number;
   until: number;
+  /** shared holders: the bytes [start, end) this writer is writing */
+  range?: ByteRange;
 }
 
 interface LockRecord {
@@ -95,14 +97,17 @@ export class LmdbSessionStore implements SessionStore {
     return out;
   }
 
-  async tryLock(id: string, owner: string, mode: LockMode, ttlMs: number, askRelease: boolean): Promise<boolean> {
+  async tryLock(id: string, owner: string, mode: LockMode, ttlMs: number, askRelease: boolean, range?: ByteRange): Promise<boolean> {
     return this.db.transaction(() => {
       const now = Date.now();
       const lock = live(this.db.get(lockKey(id)), now);
-      const holder = { pid: process.pid, until: now + ttlMs };
+      const holder = { pid: process.pid, until: now + ttlMs, range };
       const ex = lock.exclusive && lock.exclusive.owner !== owner ? lock.exclusive : undefined;
-      const others = Object.keys(lock.shared).filter(o => o !== owner);
-      const free = !ex && (mode === 'shared' || others.length === 0);
+      const others = Object.entries(lock.shared).filter(([ o ]) => o !== owner).map(([ , h ]) => h);
+      // Two writers of overlapping bytes take turns, so the bytes and the
+      // bookkeeping of one write are never interleaved with another's.
+      const overlap = (h: Holder) => !range || !h.range || (h.range.start < range.end && range.start < h.range.end);
+      const free = !ex && (mode === 'shared' ? !others.some(overlap) : others.length === 0);
       if (free) {
         if (mode === 'exclusive') lock.exclusive = { owner, ...holder };
         else lock.shared[owner] = holder;

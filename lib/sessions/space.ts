@@ -1,9 +1,13 @@
+import { execFile as execFileCb } from 'node:child_process';
 import fs from 'node:fs';
+import { promisify } from 'node:util';
 import { Readable } from 'node:stream';
 import { BundleFiles, bundlePath } from '../bundle-files';
 import { HEADER_SIZE, RecordHeader, decodeHeader, paddingHeader } from '../record';
 import type { RecordSpace } from '../store';
 import type { SpaceRef } from './types';
+
+const execFile = promisify(execFileCb);
 
 /**
  * A session's reserved slot, seen from any process: the header at `offset`
@@ -43,13 +47,33 @@ export function dataPosition(ref: SpaceRef, at: number): number {
   return ref.offset + HEADER_SIZE + at;
 }
 
-/** Gives a session's space back: a Padding header makes scans skip it (reclaimed by compaction). */
-export function padSpace(root: string, ref: SpaceRef): void {
-  const fd = fs.openSync(bundlePath(root, ref.bundle), 'r+');
+/**
+ * Gives a session's space back: a Padding header makes scans skip it, and
+ * the data blocks are punched out of the sparse bundle (fallocate), so a
+ * cancelled or expired upload stops costing disk at once instead of at the
+ * next compaction. Punching is best effort: a filesystem without it keeps
+ * the blocks until compaction.
+ */
+export async function releaseSpace(root: string, ref: SpaceRef): Promise<void> {
+  const file = bundlePath(root, ref.bundle);
+  const fd = fs.openSync(file, 'r+');
   try {
     fs.writeSync(fd, paddingHeader(ref.length), 0, undefined, ref.offset);
   } finally {
     fs.closeSync(fd);
+  }
+  await punchHole(file, ref.offset + HEADER_SIZE, ref.length - HEADER_SIZE);
+}
+
+/** Frees [offset, offset + length) of a file's blocks; reads of it return zeros. */
+export async function punchHole(file: string, offset: number, length: number): Promise<boolean> {
+  if (length <= 0) return true;
+  try {
+    // node has no fallocate(2); util-linux's fallocate is on every Debian (no shell involved)
+    await execFile('fallocate', [ '--punch-hole', '--offset', String(offset), '--length', String(length), file ]);
+    return true;
+  } catch {
+    return false;
   }
 }
 

@@ -84,8 +84,10 @@ export interface SessionStore {
    * Takes the lock if free (or held only by dead or timed-out holders, or,
    * for `shared`, by other shared holders). When it is not, and
    * `askRelease`, an exclusive holder is asked to let go (see releaseAsked).
+   * A shared holder may claim the byte `range` it writes: shared holders with
+   * overlapping ranges (or without one) exclude each other.
    */
-  tryLock(id: string, owner: string, mode: LockMode, ttlMs: number, askRelease: boolean): Promise<boolean>;
+  tryLock(id: string, owner: string, mode: LockMode, ttlMs: number, askRelease: boolean, range?: ByteRange): Promise<boolean>;
   /** Extends a held lock; false if it was lost. */
   renewLock(id: string, owner: string, ttlMs: number): Promise<boolean>;
   /** True when another request asked the exclusive holder to let go. */

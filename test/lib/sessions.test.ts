@@ -5,15 +5,18 @@ import os from 'node:os';
 import path from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import {
-  openStandalone, NodeOptions, UploadSessions, LmdbSessionStore, sessionsDir, scanAll, SonofsError, decodeFileId,
+  openStandalone, NodeOptions, UploadSessions, LmdbSessionStore, sessionsDir, scanAll, SonofsError, decodeFileId, bundlePath,
 } from '../../lib';
 
 const MiB = 1 << 20;
 const sha1 = (b: Buffer) => createHash('sha1').update(b).digest('hex');
 
-function options(root: string): NodeOptions {
-  return { root, group: 1, server: 2, bundleSize: 8 * MiB, extentSize: 1 * MiB, maxFileSize: 64 * MiB, fsync: true };
+function options(root: string, fsync = true): NodeOptions {
+  return { root, group: 1, server: 2, bundleSize: 8 * MiB, extentSize: 1 * MiB, maxFileSize: 64 * MiB, fsync };
 }
+
+/** Disk blocks a file really uses (sparse files use fewer than their size). */
+const usedBytes = (file: string) => fs.statSync(file).blocks * 512;
 
 async function rejectsWith(p: Promise<unknown>, status: number, code?: string) {
   await assert.rejects(p, (err: SonofsError) => {
@@ -28,10 +31,12 @@ describe('lib: upload sessions', () => {
   let node: Awaited<ReturnType<typeof openStandalone>>;
   let sessions: UploadSessions;
 
-  async function open(over: { ttlMs?: number; lockTimeoutMs?: number } = {}) {
-    node = await openStandalone(options(root));
+  async function open(over: { ttlMs?: number; lockTimeoutMs?: number; fsync?: boolean; maxOpenPerUser?: number } = {}) {
+    const fsync = over.fsync ?? true;
+    node = await openStandalone(options(root, fsync));
     sessions = new UploadSessions(node.store, new LmdbSessionStore(sessionsDir(root)), {
-      root, ttlMs: over.ttlMs ?? 60_000, doneTtlMs: 60_000, lockTimeoutMs: over.lockTimeoutMs ?? 2_000, fsync: true, maxFileSize: 64 * MiB,
+      root, ttlMs: over.ttlMs ?? 60_000, doneTtlMs: 60_000, lockTimeoutMs: over.lockTimeoutMs ?? 2_000, fsync, maxFileSize: 64 * MiB,
+      maxOpenPerUser: over.maxOpenPerUser,
     });
   }
 
@@ -257,5 +262,86 @@ describe('lib: upload sessions', () => {
     assert.deepEqual(tomb?.extra, { expired: true });
     assert.equal(await sessions.db.get(b.id), undefined);
     assert.deepEqual(await sessions.db.keys('q:', 10), []);
+  });
+
+  it('stops writing the moment a body is cut: chunks still queued never land after the offset is recorded', async () => {
+    // fsync off: no fdatasync gives a stray write time to land before the bookkeeping
+    await close();
+    await open({ fsync: false });
+    const data = randomBytes(4 * MiB);
+    const s = await sessions.create({ protocol: 'tus', user: 'u', length: data.length });
+    const body = new PassThrough({ highWaterMark: 64 * 1024 });
+    for (let i = 0; i < 32; i++) body.write(data.subarray(i * 65536, (i + 1) * 65536));
+    // the client goes away right after the first chunk reaches the engine
+    const pipe = body.pipe.bind(body);
+    body.pipe = (<T extends NodeJS.WritableStream>(dest: T) => {
+      const r = pipe(dest);
+      body.once('data', () => process.nextTick(() => body.destroy(Object.assign(new Error('aborted'), { code: 'ECONNRESET' }))));
+      return r;
+    }) as typeof body.pipe;
+    const out = await sessions.write(s.id, { user: 'u', at: 0, source: body, ordered: true, keepPartial: true });
+    assert.equal(out.interrupted, true);
+    await new Promise(r => setTimeout(r, 100)); // a stray write would have landed by now
+    const cur = await sessions.get(s.id);
+    assert.equal(cur.offset, out.session.offset);
+    const rest = Readable.from(Array.from({ length: Math.ceil((data.length - cur.offset) / 65536) }, (_, i) => data.subarray(cur.offset + i * 65536, cur.offset + (i + 1) * 65536)));
+    await sessions.write(s.id, { user: 'u', at: cur.offset, source: rest, ordered: true });
+    const r = await sessions.complete(s.id);
+    assert.equal(r.fileHash, sha1(data));
+    assert.ok((await node.store.getFile(r.fileId)).buffer.equals(data), 'the record checks out: bytes, sha1 and crc agree');
+  });
+
+  it('gives the disk blocks of a cancelled upload, and of one whose content was already stored, back at once', async () => {
+    const data = randomBytes(3 * MiB);
+    const s = await sessions.create({ protocol: 'tus', user: 'u', length: data.length });
+    await sessions.write(s.id, { user: 'u', at: 0, source: Readable.from([ data ]), ordered: true });
+    const file = bundlePath(root, s.space!.bundle);
+    const before = usedBytes(file);
+    await sessions.cancel(s.id, 'u');
+    assert.ok(before - usedBytes(file) >= data.length - 64 * 1024, `freed ${before - usedBytes(file)} of ${data.length} bytes`);
+
+    const first = await node.store.upload(Readable.from([ data ]), { user: 'a', size: data.length });
+    const dup = await sessions.create({ protocol: 'tus', user: 'u', length: data.length });
+    await sessions.write(dup.id, { user: 'u', at: 0, source: Readable.from([ data ]), ordered: true });
+    const dupFile = bundlePath(root, dup.space!.bundle);
+    const withData = usedBytes(dupFile);
+    const r = await sessions.complete(dup.id);
+    assert.equal(r.deduplicated, true);
+    assert.equal(r.fileId, first.fileId);
+    assert.ok(withData - usedBytes(dupFile) >= data.length - 64 * 1024, 'the duplicate bytes were freed');
+    assert.ok((await node.store.getFile(first.fileId)).buffer.equals(data));
+    assert.equal((await node.store.getUserFile('u', r.fileHash))?.fileId, first.fileId, 'the link record survived the punch');
+  });
+
+  it('makes two writers of the same chunk take turns, so a failed copy cannot spoil a verified one', async () => {
+    const data = randomBytes(200_000);
+    const s = await sessions.create({ protocol: 'chunked', user: 'u', length: data.length });
+    const chunk = data.subarray(0, 100_000);
+    const stalled = new PassThrough();
+    const first = sessions.write(s.id, { user: 'u', at: 0, length: chunk.length, source: stalled });
+    stalled.write(Buffer.alloc(50_000, 0xee)); // wrong bytes, and it will be cut
+    await new Promise(r => setTimeout(r, 50));
+    let secondDone = false;
+    const second = sessions.write(s.id, { user: 'u', at: 0, length: chunk.length, source: Readable.from([ chunk ]),
+      checksum: { algorithm: 'sha1', digest: createHash('sha1').update(chunk).digest() } }).then(o => { secondDone = true; return o; });
+    await new Promise(r => setTimeout(r, 150));
+    assert.equal(secondDone, false, 'the second copy waits for the first');
+    stalled.destroy(new Error('aborted'));
+    await rejectsWith(first, 400, 'UPLOAD_ABORTED');
+    await second;
+    await sessions.write(s.id, { user: 'u', at: 100_000, length: 100_000, source: Readable.from([ data.subarray(100_000) ]) });
+    const r = await sessions.complete(s.id, { expectSha1: sha1(data) });
+    assert.ok((await node.store.getFile(r.fileId)).buffer.equals(data));
+  });
+
+  it('limits unfinished uploads per user (429) and the fragments of one upload', async () => {
+    await close();
+    await open({ maxOpenPerUser: 2 });
+    const a = await sessions.create({ protocol: 'chunked', user: 'u', length: 10 });
+    await sessions.create({ protocol: 'chunked', user: 'u', length: 10 });
+    await rejectsWith(sessions.create({ protocol: 'chunked', user: 'u', length: 10 }), 429, 'TOO_MANY_UPLOADS');
+    await sessions.create({ protocol: 'chunked', user: 'other', length: 10 });
+    await sessions.cancel(a.id, 'u');
+    await sessions.create({ protocol: 'chunked', user: 'u', length: 10 });
   });
 });
