@@ -1,21 +1,23 @@
 #!/usr/bin/env node
 'use strict';
-// `npm run bench`: builds the demo (dist/), runs every scenario one after the
-// other, and removes the build again (`npm run clean`).
+// `npm run bench`: builds the demo into a private temp dir (not dist/, which
+// someone else's `npm run build` or `npm run clean` could replace mid-run), runs
+// every scenario one after the other on it (SONOFS_BUILD_DIR), and removes the build.
 // usage: node bench/run.js [--only upload,reads,tus,scale] [flags, e.g. --count 2000]
 // Each flag goes to every scenario that has it (e.g. --count to upload and
 // reads, --files to scale); a flag no scenario knows is an error.
 const { spawn, execFileSync } = require('node:child_process');
+const fs = require('node:fs');
+const os = require('node:os');
 const path = require('node:path');
 
 const ROOT = path.join(__dirname, '..');
 const SCENARIOS = [ 'upload', 'reads', 'tus', 'scale' ];
-const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
 
-function run(command, args) {
-  console.log(`\n$ ${[ command, ...args ].join(' ')}`);
+function run(command, args, env = {}) {
+  console.log(`\n$ ${Object.entries(env).map(([ k, v ]) => `${k}=${v} `).join('')}${[ command, ...args ].join(' ')}`);
   return new Promise((resolve, reject) => {
-    spawn(command, args, { cwd: ROOT, stdio: 'inherit' })
+    spawn(command, args, { cwd: ROOT, stdio: 'inherit', env: { ...process.env, ...env } })
       .once('error', reject)
       .once('exit', (code, signal) => resolve(signal ? 1 : code));
   });
@@ -60,14 +62,15 @@ for (const signal of [ 'SIGINT', 'SIGTERM' ]) process.on(signal, () => console.e
 async function main() {
   const { only, flags } = parseArgs(process.argv.slice(2));
   const args = argsPerScenario(only, flags); // before building: a typo should not cost a build
-  if (await run(npm, [ 'run', 'build' ]) !== 0) throw new Error('npm run build failed');
+  const build = fs.mkdtempSync(path.join(os.tmpdir(), 'sonofs-bench-build-'));
   let failed = 0;
   try {
+    if (await run(process.execPath, [ path.join('scripts', 'build.js'), build ]) !== 0) throw new Error('the build failed');
     for (const name of only) {
-      if (await run(process.execPath, [ scenarioFile(name), ...args[name] ]) !== 0) failed++;
+      if (await run(process.execPath, [ scenarioFile(name), ...args[name] ], { SONOFS_BUILD_DIR: build }) !== 0) failed++;
     }
   } finally {
-    if (await run(npm, [ 'run', 'clean' ]) !== 0) console.error('npm run clean failed: remove dist/ by hand');
+    fs.rmSync(build, { recursive: true, force: true });
   }
   if (failed) throw new Error(`${failed} of ${only.length} scenarios failed`);
 }

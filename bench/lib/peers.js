@@ -73,12 +73,21 @@ const PEERS = {
   },
 };
 
+/**
+ * The build the demo runs: dist/, or SONOFS_BUILD_DIR (scripts/start.js reads it
+ * from the environment we pass on). A private build (`node scripts/build.js /tmp/x`)
+ * cannot be rebuilt or cleaned by someone else's `npm run build` mid-run.
+ */
+function demoBuildDir() {
+  return path.resolve(ROOT, process.env.SONOFS_BUILD_DIR || 'dist');
+}
+
 /** Parses a --peers list; throws on unknown names and when the demo has no build. */
 function pickPeers(list) {
   const names = list.split(',').filter(Boolean);
   for (const name of names) if (!PEERS[name]) throw new Error(`unknown peer ${name}; peers: ${Object.keys(PEERS).join(', ')}`);
-  if (names.includes('demo') && !fs.existsSync(path.join(ROOT, 'dist', 'example'))) {
-    throw new Error('the demo needs compiled JS in dist/: run `npm run build` first, or use `npm run bench`');
+  if (names.includes('demo') && !fs.existsSync(path.join(demoBuildDir(), 'example'))) {
+    throw new Error(`the demo needs compiled JS in ${demoBuildDir()}: run \`npm run build\` first, or use \`npm run bench\``);
   }
   return names;
 }
@@ -102,4 +111,4 @@ async function startPeer(name, workDir, log = console.log) {
   return { peer, server, port, dataDir, startSeconds };
 }
 
-module.exports = { PEERS, pickPeers, startPeer, ROOT };
+module.exports = { PEERS, pickPeers, startPeer, demoBuildDir, ROOT };

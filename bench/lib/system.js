@@ -142,7 +142,7 @@ function describeRun(title, scriptFile, args, log = console.log) {
   log(`# ${title}\ncommand: ${command}`);
   log(`machine: ${machine.cores} cores (${machine.cpu}), ${machine.memoryGiB} GiB RAM, node ${machine.node}, ${machine.os}`);
   log(`code: commit ${code.commit}${code.uncommitted.length ? `, plus uncommitted changes in ${code.uncommitted.join(' ')}` : ''}` +
-    (code.distBuiltAt ? `; dist/ (what the demo runs) built ${code.distBuiltAt}` : ''));
+    (code.distBuiltAt ? `; the demo's build (${process.env.SONOFS_BUILD_DIR || 'dist/'}) made ${code.distBuiltAt}` : ''));
   // the client shares the cores with the servers: anything else running skews the numbers
   const loadAverage = os.loadavg()[0];
   log(`load average (1 min) at start: ${loadAverage.toFixed(2)}` +
@@ -162,8 +162,8 @@ function codeVersion() {
     const uncommitted = git([ 'status', '--porcelain', '--', 'lib', 'app', 'config', 'example', 'agent.ts', 'app.ts', 'package.json' ])
       .split('\n').filter(Boolean).map(line => line.slice(3));
     // the demo runs dist/, built from the tree as it was then: a stale build is not this commit
-    const distBuiltAt = fs.existsSync(path.join(root, 'dist', 'package.json'))
-      ? fs.statSync(path.join(root, 'dist', 'package.json')).mtime.toISOString() : undefined;
+    const built = path.join(path.resolve(root, process.env.SONOFS_BUILD_DIR || 'dist'), 'package.json');
+    const distBuiltAt = fs.existsSync(built) ? fs.statSync(built).mtime.toISOString() : undefined;
     return { commit: git([ 'rev-parse', '--short', 'HEAD' ]).trim(), uncommitted, distBuiltAt };
   } catch {
     return { commit: 'unknown (no git)', uncommitted: [] };
