@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { SonofsError } from '../lib';
 import {
-  TrailerChecksum, announcesChecksumTrailer, checkTusResumable, corsHeaders, formatMetadata, parseChecksum, parseConcat,
+  TUS_MAX_CONCAT_PARTS, TrailerChecksum, announcesChecksumTrailer, checkTusResumable, corsHeaders, formatMetadata, parseChecksum, parseConcat,
   parseMetadata, parseSize, publicOrigin, uploadIdFromUrl, uploadUrl,
 } from '../lib/tus';
 
@@ -71,6 +71,9 @@ describe('lib/tus: protocol parsing', () => {
     assert.deepEqual(parseConcat('final;/files/a http://h/files/b'), { kind: 'final', urls: [ '/files/a', 'http://h/files/b' ] });
     assert.equal(parseConcat(undefined), undefined);
     fails(() => parseConcat('final'), 400, 'INVALID_UPLOAD_CONCAT');
+    const urls = (n: number) => `final;${Array(n).fill('/files/a').join(' ')}`;
+    assert.equal((parseConcat(urls(TUS_MAX_CONCAT_PARTS)) as { urls: string[] }).urls.length, 1000);
+    fails(() => parseConcat(urls(TUS_MAX_CONCAT_PARTS + 1)), 400, 'TOO_MANY_PARTS');
     const id = 'AbCdEfGhIjKlMnOpQrSt_-';
     assert.equal(uploadIdFromUrl(`https://x.example/api/files/${id}`, '/files'), id);
     assert.equal(uploadIdFromUrl(`/files/${id}?x=1`, '/files'), id);

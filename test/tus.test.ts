@@ -640,6 +640,57 @@ describe('tus 1.0.0 server (mm.app)', () => {
       assert.equal(done.headers['sonofs-file-hash'], sha1(a));
     });
 
+    it('concatenation-unfinished: at most 16 finals wait for one partial; another is 409 naming the limit, and a final that stops waiting frees its place', async () => {
+      const a = randomBytes(10);
+      const pa = await partial(a);
+      const partialId = pa.path.split('/').pop()!;
+      await patch(pa.path, 0, a.subarray(0, 5)).expect(204);
+      const finals: string[] = [];
+      for (let i = 0; i < 16; i++) finals.push((await create({ 'Upload-Concat': `final;${pa.url}` })).path);
+      const refused = await app.httpRequest().post('/files').set(TUS).set(user()).set('Upload-Concat', `final;${pa.url}`);
+      isError(refused, 409, 'TOO_MANY_WAITING_FINALS');
+      assert.match(refused.body.msg, /16 final uploads waiting/);
+      assert.equal(refused.headers.location, undefined);
+      assert.equal((await app.sonofsUploads.db.get(partialId))!.extra.finals.length, 16, 'the refused final is not noted');
+
+      // a terminated final no longer waits: its place goes to the next one
+      await app.httpRequest().delete(finals[0]).set(TUS).set(user()).expect(204);
+      finals[0] = (await create({ 'Upload-Concat': `final;${pa.url}` })).path;
+      assert.equal((await app.sonofsUploads.db.get(partialId))!.extra.finals.length, 16);
+
+      // the PATCH that finishes the partial concatenates the 16
+      await patch(pa.path, 5, a.subarray(5)).expect(204);
+      for (const fp of finals) {
+        const fh = await head(fp).expect(200);
+        assert.equal(fh.headers['upload-offset'], String(a.length));
+        assert.equal(fh.headers['sonofs-file-hash'], sha1(a));
+      }
+      // a finished partial has nothing to wait for: any number of finals may use it now
+      await create({ 'Upload-Concat': `final;${pa.url}` });
+    });
+
+    it('a final names at most 1000 partial uploads (one named again counts again); more is 400 naming the limit, before any lookup', async () => {
+      // 1000 URLs need more than Node's default 16 KiB of headers
+      const big = http.createServer({ maxHeaderSize: 256 * 1024 }, app.callback()).listen(0, '127.0.0.1');
+      await new Promise(r => big.once('listening', r));
+      try {
+        const url = `http://127.0.0.1:${(big.address() as net.AddressInfo).port}/files`;
+        const byte = randomBytes(1);
+        const pa = await partial(byte);
+        await patch(pa.path, 0, byte).expect(204);
+        const post = (concat: string) => request(url, { method: 'POST', headers: { ...TUS, ...user(), 'Upload-Concat': concat } });
+        const ok = await post(`final;${Array(1000).fill(pa.path).join(' ')}`);
+        assert.equal(ok.status, 201, ok.body.toString());
+        assert.equal(ok.headers['sonofs-file-hash'], sha1(Buffer.alloc(1000, byte[0])));
+        const tooMany = await post(`final;${Array(1001).fill('/files/AAAAAAAAAAAAAAAAAAAAAA').join(' ')}`);
+        assert.equal(tooMany.status, 400);
+        assert.equal(tooMany.json().code, 'TOO_MANY_PARTS');
+        assert.match(tooMany.json().msg, /at most 1000 partial uploads, not 1001/);
+      } finally {
+        big.close();
+      }
+    });
+
     it('a final whose partial was terminated answers 410', async () => {
       const pa = await partial(randomBytes(10));
       const { path: fp } = await create({ 'Upload-Concat': `final;${pa.url}` });

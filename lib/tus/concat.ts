@@ -2,6 +2,16 @@ import { tusErrors } from './errors';
 
 export type Concat = { kind: 'partial' } | { kind: 'final'; urls: string[] };
 
+/** Most partial uploads one final may name (a partial named twice counts twice); more is a 400. */
+export const TUS_MAX_CONCAT_PARTS = 1000;
+
+/**
+ * Most finals that may wait for one unfinished partial (concatenation-unfinished):
+ * the PATCH that finishes the partial concatenates them all before it answers.
+ * A further final is a 409 until the partial finishes or one of them stops waiting.
+ */
+export const TUS_MAX_WAITING_FINALS = 16;
+
 /** Ids the session engine hands out: 128 random bits, base64url. */
 const UPLOAD_ID = /^[A-Za-z0-9_-]{22}$/;
 
@@ -17,6 +27,9 @@ export function parseConcat(value: string | undefined): Concat | undefined {
   if (!m) throw tusErrors.bad('INVALID_UPLOAD_CONCAT', 'Upload-Concat must be "partial" or "final;<urls>"');
   const urls = m[1].trim().split(/ +/).filter(Boolean);
   if (!urls.length) throw tusErrors.bad('INVALID_UPLOAD_CONCAT', 'a final upload needs the URLs of its partial uploads');
+  if (urls.length > TUS_MAX_CONCAT_PARTS) {
+    throw tusErrors.bad('TOO_MANY_PARTS', `a final upload may name at most ${TUS_MAX_CONCAT_PARTS} partial uploads, not ${urls.length}`);
+  }
   return { kind: 'final', urls };
 }
 

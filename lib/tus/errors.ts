@@ -17,5 +17,8 @@ export const tusErrors = {
   /** 403 (Concatenation): a final upload takes no bytes of its own. */
   finalIsReadOnly: () =>
     new SonofsError(403, 'FINAL_UPLOAD_READ_ONLY', 'a final (concatenated) upload cannot be patched'),
+  /** 409 (concatenation-unfinished): a partial has as many finals waiting for it as allowed. */
+  tooManyFinals: (partialId: string, limit: number) =>
+    new SonofsError(409, 'TOO_MANY_WAITING_FINALS', `partial upload ${partialId} already has ${limit} final uploads waiting for it (the limit): finish it, or terminate one of them, first`),
   bad: (code: string, message: string) => new BadRequestError(code, message),
 };

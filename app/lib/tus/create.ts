@@ -86,7 +86,14 @@ async function createFinal(t: TusRequest, c: Creation, urls: string[]): Promise<
   if (total !== undefined && total > t.maxSize) throw new FileTooLargeError(t.maxSize);
   const extra: TusExtra = { ...c.extra, concat: 'final', concatHeader: t.header('Upload-Concat')!.trim(), parts: ids };
   const final = await t.engine.create({ protocol: 'tus', user: c.user, filename: c.filename, mime: c.mime, extra: extra as Record<string, unknown> });
-  const { session } = await concatWhenReady(t, final, true);
+  let session: Session;
+  try {
+    ({ session } = await concatWhenReady(t, final, true)); // 409 when a part has too many finals waiting
+  } catch (err) {
+    // The client never learns this final's URL: drop it (a part that noted it forgets it on its next final).
+    await t.engine.cancel(final.id, c.user).catch(() => undefined);
+    throw err;
+  }
   created(t, session, false);
 }
 

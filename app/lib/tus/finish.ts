@@ -1,5 +1,6 @@
 import type { Session } from '../../../lib';
 import { GoneError, SonofsError } from '../../../lib';
+import { TUS_MAX_WAITING_FINALS, tusErrors } from '../../../lib/tus';
 import { TusRequest, tusExtra } from './request';
 
 const finished = (s: Session) => s.length !== undefined && s.offset === s.length;
@@ -55,22 +56,48 @@ async function partsOf(t: TusRequest, final: Session): Promise<Session[]> {
  * finished. With `register`, the final also notes itself in each unfinished
  * part, so the PATCH that finishes the last one concatenates it; it then
  * looks again, because a part may have finished in between (concatenate is
- * idempotent, so both noticing is fine).
+ * idempotent, so both noticing is fine). A part with TUS_MAX_WAITING_FINALS
+ * finals already waiting refuses another (409); the caller drops the final.
  */
 export async function concatWhenReady(t: TusRequest, final: Session, register = false): Promise<{ session: Session; parts: Session[] }> {
   if (final.state === 'done') return { session: final, parts: [] };
   const parts = await partsOf(t, final);
   if (!parts.every(finished)) {
     if (!register) return { session: final, parts };
-    for (const p of parts.filter(q => !finished(q))) {
-      // A plain atomic update, not engine.update: taking the part's lock would interrupt a PATCH in flight on it.
-      await t.engine.db.update(p.id, cur => {
-        const finals = tusExtra(cur).finals ?? [];
-        return finals.includes(final.id) ? undefined : { ...cur, extra: { ...cur.extra, finals: [ ...finals, final.id ] } };
-      });
-    }
+    const unfinished = new Map(parts.filter(q => !finished(q)).map(q => [ q.id, q ]));
+    for (const p of unfinished.values()) await waitFor(t, p, final.id);
     return concatWhenReady(t, final, false);
   }
   const result = await t.engine.concatenate(final.id, parts);
   return { session: { ...final, state: 'done', result, length: result.size, offset: result.size }, parts };
+}
+
+/**
+ * Notes a final in an unfinished partial's `finals`. Finals that no longer
+ * wait (concatenated, terminated, expired, gone) are dropped from the list
+ * first, so the limit counts only those the partial's last PATCH would
+ * concatenate.
+ */
+async function waitFor(t: TusRequest, partial: Session, finalId: string): Promise<void> {
+  const stale = new Set<string>();
+  const now = Date.now();
+  await Promise.all((tusExtra(partial).finals ?? []).map(async id => {
+    const f = await t.engine.db.get(id);
+    if (!f || f.state !== 'active' || f.expires <= now) stale.add(id);
+  }));
+  let full = false;
+  // A plain atomic update, not engine.update: taking the part's lock would interrupt a PATCH in flight on it.
+  await t.engine.db.update(partial.id, cur => {
+    full = false;
+    if (finished(cur)) return undefined; // finished meanwhile: the final is concatenated when it looks again
+    const was = tusExtra(cur).finals ?? [];
+    const finals = was.filter(id => !stale.has(id));
+    if (!finals.includes(finalId)) {
+      if (finals.length >= TUS_MAX_WAITING_FINALS) full = true;
+      else finals.push(finalId);
+    }
+    if (finals.length === was.length && finals.every((id, i) => id === was[i])) return undefined;
+    return { ...cur, extra: { ...cur.extra, finals } };
+  });
+  if (full) throw tusErrors.tooManyFinals(partial.id, TUS_MAX_WAITING_FINALS);
 }
