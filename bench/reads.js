@@ -13,8 +13,8 @@ const crypto = require('node:crypto');
 const { runCleanup } = require('./lib/cleanup');
 const { keepAliveAgent, request, download } = require('./lib/http-client');
 const { runClosedLoop } = require('./lib/load');
-const { PEERS, pickPeers, startPeer } = require('./lib/peers');
-const { formatTable, ratioRow } = require('./lib/table');
+const { PEERS, pickPeers, startPeer, runRounds } = require('./lib/peers');
+const { formatTable, ratioRow, medianRows } = require('./lib/table');
 const { SmallUploads, uploadSmall, uploadBig } = require('./lib/uploads');
 const { tempDir, writeRandomFile, readWholeFile, settleDisk, describeRun, writeResults, sha1Hex, parseFlags } = require('./lib/system');
 
@@ -25,7 +25,7 @@ const MiB = 1024 * 1024;
 // path's code; a couple of thousand reads gets it past the JIT's ramp-up
 const DEFAULTS = {
   count: 20000, concurrency: 16, reads: 20000, warmup: 2000, 'check-every': 10,
-  'size-kib': 16, 'big-mib': 1024, peers: 'demo,plain-egg,raw',
+  'size-kib': 16, 'big-mib': 1024, peers: 'demo,plain-egg,raw', rounds: 1,
 };
 
 const TARGETS = [
@@ -157,13 +157,16 @@ function printTable(peerNames, results) {
     { key: 'downloadMiBPerSec', title: 'download MiB/s', digits: 1 },
     { key: 'errors', title: 'errors', digits: 0 },
   ];
-  const rows = peerNames.map(name => {
-    const { fill: f, reads, download: d } = results[name];
+  // one row per peer: the round's numbers, or with --rounds the median of each (errors added up)
+  const rounds = results[peerNames[0]].length;
+  const rows = medianRows(Array.from({ length: rounds }, (_, round) => peerNames.map(name => {
+    const { fill: f, reads, download: d } = results[name][round];
     return {
       peer: name, fillPerSec: f.opsPerSec, readsPerSec: reads.opsPerSec, p50: reads.p50Ms, p99: reads.p99Ms,
       downloadMiBPerSec: d && d.mibPerSec, errors: f.errors + reads.errors + reads.warmupErrors + (d && d.error ? 1 : 0),
     };
-  });
+  })), [ 'errors' ]);
+  if (rounds > 1) log(`\nmedians of ${rounds} rounds:`);
   const demo = rows.find(r => r.peer === 'demo');
   const ratios = [];
   for (const other of [ 'plain-egg', 'raw' ]) {
@@ -185,7 +188,7 @@ function printTable(peerNames, results) {
 
 function failures(results) {
   const found = [];
-  for (const [ name, r ] of Object.entries(results)) {
+  for (const [ name, r ] of Object.entries(results).flatMap(([ n, rounds ]) => rounds.map(r => [ n, r ]))) {
     if (r.fill.errors) found.push(`${name}: ${r.fill.errors} fill uploads failed`);
     if (r.reads.errors || r.reads.warmupErrors) found.push(`${name}: ${r.reads.errors} reads failed (warm-up ${r.reads.warmupErrors})`);
     if (r.download && r.download.error) found.push(`${name}: big download: ${r.download.error}`);
@@ -202,17 +205,18 @@ async function main() {
     (flags['big-mib'] > 0 ? `, then one of ${flags['big-mib']} MiB` : ''));
   log(`S3: ${flags.reads} random reads, ${flags.concurrency} in flight, after ${flags.warmup} warm-up reads; ` +
     `sha1 checked on every ${flags['check-every']}th; then the big file downloaded once`);
-  log(`peers: ${peerNames.map(n => `${n} (${PEERS[n].describe})`).join('; ')}\n`);
+  log(`peers: ${peerNames.map(n => `${n} (${PEERS[n].describe})`).join('; ')}` +
+    (flags.rounds > 1 ? `; ${flags.rounds} rounds, order reversed every other round` : '') + '\n');
 
   const work = tempDir('sonofs-bench-reads-');
-  const results = {};
+  let results;
   try {
     let big = null;
     if (flags['big-mib'] > 0) {
       big = { file: path.join(work.dir, 'big.bin'), size: flags['big-mib'] * MiB };
       big.sha1 = await writeRandomFile(big.file, big.size);
     }
-    for (const name of peerNames) results[name] = await benchPeer(name, flags, big, work.dir);
+    results = await runRounds(peerNames, flags.rounds, work.dir, (name, dir) => benchPeer(name, flags, big, dir), log);
   } finally {
     await work.remove();
   }

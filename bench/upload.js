@@ -12,8 +12,8 @@ const { performance } = require('node:perf_hooks');
 const { runCleanup } = require('./lib/cleanup');
 const { keepAliveAgent, request } = require('./lib/http-client');
 const { runClosedLoop } = require('./lib/load');
-const { PEERS, pickPeers, startPeer } = require('./lib/peers');
-const { formatTable, ratioRow } = require('./lib/table');
+const { PEERS, pickPeers, startPeer, runRounds } = require('./lib/peers');
+const { formatTable, ratioRow, medianRows } = require('./lib/table');
 const { SmallUploads, uploadSmall, uploadBig } = require('./lib/uploads');
 const { tempDir, writeRandomFile, readWholeFile, shuffle, describeRun, writeResults, sha1Hex, parseFlags } = require('./lib/system');
 
@@ -22,7 +22,7 @@ const MiB = 1024 * 1024;
 
 // warm-up 3000: on this 2-core box node:http needs a few thousand requests to
 // reach its steady rate (JIT); 300 left raw measured mostly in its ramp-up
-const DEFAULTS = { count: 5000, concurrency: 16, warmup: 3000, 'size-kib': 16, 'big-mib': 1024, verify: 20, peers: 'demo,plain-egg,raw' };
+const DEFAULTS = { count: 5000, concurrency: 16, warmup: 3000, 'size-kib': 16, 'big-mib': 1024, verify: 20, peers: 'demo,plain-egg,raw', rounds: 1 };
 
 /** S1: warm-up, then the measured closed loop; keeps each answer (FileId) for the download check. */
 async function smallUploads(peer, port, flags) {
@@ -123,10 +123,13 @@ function printTable(peerNames, results) {
     { key: 'mibPerSec', title: 'S2 MiB/s', digits: 1 },
     { key: 'errors', title: 'S1 errors', digits: 0 },
   ];
-  const rows = peerNames.map(name => {
-    const { s1, s2 } = results[name];
+  // one row per peer: the round's numbers, or with --rounds the median of each (errors added up)
+  const rounds = results[peerNames[0]].length;
+  const rows = medianRows(Array.from({ length: rounds }, (_, round) => peerNames.map(name => {
+    const { s1, s2 } = results[name][round];
     return { peer: name, uploadsPerSec: s1.opsPerSec, p50: s1.p50Ms, p99: s1.p99Ms, mibPerSec: s2 && s2.mibPerSec, errors: s1.errors };
-  });
+  })), [ 'errors' ]);
+  if (rounds > 1) console.log(`\nmedians of ${rounds} rounds:`);
   const demo = rows.find(r => r.peer === 'demo');
   for (const other of [ 'plain-egg', 'raw' ]) {
     const row = rows.find(r => r.peer === other);
@@ -138,7 +141,7 @@ function printTable(peerNames, results) {
 /** Whether anything went wrong that a reader of the numbers must know about. */
 function failures(results) {
   const found = [];
-  for (const [ name, r ] of Object.entries(results)) {
+  for (const [ name, r ] of Object.entries(results).flatMap(([ n, rounds ]) => rounds.map(r => [ n, r ]))) {
     if (r.s1.errors || r.s1.warmupErrors) found.push(`${name}: ${r.s1.errors} S1 errors, ${r.s1.warmupErrors} warm-up errors`);
     if (r.verify && r.verify.problems.length) found.push(`${name}: ${r.verify.problems.length} downloads differ`);
     if (r.s2 && r.s2.error) found.push(`${name}: S2 failed: ${r.s2.error}`);
@@ -154,17 +157,18 @@ async function main() {
   const settings = { ...flags, peers: peerNames };
   log(`S1: ${flags.count} uploads of ${flags['size-kib']} KiB, ${flags.concurrency} in flight, after ${flags.warmup} warm-up uploads`);
   log(`S2: one ${flags['big-mib']} MiB upload, streamed from a temp file` + (flags['big-mib'] > 0 ? '' : ' (skipped)'));
-  log(`peers: ${peerNames.map(n => `${n} (${PEERS[n].describe})`).join('; ')}\n`);
+  log(`peers: ${peerNames.map(n => `${n} (${PEERS[n].describe})`).join('; ')}` +
+    (flags.rounds > 1 ? `; ${flags.rounds} rounds, order reversed every other round` : '') + '\n');
 
   const work = tempDir('sonofs-bench-upload-');
-  const results = {};
+  let results;
   try {
     let big = null;
     if (flags['big-mib'] > 0) {
       big = { file: path.join(work.dir, 'big.bin'), size: flags['big-mib'] * MiB };
       big.sha1 = await writeRandomFile(big.file, big.size);
     }
-    for (const name of peerNames) results[name] = await benchPeer(name, flags, big, work.dir);
+    results = await runRounds(peerNames, flags.rounds, work.dir, (name, dir) => benchPeer(name, flags, big, dir), log);
   } finally {
     await work.remove();
   }

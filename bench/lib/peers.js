@@ -111,4 +111,24 @@ async function startPeer(name, workDir, log = console.log) {
   return { peer, server, port, dataDir, startSeconds };
 }
 
-module.exports = { PEERS, pickPeers, startPeer, demoBuildDir, ROOT };
+/**
+ * Runs `benchOne(name, roundDir)` for every peer, `rounds` times, in the given
+ * order in even rounds and reversed in odd ones: whichever peer runs second is
+ * slowed by the first one's writeback, and on a shared machine by whatever else
+ * ran meanwhile, so alternating and taking medians makes ratios firmer.
+ * Each round gets its own dir under `workDir` (data is deleted only at the end).
+ * Resolves to { [name]: [result of round 0, round 1, ...] }.
+ */
+async function runRounds(peerNames, rounds, workDir, benchOne, log = console.log) {
+  const results = Object.fromEntries(peerNames.map(name => [ name, [] ]));
+  for (let round = 0; round < rounds; round++) {
+    const order = round % 2 ? [ ...peerNames ].reverse() : peerNames;
+    const roundDir = path.join(workDir, `round-${round + 1}`);
+    fs.mkdirSync(roundDir);
+    if (rounds > 1) log(`\n## round ${round + 1} of ${rounds}: ${order.join(', ')}`);
+    for (const name of order) results[name][round] = await benchOne(name, roundDir);
+  }
+  return results;
+}
+
+module.exports = { PEERS, pickPeers, startPeer, runRounds, demoBuildDir, ROOT };

@@ -31,4 +31,27 @@ function ratioRow(row, reference, keys, label, labelKey = 'peer') {
   return ratio;
 }
 
-module.exports = { formatTable, ratioRow };
+/**
+ * One row per peer from several rounds' rows (rowsPerRound[round][i] is peer i's
+ * row in that round): the median of each numeric value, except the `sumKeys`, which
+ * are added up (errors). Text values come from the first round.
+ */
+function medianRows(rowsPerRound, sumKeys = []) {
+  return rowsPerRound[0].map((first, i) => {
+    const row = { ...first };
+    for (const key of Object.keys(first)) {
+      const values = rowsPerRound.map(rows => rows[i][key]).filter(v => typeof v === 'number' && !Number.isNaN(v));
+      if (!values.length) continue;
+      row[key] = sumKeys.includes(key) ? values.reduce((a, b) => a + b, 0) : median(values);
+    }
+    return row;
+  });
+}
+
+function median(values) {
+  const sorted = [ ...values ].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+module.exports = { formatTable, ratioRow, medianRows };
