@@ -16,7 +16,8 @@ const { runClosedLoop } = require('./lib/load');
 const { PEERS, pickPeers, startPeer, runRounds } = require('./lib/peers');
 const { formatTable, ratioRow, medianRows } = require('./lib/table');
 const { SmallUploads, uploadSmall, uploadBig } = require('./lib/uploads');
-const { tempDir, writeRandomFile, readWholeFile, settleDisk, describeRun, writeResults, sha1Hex, parseFlags } = require('./lib/system');
+const { tempDir, writeRandomFile, readWholeFile, settleDisk, describeRun, writeResults, sha1Hex, parseFlags,
+  cpuSnapshot, ownProcessGroup, otherCpuCores } = require('./lib/system');
 
 const KiB = 1024;
 const MiB = 1024 * 1024;
@@ -104,6 +105,7 @@ async function bigDownload(port, file) {
 /** Fill, reads and the big download for one peer, on a fresh server and data dir. */
 async function benchPeer(name, flags, big, workDir) {
   const { peer, server, port } = await startPeer(name, workDir, log);
+  const cpuBefore = cpuSnapshot();
   try {
     const r = {};
     const filled = await fill(peer, port, flags);
@@ -141,6 +143,8 @@ async function benchPeer(name, flags, big, workDir) {
         : `${name} download: ${(r.download.bytes / MiB).toFixed(0)} MiB in ${r.download.seconds.toFixed(2)} s = ` +
           `${r.download.mibPerSec.toFixed(1)} MiB/s, sha1 checked`);
     }
+    r.otherCpuCores = otherCpuCores(cpuBefore, cpuSnapshot(), [ ownProcessGroup(), server.pid ]);
+    log(`${name}: other processes used ${r.otherCpuCores.toFixed(2)} cores meanwhile`);
     return r;
   } finally {
     await server.stop();
@@ -156,14 +160,15 @@ function printTable(peerNames, results) {
     { key: 'p99', title: 'p99 ms', digits: 2 },
     { key: 'downloadMiBPerSec', title: 'download MiB/s', digits: 1 },
     { key: 'errors', title: 'errors', digits: 0 },
+    { key: 'otherCpu', title: 'other CPU', digits: 2 },
   ];
   // one row per peer: the round's numbers, or with --rounds the median of each (errors added up)
   const rounds = results[peerNames[0]].length;
   const rows = medianRows(Array.from({ length: rounds }, (_, round) => peerNames.map(name => {
-    const { fill: f, reads, download: d } = results[name][round];
+    const { fill: f, reads, download: d, otherCpuCores: otherCpu } = results[name][round];
     return {
       peer: name, fillPerSec: f.opsPerSec, readsPerSec: reads.opsPerSec, p50: reads.p50Ms, p99: reads.p99Ms,
-      downloadMiBPerSec: d && d.mibPerSec, errors: f.errors + reads.errors + reads.warmupErrors + (d && d.error ? 1 : 0),
+      downloadMiBPerSec: d && d.mibPerSec, errors: f.errors + reads.errors + reads.warmupErrors + (d && d.error ? 1 : 0), otherCpu,
     };
   })), [ 'errors' ]);
   if (rounds > 1) log(`\nmedians of ${rounds} rounds:`);

@@ -19,7 +19,8 @@ const { runClosedLoop } = require('./lib/load');
 const { PEERS, pickPeers, startPeer } = require('./lib/peers');
 const { formatTable } = require('./lib/table');
 const { SmallUploads, uploadSmall } = require('./lib/uploads');
-const { tempDir, settleDisk, processGroupRss, countInodes, describeRun, writeResults, sha1Hex, parseFlags } = require('./lib/system');
+const { tempDir, settleDisk, processGroupRss, countInodes, describeRun, writeResults, sha1Hex, parseFlags,
+  cpuSnapshot, ownProcessGroup, otherCpuCores } = require('./lib/system');
 
 const KiB = 1024;
 const PROGRESS_MS = 30_000;
@@ -153,11 +154,12 @@ async function main() {
 
     const uploads = new SmallUploads(flags['size-kib'] * KiB, flags.concurrency);
     const tag = crypto.randomBytes(8);
+    let cpuBefore = cpuSnapshot();
     const stored = await store(peer, started.port, flags, uploads, tag);
-    r.store = { ...stored.result, progress: stored.progress };
+    r.store = { ...stored.result, progress: stored.progress, otherCpuCores: otherCpuCores(cpuBefore, cpuSnapshot(), [ ownProcessGroup(), server.pid ]) };
     const s = r.store;
     log(`stored ${s.ok} files in ${s.seconds.toFixed(0)} s = ${s.opsPerSec.toFixed(0)} uploads/s, p50 ${s.p50Ms.toFixed(1)} ms, ` +
-      `p99 ${s.p99Ms.toFixed(1)} ms, errors ${s.errors}` + (s.errorSamples.length ? `\n  ${s.errorSamples.join('\n  ')}` : ''));
+      `p99 ${s.p99Ms.toFixed(1)} ms, errors ${s.errors}, other processes used ${s.otherCpuCores.toFixed(2)} cores meanwhile` + (s.errorSamples.length ? `\n  ${s.errorSamples.join('\n  ')}` : ''));
     r.rssBeforeRestart = rssOf(server);
     logRss('RSS after the uploads', r.rssBeforeRestart);
 
@@ -175,11 +177,14 @@ async function main() {
     r.rssAfterStart = rssOf(server);
     logRss('RSS after the restart', r.rssAfterStart);
 
+    cpuBefore = cpuSnapshot();
     r.reads = await randomReads(peer, started.port, stored.ids, uploads, tag,
       { count: flags.reads, concurrency: flags['read-concurrency'], checkEvery: flags['check-every'] });
+    r.reads.otherCpuCores = otherCpuCores(cpuBefore, cpuSnapshot(), [ ownProcessGroup(), server.pid ]);
     const rd = r.reads;
     log(`reads after the restart: ${rd.ok} in ${rd.seconds.toFixed(1)} s = ${rd.opsPerSec.toFixed(0)}/s, p50 ${rd.p50Ms.toFixed(2)} ms, ` +
-      `p99 ${rd.p99Ms.toFixed(2)} ms, max ${rd.maxMs.toFixed(1)} ms, errors ${rd.errors}, sha1 checked on ${rd.sha1Checked}` +
+      `p99 ${rd.p99Ms.toFixed(2)} ms, max ${rd.maxMs.toFixed(1)} ms, errors ${rd.errors}, sha1 checked on ${rd.sha1Checked}, ` +
+      `other processes used ${rd.otherCpuCores.toFixed(2)} cores meanwhile` +
       (rd.errorSamples.length ? `\n  ${rd.errorSamples.join('\n  ')}` : ''));
     r.rssAfterReads = rssOf(server);
     logRss('RSS after the reads', r.rssAfterReads);
@@ -206,6 +211,7 @@ async function main() {
     { what: 'reads/s after restart', value: fmt(r.reads.opsPerSec) },
     { what: 'read p50 ms', value: fmt(r.reads.p50Ms, 2) },
     { what: 'read p99 ms', value: fmt(r.reads.p99Ms, 2) },
+    { what: 'other CPU during uploads / reads, cores', value: `${fmt(r.store.otherCpuCores, 2)} / ${fmt(r.reads.otherCpuCores, 2)}` },
   ])}\n`);
   const file = writeResults({ scenario: 'scale', ...run, settings: flags, units: { latency: 'ms', rss: 'MiB' }, results: r });
   log(`results: ${path.relative(process.cwd(), file)}`);

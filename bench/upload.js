@@ -15,7 +15,8 @@ const { runClosedLoop } = require('./lib/load');
 const { PEERS, pickPeers, startPeer, runRounds } = require('./lib/peers');
 const { formatTable, ratioRow, medianRows } = require('./lib/table');
 const { SmallUploads, uploadSmall, uploadBig } = require('./lib/uploads');
-const { tempDir, writeRandomFile, readWholeFile, shuffle, describeRun, writeResults, sha1Hex, parseFlags } = require('./lib/system');
+const { tempDir, writeRandomFile, readWholeFile, shuffle, describeRun, writeResults, sha1Hex, parseFlags,
+  cpuSnapshot, ownProcessGroup, otherCpuCores } = require('./lib/system');
 
 const KiB = 1024;
 const MiB = 1024 * 1024;
@@ -80,6 +81,7 @@ async function bigUpload(peer, port, big) {
  */
 async function benchPeer(name, flags, big, workDir) {
   const { peer, server, port } = await startPeer(name, workDir, log);
+  const cpuBefore = cpuSnapshot();
   try {
     const peerResult = {};
     const s1 = await smallUploads(peer, port, flags);
@@ -99,6 +101,8 @@ async function benchPeer(name, flags, big, workDir) {
         : `${name} S2: ${big.size / MiB} MiB in ${s2.seconds.toFixed(2)} s = ${s2.mibPerSec.toFixed(1)} MiB/s, size checked ` +
           `(source pre-read in ${s2.sourceReadSeconds.toFixed(1)} s)`);
     }
+    peerResult.otherCpuCores = otherCpuCores(cpuBefore, cpuSnapshot(), [ ownProcessGroup(), server.pid ]);
+    log(`${name}: other processes used ${peerResult.otherCpuCores.toFixed(2)} cores meanwhile`);
     return peerResult;
   } finally {
     await server.stop();
@@ -122,12 +126,13 @@ function printTable(peerNames, results) {
     { key: 'p99', title: 'p99 ms', digits: 1 },
     { key: 'mibPerSec', title: 'S2 MiB/s', digits: 1 },
     { key: 'errors', title: 'S1 errors', digits: 0 },
+    { key: 'otherCpu', title: 'other CPU', digits: 2 },
   ];
   // one row per peer: the round's numbers, or with --rounds the median of each (errors added up)
   const rounds = results[peerNames[0]].length;
   const rows = medianRows(Array.from({ length: rounds }, (_, round) => peerNames.map(name => {
-    const { s1, s2 } = results[name][round];
-    return { peer: name, uploadsPerSec: s1.opsPerSec, p50: s1.p50Ms, p99: s1.p99Ms, mibPerSec: s2 && s2.mibPerSec, errors: s1.errors };
+    const { s1, s2, otherCpuCores: otherCpu } = results[name][round];
+    return { peer: name, uploadsPerSec: s1.opsPerSec, p50: s1.p50Ms, p99: s1.p99Ms, mibPerSec: s2 && s2.mibPerSec, errors: s1.errors, otherCpu };
   })), [ 'errors' ]);
   if (rounds > 1) console.log(`\nmedians of ${rounds} rounds:`);
   const demo = rows.find(r => r.peer === 'demo');

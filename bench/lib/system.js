@@ -113,6 +113,50 @@ function processGroupRss(pgid) {
   return found.sort((a, b) => a.pid - b.pid);
 }
 
+const TICKS_PER_SECOND = 100; // USER_HZ, the unit of /proc/stat and /proc/<pid>/stat on Linux
+
+/** CPU time so far (clock ticks): the whole machine's busy time, and each process's with its group. */
+function cpuSnapshot() {
+  const [ , ...fields ] = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).map(Number);
+  const [ user, nice, system, , , irq, softirq, steal ] = fields;
+  const processes = new Map();
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // state ppid pgrp ... utime(11) stime(12)
+      processes.set(entry, { pgrp: Number(f[2]), ticks: Number(f[11]) + Number(f[12]) });
+    } catch (err) {
+      if (err.code !== 'ENOENT' && err.code !== 'ESRCH') throw err;
+    }
+  }
+  return { at: performance.now(), busy: user + nice + system + irq + softirq + steal, processes };
+}
+
+/** This process's group id: with the servers' groups, what "our" CPU time is. */
+function ownProcessGroup() {
+  const stat = fs.readFileSync('/proc/self/stat', 'utf8');
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]);
+}
+
+/**
+ * How many cores, on average between two snapshots, did work that is neither ours
+ * (the process groups in `ownGroups`: the client and the servers) nor the
+ * kernel's own threads (disk writeback and the like, group 0): someone else's tests
+ * or builds on a shared machine. 0.5 means half a core taken from the benchmark.
+ */
+function otherCpuCores(before, after, ownGroups) {
+  let own = 0;
+  let kernel = 0;
+  for (const [ pid, p ] of after.processes) {
+    const delta = p.ticks - (before.processes.get(pid)?.ticks ?? 0);
+    if (ownGroups.includes(p.pgrp)) own += delta;
+    else if (p.pgrp === 0) kernel += delta;
+  }
+  const seconds = (after.at - before.at) / 1000;
+  return Math.max(0, after.busy - before.busy - own - kernel) / TICKS_PER_SECOND / seconds;
+}
+
 /** Files and directories under `dir` (not counting `dir` itself), i.e. the inodes it uses. */
 async function countInodes(dir) {
   let files = 0;
@@ -208,5 +252,5 @@ function parseFlags(argv, defaults) {
 
 module.exports = {
   machineInfo, freePort, tempDir, writeRandomFile, readWholeFile, settleDisk, shuffle,
-  processGroupRss, countInodes, describeRun, writeResults, sha1Hex, parseFlags,
+  processGroupRss, cpuSnapshot, ownProcessGroup, otherCpuCores, countInodes, describeRun, writeResults, sha1Hex, parseFlags,
 };
