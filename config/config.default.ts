@@ -99,6 +99,7 @@ export default (appInfo: EggAppInfo) => {
       notifyDelay: 1000,
       notifyScanInterval: 5000,
       finishRetryAfter: 30_000,
+      finishAttempts: 5,
     },
   };
 

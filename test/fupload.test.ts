@@ -289,6 +289,84 @@ describe('fupload task API (/api/upload)', () => {
     assert.equal((await info(taskId).expect(200)).body.data.status, 'done');
   });
 
+  it('gives up on a task whose file cannot be stored: one worker per retry, finishAttempts attempts, then -1 "store error" and the bytes freed', async () => {
+    mm(app.config.sonofs.fupload, 'finishAttempts', 3);
+    let attempts = 0;
+    mm(app.sonofsUploads, 'complete', async () => {
+      attempts++;
+      throw new Error('disk on fire');
+    });
+    // the agent asks one worker (sendRandom), never all of them
+    const agentMessenger = (app as any).agent.messenger;
+    const random = agentMessenger.sendRandom;
+    const asked: Array<{ action: string; id: string }> = [];
+    const broadcast: Array<{ action: string; id: string }> = [];
+    let viaRandom = false;
+    mm(agentMessenger, 'sendRandom', (action: string, data: unknown) => {
+      asked.push({ action, id: (data as { id: string }).id });
+      viaRandom = true; // egg-mock's single-process sendRandom is a sendToApp to its one app
+      try {
+        return random.call(agentMessenger, action, data);
+      } finally {
+        viaRandom = false;
+      }
+    });
+    const toApp = agentMessenger.sendToApp;
+    mm(agentMessenger, 'sendToApp', (action: string, data: unknown) => {
+      if (!viaRandom) broadcast.push({ action, id: (data as { id: string })?.id });
+      return toApp.call(agentMessenger, action, data);
+    });
+    try {
+      const data = randomBytes(40_000);
+      const taskId = await createTask(data, { userId: 14, feedBackParameter: 'doomed' });
+      // the block is stored even though the file is not (attempt 1)
+      const res = await block(taskId, 0, data.length - 1, data).expect(200);
+      assert.deepEqual(res.body.data, { expectBlocks: [], status: 'upload' });
+      // attempts 2 and 3 come from the agent, finishRetryAfter (1 s) apart; the third failure ends the task
+      const [ call ] = await notify.waitFor(taskId, 1, 15_000);
+      assert.deepEqual(call.body, {
+        retCode: '-1', status: 'store error', data: 'doomed', taskId, fileId: '', fileHash: '', fileName: 'f.bin', fileSize: data.length,
+        userId: 14, storePath: '/biz/files/x',
+      });
+      assert.equal(attempts, 3);
+      const finishes = (sent: Array<{ action: string; id: string }>) => sent.filter(a => a.action === 'sonofs:fupload:finish' && a.id === taskId).length;
+      // (2, or more if an attempt outlasted finishRetryAfter: the request after it waits for its lock and counts nothing)
+      assert.ok(finishes(asked) >= 2, `${finishes(asked)} requests to store the task`);
+      assert.equal(finishes(broadcast), 0);
+      const s = (await app.sonofsUploads.db.get(taskId))!;
+      assert.equal(s.state, 'cancelled', 'engine.cancel gave the bytes back');
+      assert.equal(s.extra.finishAttempts, 3);
+      assert.equal(s.extra.finishError, 'disk on fire');
+      assert.equal((await info(taskId).expect(410)).body.retCode, '2');
+      assert.equal((await block(taskId, 0, data.length - 1, data).expect(410)).body.retCode, '4');
+      // nobody tries again, and the failure is called back once
+      await new Promise(r => setTimeout(r, 2500));
+      assert.equal(attempts, 3);
+      assert.equal(notify.of(taskId).length, 1);
+    } finally {
+      mm.restore();
+    }
+  });
+
+  it('a task whose last attempt never finished (its worker died) fails on the next request to store it', async () => {
+    mm(app.config.sonofs.fupload, 'finishAttempts', 2);
+    const data = randomBytes(10_000);
+    const taskId = await createTask(data, { userId: 15 });
+    try {
+      // as if two workers had died while storing it: the bytes are in, the callback queued, the attempts counted
+      await app.sonofsUploads.write(taskId, { at: 0, length: data.length, source: Readable.from([ data ]) });
+      await queueNotification(app.sonofsUploads.db, taskId, { retCode: '0', status: 'ok' });
+      await app.sonofsUploads.update(taskId, undefined, cur => ({ ...cur, extra: { ...cur.extra, finishAttempts: 2 } }));
+      const [ call ] = await notify.waitFor(taskId, 1, 15_000);
+      assert.equal(call.body.retCode, '-1');
+      assert.equal(call.body.status, 'store error');
+      assert.equal((await app.sonofsUploads.db.get(taskId))!.state, 'cancelled');
+      await app.httpRequest().get(`/file/meta?filehash=${sha1(data)}`).set('x-user', '15').expect(404);
+    } finally {
+      mm.restore();
+    }
+  });
+
   it('calls back -1 when an idle task expires (the expiry sweep keeps a tombstone)', async () => {
     const data = randomBytes(20_000);
     const taskId = await createTask(data, { userId: 12, feedBackParameter: 'expiring' });

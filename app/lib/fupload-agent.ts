@@ -6,7 +6,7 @@ import { TaskNotifier, taskExpireHook } from '../../lib/fupload';
 export const FUPLOAD_ACTIONS = {
   /** worker → agent: a task's callback was queued, send it */
   notify: 'sonofs:fupload:notify',
-  /** agent → workers: store a task whose bytes are all in but which is still not a file */
+  /** agent → one worker: store a task whose bytes are all in but which is still not a file */
   finish: 'sonofs:fupload:finish',
 };
 
@@ -25,7 +25,7 @@ export function startFuploadAgent(agent: Agent, db: SessionStore): { onExpire: E
     info: (msg, ...args) => agent.coreLogger.info(msg, ...args),
     warn: (msg, ...args) => agent.coreLogger.warn(msg, ...args),
     error: err => agent.coreLogger.error(err as Error),
-  }, id => agent.messenger.sendToApp(FUPLOAD_ACTIONS.finish, { id }));
+  }, id => agent.messenger.sendRandom(FUPLOAD_ACTIONS.finish, { id })); // one worker: it counts the attempt in the task
   agent.messenger.on(FUPLOAD_ACTIONS.notify, ({ id }: { id: string }) => notifier.kick(id));
   notifier.start();
   return {

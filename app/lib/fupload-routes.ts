@@ -120,6 +120,12 @@ function expectBlocks(ctx: Context, s: Session) {
  * Stores a task whose bytes are all in: md5 checked in the same read as the
  * sha1, then an ordinary file for the task's user; on an md5 mismatch the task
  * is cancelled. Either way the callback is queued for the agent. Idempotent.
+ *
+ * Every attempt is counted in the task, under its lock (a worker still storing
+ * it holds the lock: whoever finds it busy gets a 423 and counts nothing).
+ * When the `finishAttempts`th attempt fails, or one comes after it (the last
+ * one's worker died), the task fails: callback "-1" `store error`, bytes
+ * given back. A task whose failure is already queued is only cancelled.
  */
 export async function finishTask(app: Application, id: string): Promise<void> {
   const uploads = app.sonofsUploads;
@@ -128,19 +134,57 @@ export async function finishTask(app: Application, id: string): Promise<void> {
   if (s.state === 'active' || s.state === 'paused') {
     if (uploads.missing(s).length) return;
     const x = taskExtra(s);
-    // queued first: if this process dies while storing, the agent hands the task to a worker again
-    await queueNotification(uploads.db, id, { retCode: '0', status: 'ok' });
-    try {
-      await uploads.complete(id, { filename: x.fileName, expectDigest: { algorithm: 'md5', digest: Buffer.from(x.fileMd5, 'hex') } });
-    } catch (err) {
-      if ((err as SonofsError).code !== 'FILE_HASH_MISMATCH') throw err;
-      await queueNotification(uploads.db, id, { retCode: '-2', status: 'md5 error' }, true);
-      await uploads.cancel(id).catch(e => {
-        if (![ 409, 410 ].includes((e as SonofsError).status)) throw e;
-      });
+    if (x.notify && x.notify.retCode !== '0') {
+      // failed already (md5 error, store error); what is left is giving the bytes back
+      await cancelTask(app, id);
+    } else {
+      await storeTask(app, id, x);
     }
   }
   app.messenger.sendToAgent(FUPLOAD_ACTIONS.notify, { id });
+}
+
+async function storeTask(app: Application, id: string, x: TaskExtra): Promise<void> {
+  const uploads = app.sonofsUploads;
+  const limit = app.config.sonofs.fupload.finishAttempts;
+  // queued first: if this process dies while storing, the agent hands the task to a worker again
+  await queueNotification(uploads.db, id, { retCode: '0', status: 'ok' });
+  const counted = await uploads.update(id, undefined, cur => cur.state === 'done' ? cur : {
+    ...cur, extra: { ...cur.extra, finishAttempts: (taskExtra(cur).finishAttempts ?? 0) + 1 },
+  });
+  if (counted.state === 'done') return;
+  const attempt = taskExtra(counted).finishAttempts!;
+  if (attempt > limit) {
+    return failTask(app, id, attempt - 1, taskExtra(counted).finishError ?? 'the last attempt did not finish (its worker died?)');
+  }
+  try {
+    await uploads.complete(id, { filename: x.fileName, expectDigest: { algorithm: 'md5', digest: Buffer.from(x.fileMd5, 'hex') } });
+  } catch (err) {
+    const e = (err ?? {}) as SonofsError;
+    if (e.code === 'FILE_HASH_MISMATCH') {
+      await queueNotification(uploads.db, id, { retCode: '-2', status: 'md5 error' }, true);
+      return cancelTask(app, id);
+    }
+    if (e.status === 423) throw err; // another request holds the task (storing it): not this attempt's failure
+    const reason = e.message || String(err);
+    await uploads.db.update(id, cur => ({ ...cur, extra: { ...cur.extra, finishError: reason } }));
+    if (attempt >= limit) return failTask(app, id, attempt, reason);
+    throw err; // the agent hands the task to a worker again after finishRetryAfter
+  }
+}
+
+/** The file could not be stored: the business server gets "-1" `store error`, the bytes go back. */
+async function failTask(app: Application, id: string, attempts: number, reason: string): Promise<void> {
+  app.coreLogger.warn('[egg-sonofs] fupload task %s could not be stored in %d attempts (last: %s); the task failed (callback "-1")', id, attempts, reason);
+  await queueNotification(app.sonofsUploads.db, id, { retCode: '-1', status: 'store error' }, true);
+  await cancelTask(app, id);
+}
+
+/** Gives a failed task's bytes back; one already cancelled, or stored meanwhile (its "ok" stands), is left. */
+async function cancelTask(app: Application, id: string): Promise<void> {
+  await app.sonofsUploads.cancel(id).catch(e => {
+    if (![ 409, 410 ].includes((e as SonofsError).status)) throw e;
+  });
 }
 
 export function fuploadEnabled(cfg: FuploadConfig | undefined): boolean {
@@ -163,11 +207,11 @@ export function registerFuploadRoutes(app: Application): void {
   const p = cfg.prefix;
   const uploads = () => app.sonofsUploads;
 
-  // Agent → worker: finish a task whose worker did not (it died while storing it).
+  // Agent → one worker: finish a task whose worker did not (it died or failed while storing it).
   app.messenger.on(FUPLOAD_ACTIONS.finish, ({ id }: { id: string }) => {
     finishTask(app, id).catch(err => {
-      // every worker is asked: the ones that wait for the first one's lock give up here
-      if ((err as SonofsError).status === 423) app.coreLogger.info('[egg-sonofs] fupload task %s is being stored by another worker', id);
+      // a request still storing it holds its lock: this one waited and gave up (not counted as an attempt)
+      if ((err as SonofsError).status === 423) app.coreLogger.info('[egg-sonofs] fupload task %s is being stored by another request', id);
       else app.coreLogger.error(err);
     });
   });

@@ -35,15 +35,24 @@ export interface FuploadConfig {
    * after its last block (its worker died while storing it) is handed to a worker again (ms, default 30 s)
    */
   finishRetryAfter: number;
+  /**
+   * attempts at storing a task whose bytes are all in, the first included
+   * (default 5); after the last one fails the task fails: callback "-1"
+   * `store error`, its bytes given back
+   */
+  finishAttempts: number;
 }
 
-/** Callback outcome codes, as fuploadServer: "0" stored, "-1" timed out, "-2" md5 mismatch. */
+/**
+ * Callback outcome codes, as fuploadServer: "0" stored, "-1" failed (timed out,
+ * or the file could not be stored), "-2" md5 mismatch.
+ */
 export type TaskRetCode = '0' | '-1' | '-2';
 
 /** Delivery state of a task's callback. */
 export interface NotifyState {
   retCode: TaskRetCode;
-  status: 'ok' | 'time out' | 'md5 error';
+  status: 'ok' | 'time out' | 'md5 error' | 'store error';
   /** pending: to be (re)sent at nextAt; delivered: a 2xx came back; failed: every attempt failed */
   state: 'pending' | 'delivered' | 'failed';
   attempts: number;
@@ -67,6 +76,10 @@ export interface TaskExtra {
   fileMd5: string;
   feedBackParameter: unknown;
   notify?: NotifyState;
+  /** attempts at storing the file once its bytes were all in (counted before each) */
+  finishAttempts?: number;
+  /** why the last attempt failed */
+  finishError?: string;
 }
 
 /** Lookup-key prefix of tasks whose callback is queued. */
@@ -82,14 +95,15 @@ export function taskStatus(s: Session): string {
 /**
  * Queues the task's callback. Without `override` a callback already queued
  * stays as it is (two requests finishing the same task notify once); with it,
- * a pending "ok" becomes the given failure.
+ * a pending "ok" becomes the given failure, unless the task was stored
+ * meanwhile (its "ok" stands).
  */
 export async function queueNotification(db: SessionStore, id: string, n: Pick<NotifyState, 'retCode' | 'status'>, override = false): Promise<void> {
   // The index first: a crash in between leaves an index entry without a callback, which the notifier skips.
   await db.setKey(NOTIFY_PREFIX + id, id);
   await db.update(id, cur => {
     const prev = taskExtra(cur).notify;
-    if (prev && (!override || prev.state !== 'pending' || prev.retCode !== '0')) return undefined;
+    if (prev && (!override || prev.state !== 'pending' || prev.retCode !== '0' || cur.state === 'done')) return undefined;
     return { ...cur, extra: { ...cur.extra, notify: pendingNotify(n) } };
   });
 }
