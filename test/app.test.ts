@@ -3,32 +3,23 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
 import { Readable } from 'node:stream';
 import mm, { MockApplication } from 'egg-mock';
 import { decodeFileId, encodeMeta, recordLength } from '../lib';
 import { binaryParser, multipart, request, sha1 } from './support/http';
+import { startInProcess, TestApp } from './support/app';
 
 describe('plugin in one process (mm.app)', () => {
   let app: MockApplication;
   let root: string;
+  let running: TestApp;
 
   before(async () => {
-    // egg-mock's in-process messenger drops agent.sendTo(pid); this routes
-    // every message in-process for this suite only (see docs/egg-toolchain.md).
-    process.env.SENDMESSAGE_ONE_PROCESS = 'true';
-    root = fs.mkdtempSync(path.join(os.tmpdir(), 'sonofs-app-'));
-    process.env.SONOFS_TEST_ROOT = root;
-    app = mm.app({ baseDir: 'apps/sonofs-app' });
-    await app.ready();
+    running = await startInProcess('app');
+    ({ app, root } = running);
   });
 
-  after(async () => {
-    await app.close();
-    delete process.env.SENDMESSAGE_ONE_PROCESS;
-    fs.rmSync(root, { recursive: true, force: true });
-  });
+  after(() => running.close());
 
   afterEach(mm.restore);
 

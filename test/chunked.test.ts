@@ -1,31 +1,22 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import mm, { MockApplication } from 'egg-mock';
+import { MockApplication } from 'egg-mock';
 import { binaryParser, sha1 } from './support/http';
+import { startInProcess, TestApp } from './support/app';
 
 const MiB = 1024 * 1024;
 const CHUNK = 5 * MiB;
 
 describe('course chunked upload and 秒传 (/file/mpupload/*, /file/fastupload)', () => {
   let app: MockApplication;
-  let root: string;
+  let running: TestApp;
 
   before(async () => {
-    process.env.SENDMESSAGE_ONE_PROCESS = 'true';
-    root = fs.mkdtempSync(path.join(os.tmpdir(), 'sonofs-chunked-'));
-    process.env.SONOFS_TEST_ROOT = root;
-    app = mm.app({ baseDir: 'apps/sonofs-app' });
-    await app.ready();
+    running = await startInProcess('chunked');
+    ({ app } = running);
   });
 
-  after(async () => {
-    await app.close();
-    delete process.env.SENDMESSAGE_ONE_PROCESS;
-    fs.rmSync(root, { recursive: true, force: true });
-  });
+  after(() => running.close());
 
   /** A form POST as the course's clients send it (urlencoded body). */
   function form(route: string, fields: Record<string, string | number>, user = 'alice') {

@@ -1,30 +1,19 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import mm, { MockApplication } from 'egg-mock';
 import { decodeFileId, HEADER_SIZE } from '../lib';
-import { freePort, request, sha1, uploadTo } from './support/http';
+import { request, sha1, uploadTo } from './support/http';
+import { startCluster, TestApp } from './support/app';
 
 describe('plugin across processes (mm.cluster: agent + 2 workers)', () => {
-  let app: MockApplication;
-  let root: string;
   let base: string;
+  let running: TestApp;
 
   before(async () => {
-    root = fs.mkdtempSync(path.join(os.tmpdir(), 'sonofs-cluster-'));
-    process.env.SONOFS_TEST_ROOT = root;
-    const port = await freePort();
-    app = mm.cluster({ baseDir: 'apps/sonofs-app', workers: 2, coverage: false, port } as any);
-    await app.ready();
-    base = `http://127.0.0.1:${port}`;
+    running = await startCluster('cluster');
+    ({ base } = running);
   });
 
-  after(async () => {
-    await app.close();
-    fs.rmSync(root, { recursive: true, force: true });
-  });
+  after(() => running.close());
 
   it('both workers write with space from the agent, never the same bytes, and every file reads back', async () => {
     const blobs = Array.from({ length: 60 }, (_, i) => randomBytes(5_000 + i * 1_013));

@@ -8,6 +8,7 @@ import { Readable } from 'node:stream';
 import mm, { MockApplication } from 'egg-mock';
 import { queueNotification, taskExpireHook } from '../lib/fupload';
 import { binaryParser, freePort, multipart, request, sha1 } from './support/http';
+import { startCluster, TestApp } from './support/app';
 
 const MiB = 1024 * 1024;
 const md5 = (b: Buffer) => createHash('md5').update(b).digest('hex');
@@ -384,28 +385,23 @@ describe('fupload task API (/api/upload)', () => {
 });
 
 describe('fupload and chunked upload across processes (mm.cluster: agent + 2 workers)', () => {
-  let app: MockApplication;
-  let root: string;
   let base: string;
   const notify = new CallbackServer();
 
+  let running: TestApp;
+
   before(async () => {
-    root = fs.mkdtempSync(path.join(os.tmpdir(), 'sonofs-fupload-cluster-'));
-    process.env.SONOFS_TEST_ROOT = root;
     const notifyPort = await freePort();
     await notify.start(notifyPort);
     process.env.SONOFS_TEST_NOTIFY_URL = `http://127.0.0.1:${notifyPort}/notify`;
-    const port = await freePort();
-    app = mm.cluster({ baseDir: 'apps/sonofs-app', workers: 2, coverage: false, port } as any);
-    await app.ready();
-    base = `http://127.0.0.1:${port}`;
+    running = await startCluster('fupload-cluster');
+    ({ base } = running);
   });
 
   after(async () => {
-    await app.close();
+    await running.close();
     await notify.close();
     delete process.env.SONOFS_TEST_NOTIFY_URL;
-    fs.rmSync(root, { recursive: true, force: true });
   });
 
   const json = (url: string, body: unknown) => request(url, {

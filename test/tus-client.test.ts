@@ -1,15 +1,10 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import fs from 'node:fs';
-import http from 'node:http';
-import net from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
 import { Readable } from 'node:stream';
-import mm, { MockApplication } from 'egg-mock';
 import { Upload, UploadOptions } from 'tus-js-client';
 import { request } from './support/http';
 import { TUS, sha256 } from './support/tus';
+import { startInProcess, TestApp } from './support/app';
 
 /**
  * The official tus client (tus-js-client, nobody on this team wrote it)
@@ -20,28 +15,17 @@ import { TUS, sha256 } from './support/tus';
  * tus.test.ts.
  */
 describe('tus-js-client against the plugin (mm.app on a real port)', () => {
-  let app: MockApplication;
-  let root: string;
-  let server: http.Server;
   let base: string;
   const headers = { 'x-user': 'tusjs' };
 
+  let running: TestApp;
+
   before(async () => {
-    process.env.SENDMESSAGE_ONE_PROCESS = 'true';
-    root = fs.mkdtempSync(path.join(os.tmpdir(), 'sonofs-tusjs-'));
-    process.env.SONOFS_TEST_ROOT = root;
-    app = mm.app({ baseDir: 'apps/sonofs-app' });
-    await app.ready();
-    server = app.listen(0);
-    base = `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`;
+    running = await startInProcess('tusjs');
+    ({ base } = running);
   });
 
-  after(async () => {
-    server.close();
-    await app.close();
-    delete process.env.SENDMESSAGE_ONE_PROCESS;
-    fs.rmSync(root, { recursive: true, force: true });
-  });
+  after(() => running.close());
 
   interface Sent {
     method: string;

@@ -4,9 +4,10 @@ import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import mm, { MockApplication } from 'egg-mock';
-import { freePort, request, sha1 } from './support/http';
+import { MockApplication } from 'egg-mock';
+import { request, sha1 } from './support/http';
 import { OFFSET, TUS, pathOf, sha256 } from './support/tus';
+import { startCluster } from './support/app';
 
 interface Outcome {
   status: number;
@@ -60,10 +61,7 @@ describe('tus across processes (mm.cluster: agent + 2 workers)', () => {
   const user = { 'x-user': 'cluster' };
 
   async function start() {
-    const port = await freePort();
-    app = mm.cluster({ baseDir: 'apps/sonofs-app', workers: 2, coverage: false, port, cache: false } as any);
-    await app.ready();
-    base = `http://127.0.0.1:${port}`;
+    ({ app, base } = await startCluster('tus-cluster', { root }));
   }
 
   async function stop() {

@@ -1,14 +1,12 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
 import mm, { MockApplication } from 'egg-mock';
 import { formatMetadata } from '../lib/tus';
 import { binaryParser, request, sha1 } from './support/http';
 import { OFFSET, TUS, digest, pathOf, patchWithTrailer, rawHead } from './support/tus';
+import { startInProcess, TestApp } from './support/app';
 
 const EXTENSIONS = [
   'creation', 'creation-with-upload', 'creation-defer-length', 'expiration', 'checksum', 'checksum-trailer',
@@ -23,29 +21,17 @@ const MAX = 32 * 1024 * 1024; // the fixture app's maxFileSize
  */
 describe('tus 1.0.0 server (mm.app)', () => {
   let app: MockApplication;
-  let root: string;
-  let server: http.Server;
   let port: number;
   let base: string;
+  let running: TestApp;
 
   before(async () => {
-    // egg-mock's in-process messenger drops agent.sendTo(pid); see docs/egg-toolchain.md
-    process.env.SENDMESSAGE_ONE_PROCESS = 'true';
-    root = fs.mkdtempSync(path.join(os.tmpdir(), 'sonofs-tus-'));
-    process.env.SONOFS_TEST_ROOT = root;
-    app = mm.app({ baseDir: 'apps/sonofs-app' });
-    await app.ready();
-    server = app.listen(0);
-    port = (server.address() as net.AddressInfo).port;
-    base = `http://127.0.0.1:${port}`;
+    running = await startInProcess('tus');
+    ({ app, base } = running);
+    port = Number(new URL(base).port);
   });
 
-  after(async () => {
-    server.close();
-    await app.close();
-    delete process.env.SENDMESSAGE_ONE_PROCESS;
-    fs.rmSync(root, { recursive: true, force: true });
-  });
+  after(() => running.close());
 
   afterEach(mm.restore);
 
