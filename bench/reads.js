@@ -51,7 +51,7 @@ async function fill(peer, port, flags) {
       count: flags.count, concurrency: flags.concurrency,
       task: async (i, lane) => {
         const data = await uploadSmall(peer, port, agent, uploads, lane, tag, i);
-        const bytes = peer.storesBody ? uploads.lanes[lane].body.length : uploads.size;
+        const bytes = peer.storesBody ? uploads.bodyLength : uploads.size;
         // the lane's buffer still holds upload i: it is restamped only for the lane's next upload
         stored[i] = { path: peer.downloadPath(data), bytes, sha1: uploads.laneSha1(lane, peer.storesBody) };
       },

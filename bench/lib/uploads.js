@@ -40,6 +40,11 @@ class SmallUploads {
     return sha1Hex(wholeBody ? body : body.subarray(contentOffset, contentOffset + this.size));
   }
 
+  /** Length of every multipart body sent (the lanes differ only in their random boundary, of fixed length). */
+  get bodyLength() {
+    return this.lanes[0].body.length;
+  }
+
   /** The file content upload (tag, index) sent, rebuilt for checking. */
   content(tag, index) {
     const content = Buffer.from(this.template);
