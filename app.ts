@@ -5,6 +5,7 @@ import {
 import { registerRoutes } from './app/lib/routes';
 import { configureChunked, registerChunkedRoutes } from './app/lib/chunked-routes';
 import { configureFupload, registerFuploadRoutes } from './app/lib/fupload-routes';
+import { requestDrain } from './app/lib/drain';
 import { SESSIONS, STORE } from './app/lib/symbols';
 import { configureTus, registerTusRoutes } from './app/lib/tus/routes';
 
@@ -21,6 +22,8 @@ export default class SonofsAppBoot implements IBoot {
     const csrf = (this.app.config as any).security.csrf;
     const ignore = csrf.ignore ? ([] as unknown[]).concat(csrf.ignore) : [];
     csrf.ignore = [ ...ignore, this.app.config.sonofs.prefix ];
+    // first of all, so it sees every request until its response is done
+    this.app.config.coreMiddleware.unshift('sonofsDrain');
     configureTus(this.app);
     configureChunked(this.app);
     configureFupload(this.app);
@@ -47,6 +50,8 @@ export default class SonofsAppBoot implements IBoot {
   }
 
   async beforeClose(): Promise<void> {
+    // Requests in flight finish first (the server already refuses new connections).
+    await requestDrain(this.app).drained(3000);
     this.source?.close();
     await this.sessions?.close();
     await this.store?.close();
