@@ -11,6 +11,8 @@ export default (appInfo: EggAppInfo) => ({
     group: int(process.env.SONOFS_GROUP, 0),
     server: int(process.env.SONOFS_SERVER, 0),
     ...(process.env.SONOFS_EXTENT_MIB ? { extentSize: int(process.env.SONOFS_EXTENT_MIB, 64) * 1024 * 1024 } : {}),
+    // SONOFS_FSYNC=0 answers before data reaches the disk (faster, not power-loss safe)
+    fsync: process.env.SONOFS_FSYNC !== '0',
   },
   // The demo's own API; the plugin adds its prefix (/file) to this list itself.
   security: {
