@@ -2,7 +2,8 @@
 'use strict';
 // tus benchmark (S4), the same client (tus-js-client, the official one) against each peer:
 //   S4a  --count (2,000) uploads of --size-kib (16) KiB, --concurrency (16) in flight,
-//        creation-with-upload (one POST carries the bytes), after --warmup (300) uploads
+//        creation-with-upload (one POST carries the bytes), after --warmup (300) uploads;
+//        --client raw sends the same POSTs from node:http instead of tus-js-client
 //   S4b  one --big-mib (1,024) MiB upload from a file, one PATCH (chunkSize Infinity)
 // Peers: demo (egg-sonofs's tus endpoint /files/, 2 workers, fsync on) and
 // tus-server (@tus/server + @tus/file-store, one process, no fsync).
@@ -11,7 +12,7 @@ const path = require('node:path');
 const { performance } = require('node:perf_hooks');
 const tus = require('tus-js-client');
 const { runCleanup } = require('./lib/cleanup');
-const { keepAliveAgent, download } = require('./lib/http-client');
+const { keepAliveAgent, download, request } = require('./lib/http-client');
 const { runClosedLoop } = require('./lib/load');
 const { PEERS, startPeer } = require('./lib/peers');
 const { startServer } = require('./lib/server-process');
@@ -20,7 +21,7 @@ const { tempDir, writeRandomFile, readWholeFile, describeRun, writeResults, sha1
 
 const KiB = 1024;
 const MiB = 1024 * 1024;
-const DEFAULTS = { count: 2000, concurrency: 16, warmup: 300, 'size-kib': 16, 'big-mib': 1024, peers: 'demo,tus-server' };
+const DEFAULTS = { count: 2000, concurrency: 16, warmup: 300, 'size-kib': 16, 'big-mib': 1024, peers: 'demo,tus-server', client: 'tus-js-client' };
 
 const TUS_PEERS = {
   demo: {
@@ -69,10 +70,25 @@ async function smallUploads(endpoint, flags) {
   const size = flags['size-kib'] * KiB;
   const bodies = Array.from({ length: flags.concurrency }, () => require('node:crypto').randomBytes(size));
   let serial = 0;
+  // --client raw: the same creation-with-upload POST from a bare node:http client, to tell the
+  // server's cost from tus-js-client's (which shares the cores)
+  const agent = keepAliveAgent(flags.concurrency);
+  const { port } = new URL(endpoint);
+  const rawPost = async (body, index) => {
+    const res = await request({
+      agent, port, method: 'POST', path: '/files/', body,
+      headers: {
+        'Tus-Resumable': '1.0.0', 'Upload-Length': String(body.length), 'Content-Type': 'application/offset+octet-stream',
+        'Content-Length': body.length, 'Upload-Metadata': `filename ${Buffer.from(`s4-${index}.bin`).toString('base64')}`,
+      },
+    });
+    if (res.status !== 201) throw new Error(`HTTP ${res.status}: ${res.body.toString().slice(0, 200)}`);
+  };
   const task = async (index, lane) => {
     const body = Buffer.from(bodies[lane]);
     body.writeUInt32LE(serial++, 0);
-    await tusUpload(endpoint, body, { filename: `s4-${index}.bin`, withCreation: true });
+    if (flags.client === 'raw') await rawPost(body, index);
+    else await tusUpload(endpoint, body, { filename: `s4-${index}.bin`, withCreation: true });
   };
   await runClosedLoop({ count: flags.warmup, concurrency: flags.concurrency, task });
   return runClosedLoop({ count: flags.count, concurrency: flags.concurrency, task });
@@ -114,9 +130,10 @@ async function main() {
   const args = process.argv.slice(2);
   const flags = parseFlags(args, DEFAULTS);
   const peerNames = flags.peers.split(',').filter(Boolean);
+  if (![ 'tus-js-client', 'raw' ].includes(flags.client)) throw new Error('--client is tus-js-client or raw');
   for (const n of peerNames) if (!TUS_PEERS[n]) throw new Error(`unknown peer ${n}; peers: ${Object.keys(TUS_PEERS).join(', ')}`);
   const { command, machine, date } = describeRun('tus benchmark', __filename, args, log);
-  log(`S4a: ${flags.count} tus uploads of ${flags['size-kib']} KiB (creation-with-upload), ${flags.concurrency} in flight, after ${flags.warmup} warm-up uploads`);
+  log(`S4a: ${flags.count} tus uploads of ${flags['size-kib']} KiB (creation-with-upload, client ${flags.client}), ${flags.concurrency} in flight, after ${flags.warmup} warm-up uploads`);
   log(`S4b: one ${flags['big-mib']} MiB tus upload from a file` + (flags['big-mib'] > 0 ? '' : ' (skipped)'));
   log(`peers: ${peerNames.map(n => `${n} (${TUS_PEERS[n].describe})`).join('; ')}\n`);
   // tus-js-client uses node:http's global agent: keep connections alive like a browser would
