@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 'use strict';
 // Scale benchmark (S5), demo only: store --files small files (default 200,000
-// x 16 KiB; the issue asks for --files 1000000, which took about 27 minutes on
+// x 16 KiB; the issue asks for --files 1000000, which took 20 to 27 minutes on
 // the 2-core box) through the HTTP API with --concurrency (64) uploads in flight, stop
 // the node and start it again, then report
 //   - start-up time after the restart (process start to the ready line),
