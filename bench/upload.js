@@ -15,7 +15,7 @@ const { runClosedLoop } = require('./lib/load');
 const { PEERS, pickPeers, startPeer, runRounds } = require('./lib/peers');
 const { formatTable, ratioRow, medianRows } = require('./lib/table');
 const { SmallUploads, uploadSmall, uploadBig } = require('./lib/uploads');
-const { tempDir, writeRandomFile, readWholeFile, shuffle, describeRun, writeResults, sha1Hex, parseFlags,
+const { tempDir, writeRandomFile, readWholeFile, watchGroupRss, shuffle, describeRun, writeResults, sha1Hex, parseFlags,
   cpuSnapshot, ownProcessGroup, otherCpuCores } = require('./lib/system');
 
 const KiB = 1024;
@@ -63,14 +63,15 @@ async function verifyDownloads(peer, port, { uploads, tag, answers }, sample) {
 }
 
 /** S2: one streamed upload of the big file; MiB/s of file bytes, request start to full answer. */
-async function bigUpload(peer, port, big) {
+async function bigUpload(peer, port, big, pgid) {
   const sourceReadSeconds = await readWholeFile(big.file);
+  const rss = watchGroupRss(pgid);
   const start = performance.now();
   try {
     const { seconds } = await uploadBig(peer, port, big);
-    return { bytes: big.size, seconds, mibPerSec: big.size / MiB / seconds, sizeChecked: true, sourceReadSeconds };
+    return { bytes: big.size, seconds, mibPerSec: big.size / MiB / seconds, sizeChecked: true, sourceReadSeconds, rss: rss.stop() };
   } catch (err) {
-    return { bytes: big.size, seconds: (performance.now() - start) / 1000, error: err.message, sourceReadSeconds };
+    return { bytes: big.size, seconds: (performance.now() - start) / 1000, error: err.message, sourceReadSeconds, rss: rss.stop() };
   }
 }
 
@@ -94,12 +95,13 @@ async function benchPeer(name, flags, big, workDir) {
       log(`${name} verify: ${v.ok}/${v.checked} downloads match what was sent${v.problems.length ? `\n  ${v.problems.join('\n  ')}` : ''}`);
     }
     if (big) {
-      peerResult.s2 = await bigUpload(peer, port, big);
+      peerResult.s2 = await bigUpload(peer, port, big, server.pid);
       const s2 = peerResult.s2;
       log(s2.error
         ? `${name} S2: FAILED after ${s2.seconds.toFixed(1)} s: ${s2.error}`
         : `${name} S2: ${big.size / MiB} MiB in ${s2.seconds.toFixed(2)} s = ${s2.mibPerSec.toFixed(1)} MiB/s, size checked ` +
-          `(source pre-read in ${s2.sourceReadSeconds.toFixed(1)} s)`);
+          `(source pre-read in ${s2.sourceReadSeconds.toFixed(1)} s); server RSS ${s2.rss.beforeMiB.toFixed(0)} -> peak ` +
+          `${s2.rss.peakMiB.toFixed(0)} MiB (+${s2.rss.growthMiB.toFixed(0)})`);
     }
     peerResult.otherCpuCores = otherCpuCores(cpuBefore, cpuSnapshot(), [ ownProcessGroup(), server.pid ]);
     log(`${name}: other processes used ${peerResult.otherCpuCores.toFixed(2)} cores meanwhile`);
@@ -125,6 +127,7 @@ function printTable(peerNames, results) {
     { key: 'p50', title: 'p50 ms', digits: 1 },
     { key: 'p99', title: 'p99 ms', digits: 1 },
     { key: 'mibPerSec', title: 'S2 MiB/s', digits: 1 },
+    { key: 'rssGrowth', title: 'S2 RSS +MiB', digits: 0 },
     { key: 'errors', title: 'S1 errors', digits: 0 },
     { key: 'otherCpu', title: 'other CPU', digits: 2 },
   ];
@@ -132,7 +135,7 @@ function printTable(peerNames, results) {
   const rounds = results[peerNames[0]].length;
   const rows = medianRows(Array.from({ length: rounds }, (_, round) => peerNames.map(name => {
     const { s1, s2, otherCpuCores: otherCpu } = results[name][round];
-    return { peer: name, uploadsPerSec: s1.opsPerSec, p50: s1.p50Ms, p99: s1.p99Ms, mibPerSec: s2 && s2.mibPerSec, errors: s1.errors, otherCpu };
+    return { peer: name, uploadsPerSec: s1.opsPerSec, p50: s1.p50Ms, p99: s1.p99Ms, mibPerSec: s2 && s2.mibPerSec, rssGrowth: s2 && s2.rss && s2.rss.growthMiB, errors: s1.errors, otherCpu };
   })), [ 'errors' ]);
   if (rounds > 1) console.log(`\nmedians of ${rounds} rounds:`);
   const demo = rows.find(r => r.peer === 'demo');

@@ -157,6 +157,24 @@ function otherCpuCores(before, after, ownGroups) {
   return Math.max(0, after.busy - before.busy - own - kernel) / TICKS_PER_SECOND / seconds;
 }
 
+/**
+ * Samples the summed RSS of process group `pgid` every `everyMs` until stop(),
+ * which returns { beforeMiB, peakMiB, growthMiB } (S2: what one big upload costs the server).
+ */
+function watchGroupRss(pgid, everyMs = 100) {
+  const total = () => processGroupRss(pgid).reduce((n, p) => n + p.rssMiB, 0);
+  const beforeMiB = total();
+  let peakMiB = beforeMiB;
+  const timer = setInterval(() => { peakMiB = Math.max(peakMiB, total()); }, everyMs);
+  return {
+    stop() {
+      clearInterval(timer);
+      peakMiB = Math.max(peakMiB, total());
+      return { beforeMiB, peakMiB, growthMiB: peakMiB - beforeMiB };
+    },
+  };
+}
+
 /** Files and directories under `dir` (not counting `dir` itself), i.e. the inodes it uses. */
 async function countInodes(dir) {
   let files = 0;
@@ -252,5 +270,5 @@ function parseFlags(argv, defaults) {
 
 module.exports = {
   machineInfo, freePort, tempDir, writeRandomFile, readWholeFile, settleDisk, shuffle,
-  processGroupRss, cpuSnapshot, ownProcessGroup, otherCpuCores, countInodes, describeRun, writeResults, sha1Hex, parseFlags,
+  processGroupRss, watchGroupRss, cpuSnapshot, ownProcessGroup, otherCpuCores, countInodes, describeRun, writeResults, sha1Hex, parseFlags,
 };
