@@ -21,6 +21,13 @@ const read = promisify(fs.read);
 /** Files up to this size are read whole before space is reserved, and written with one call. */
 const SMALL_FILE = 64 << 10;
 
+/**
+ * A long upload starts an fdatasync in the background every this many bytes,
+ * so the sync before its answer has only the last stretch left to flush
+ * instead of the whole file (write-behind).
+ */
+const WRITE_BEHIND = 16 << 20;
+
 export interface StoreOptions {
   /** where bundles live */
   root: string;
@@ -187,7 +194,7 @@ export class SonofsStore {
         : bound < maxFileSize && o.sizeBound !== undefined && o.sizeBound <= maxFileSize
           ? () => new BadRequestError('SIZE_MISMATCH', 'the upload is longer than its Content-Length')
           : () => new FileTooLargeError(maxFileSize);
-      const data = whole ? writeWhole(slot, head, blobMeta) : await writeData(slot, head, source, bound, exceeded);
+      const data = whole ? writeWhole(slot, head, blobMeta) : await writeData(slot, head, source, bound, exceeded, this.opts.fsync);
       if (o.size !== undefined && data.size !== o.size) {
         throw new BadRequestError('SIZE_MISMATCH', `received ${data.size} bytes but the declared size is ${o.size}`);
       }
@@ -482,10 +489,11 @@ function writeWhole(slot: Slot, chunks: Buffer[], meta: Buffer) {
 }
 
 /** Streams the source into the slot after the header, hashing as it goes. */
-async function writeData(slot: Slot, head: Buffer[], source: Readable, bound: number, exceeded: () => SonofsError) {
+async function writeData(slot: Slot, head: Buffer[], source: Readable, bound: number, exceeded: () => SonofsError, writeBehind: boolean) {
   const sha1 = createHash('sha1');
   let crc = 0;
   let size = 0;
+  let flushedAt = 0;
   let sinkError: Error | undefined;
   const take = async (chunks: Buffer[]) => {
     const len = chunks.reduce((n, c) => n + c.length, 0);
@@ -497,6 +505,11 @@ async function writeData(slot: Slot, head: Buffer[], source: Readable, bound: nu
     const at = size;
     size += len;
     await slot.writev(chunks, HEADER_SIZE + at);
+    if (writeBehind && size - flushedAt >= WRITE_BEHIND) {
+      flushedAt = size;
+      // not awaited: the answer waits for the final sync, which reports any error
+      slot.durable().catch(() => undefined);
+    }
   };
   const sink = new Writable({
     highWaterMark: 1 << 20,

@@ -83,6 +83,9 @@ export interface CompleteOptions {
 /** Hash algorithms a checksum may name (tus Upload-Checksum, course chkhash, fupload partMd5). */
 export const CHECKSUM_ALGORITHMS = [ 'sha1', 'md5', 'sha256', 'sha512' ] as const;
 
+/** A body longer than this gets fdatasynced in the background as it arrives. */
+const WRITE_BEHIND = 16 << 20;
+
 /** Received ranges one session may have: bounds its record and the work per write. */
 const MAX_RANGES = 10_000;
 
@@ -357,6 +360,7 @@ export class UploadSessions {
     let inflight: Promise<void> = Promise.resolve();
     /** set when the source failed: no write may start after that */
     let stopped = false;
+    let flushedAt = 0;
 
     const fd = s.space ? this.store.files.acquire(s.space.bundle) : fs.openSync(s.staging!, 'r+');
     const position = (at: number) => (s.space ? dataPosition(s.space, at) : at);
@@ -388,6 +392,12 @@ export class UploadSessions {
               if (crc !== undefined) crc = crc32c(c, crc);
             }
             received += len;
+            // write-behind: a long body is flushed as it comes, so the sync
+            // before the answer has only the last stretch left
+            if (this.opts.fsync && s.space && received - flushedAt >= WRITE_BEHIND) {
+              flushedAt = received;
+              this.store.files.sync(s.space.bundle).catch(() => undefined);
+            }
             cb();
           }, cb);
         },
