@@ -75,10 +75,17 @@ export function fsyncDir(dir: string): void {
 class GroupSync {
   private running: Promise<void> | undefined;
   private next: Promise<void> | undefined;
+  /**
+   * After a failed fdatasync the kernel may have dropped the dirty pages, and
+   * a later sync would succeed without them ("fsyncgate"): from then on every
+   * sync of the bundle fails, so nothing written before is acknowledged.
+   */
+  failed: Error | undefined;
 
   constructor(private readonly fd: number) {}
 
   sync(): Promise<void> {
+    if (this.failed) return Promise.reject(this.failed);
     if (this.next) return this.next;
     if (!this.running) return this.start();
     const after = this.running;
@@ -93,7 +100,11 @@ class GroupSync {
   }
 
   private start(): Promise<void> {
-    const p = fdatasync(this.fd).finally(() => {
+    if (this.failed) return Promise.reject(this.failed);
+    const p = fdatasync(this.fd).catch((err: Error) => {
+      this.failed ??= err;
+      throw err;
+    }).finally(() => {
       if (this.running === p) this.running = undefined;
     });
     this.running = p;
@@ -115,6 +126,8 @@ interface OpenBundle {
  */
 export class BundleFiles {
   private readonly open = new Map<number, OpenBundle>();
+  /** bundles whose fdatasync failed: stays failed when the fd is closed and opened again */
+  private readonly syncFailed = new Map<number, Error>();
 
   constructor(readonly root: string, private readonly maxOpen = 512) {}
 
@@ -128,6 +141,7 @@ export class BundleFiles {
     if (!ob) {
       const fd = fs.openSync(this.path(bundle), 'r+');
       ob = { fd, refs: 0, sync: new GroupSync(fd) };
+      ob.sync.failed = this.syncFailed.get(bundle);
       this.open.set(bundle, ob);
       this.evictIdle();
     } else {
@@ -153,7 +167,10 @@ export class BundleFiles {
   sync(bundle: number): Promise<void> {
     const ob = this.open.get(bundle);
     if (!ob) throw new Error(`bundle ${bundle} is not open`);
-    return ob.sync.sync();
+    return ob.sync.sync().catch((err: Error) => {
+      this.syncFailed.set(bundle, ob.sync.failed ?? err);
+      throw err;
+    });
   }
 
   private evictIdle(): void {

@@ -7,7 +7,7 @@ export { LmdbCatalog } from './lmdb-catalog';
 export { ExtentAllocator, AllocatorOptions } from './allocator';
 export { SlotWriter, Slot, ExtentSource } from './slot-writer';
 export { LocalExtentSource } from './local-source';
-export { BundleFiles, bundlePath, listBundles } from './bundle-files';
+export { BundleFiles, bundlePath, listBundles, createBundle } from './bundle-files';
 export { scanAll, scanRange, recoverCatalog, ScanOptions } from './scanner';
 export * from './store';
 export { checkName, checkUser, checkSha1, MAX_NAME_BYTES } from './validate';

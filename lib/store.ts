@@ -494,6 +494,7 @@ async function writeData(slot: Slot, head: Buffer[], source: Readable, bound: nu
   let crc = 0;
   let size = 0;
   let flushedAt = 0;
+  let behind: Promise<void> = Promise.resolve();
   let sinkError: Error | undefined;
   const take = async (chunks: Buffer[]) => {
     const len = chunks.reduce((n, c) => n + c.length, 0);
@@ -507,8 +508,9 @@ async function writeData(slot: Slot, head: Buffer[], source: Readable, bound: nu
     await slot.writev(chunks, HEADER_SIZE + at);
     if (writeBehind && size - flushedAt >= WRITE_BEHIND) {
       flushedAt = size;
-      // not awaited: the answer waits for the final sync, which reports any error
-      slot.durable().catch(() => undefined);
+      // not awaited here; awaited (and its error thrown) once the body is in
+      behind = slot.durable();
+      behind.catch(() => undefined);
     }
   };
   const sink = new Writable({
@@ -523,6 +525,7 @@ async function writeData(slot: Slot, head: Buffer[], source: Readable, bound: nu
   } catch (err) {
     throw sinkError ?? sourceError(err);
   }
+  await behind;
   return { size, sha1: sha1.digest(), crc };
 }
 

@@ -361,6 +361,7 @@ export class UploadSessions {
     /** set when the source failed: no write may start after that */
     let stopped = false;
     let flushedAt = 0;
+    let behind: Promise<void> = Promise.resolve();
 
     const fd = s.space ? this.store.files.acquire(s.space.bundle) : fs.openSync(s.staging!, 'r+');
     const position = (at: number) => (s.space ? dataPosition(s.space, at) : at);
@@ -396,7 +397,8 @@ export class UploadSessions {
             // before the answer has only the last stretch left
             if (this.opts.fsync && s.space && received - flushedAt >= WRITE_BEHIND) {
               flushedAt = received;
-              this.store.files.sync(s.space.bundle).catch(() => undefined);
+              behind = this.store.files.sync(s.space.bundle);
+              behind.catch(() => undefined); // awaited before the range counts
             }
             cb();
           }, cb);
@@ -422,6 +424,7 @@ export class UploadSessions {
       if (check && !cut && !check.digest().equals(w.checksum!.digest)) {
         throw new ChecksumMismatchError(`the bytes do not match their ${w.checksum!.algorithm} checksum; they were discarded`);
       }
+      await behind;
       if (this.opts.fsync && received > 0) {
         if (s.space) await this.store.files.sync(s.space.bundle);
         else await fdatasync(fd);

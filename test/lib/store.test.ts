@@ -6,7 +6,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import {
   openStandalone, NodeOptions, decodeFileId, bundlePath, listBundles, encodeMeta, encodeSmallRecord, recordLength,
-  RecordKind, HEADER_SIZE,
+  RecordKind, HEADER_SIZE, BundleFiles, createBundle,
 } from '../../lib';
 
 const MiB = 1 << 20;
@@ -333,5 +333,25 @@ describe('lib: SonofsStore (standalone node)', () => {
     await node.close();
     await assert.rejects(openStandalone(options(root, { extentSize: 2 * MiB })), /created with extentSize 1048576/);
     node = await openStandalone(options(root));
+  });
+});
+
+describe('lib: BundleFiles sync', () => {
+  it('once an fdatasync of a bundle fails, no later sync of it reports success (its pages may be gone)', async () => {
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'sonofs-sync-'));
+    try {
+      createBundle(root, 0, 4096);
+      const files = new BundleFiles(root);
+      const fd = files.acquire(0);
+      fs.closeSync(fd); // the next fdatasync on this fd fails (EBADF), as a failing disk would
+      await assert.rejects(files.sync(0));
+      // the fd number now names another, healthy file: a fresh fdatasync would succeed
+      const other = fs.openSync(path.join(root, 'other'), 'w');
+      assert.equal(other, fd, 'the test needs the freed fd number to be reused');
+      await assert.rejects(files.sync(0), 'a sync after a failed one must fail too');
+      fs.closeSync(other);
+    } finally {
+      fs.rmSync(root, { recursive: true, force: true });
+    }
   });
 });
