@@ -15,7 +15,21 @@ export default class SonofsAppBoot implements IBoot {
   private source: AgentExtentSource | undefined;
   private sessions: UploadSessions | undefined;
 
-  constructor(private readonly app: Application) {}
+  /** set once beforeClose has closed the LMDB environments */
+  private closed = false;
+
+  constructor(private readonly app: Application) {
+    // A worker whose master vanished (killed) is ended by node's cluster
+    // module with process.exit() while its LMDB environments are still open;
+    // lmdb's exit hook then closes them and can wait forever on a write in
+    // flight, leaving an orphan process. Every write is crash-safe, so such a
+    // worker ends the way a crash would. (Not in tests: it would kill mocha.)
+    if (app.config.env !== 'unittest') {
+      process.once('exit', () => {
+        if (!this.closed) process.kill(process.pid, 'SIGKILL');
+      });
+    }
+  }
 
   configDidLoad(): void {
     // Config arrays are replaced, not merged, so add our prefix to whatever the app set.
@@ -56,5 +70,6 @@ export default class SonofsAppBoot implements IBoot {
     await this.sessions?.close();
     await this.store?.close();
     await this.store?.catalog.close();
+    this.closed = true;
   }
 }
