@@ -1,6 +1,7 @@
 import type { Application, Context } from 'egg';
 import type { Session, UploadResult, UserFile } from '../../lib';
 import { SonofsError, checkSha1, covers } from '../../lib';
+import { answeringErrorsWith } from './http-errors';
 
 /**
  * The course's 秒传 (/file/fastupload) and chunked upload (/file/mpupload/*),
@@ -44,18 +45,8 @@ export class CourseError extends SonofsError {
 
 const invalid = (message: string) => new CourseError(400, 'INVALID_PARAM', COURSE_CODES.FAILED, `params invalid: ${message}`);
 
-type Handler = (ctx: Context) => Promise<void>;
-
 /** Runs a handler; any error becomes `{ code, msg, data, error }` with its HTTP status. */
-function courseRoute(fn: Handler): Handler {
-  return async ctx => {
-    try {
-      await fn(ctx);
-    } catch (err) {
-      sendCourseError(ctx, err);
-    }
-  };
-}
+const courseRoute = answeringErrorsWith(sendCourseError);
 
 export function sendCourseError(ctx: Context, err: unknown): void {
   const e = err as Error & { status?: number; code?: string };

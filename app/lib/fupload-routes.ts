@@ -6,6 +6,7 @@ import {
   FuploadConfig, FuploadServer, TaskExtra, queueNotification, taskExtra, taskStatus,
 } from '../../lib/fupload';
 import { FUPLOAD_ACTIONS } from './fupload-agent';
+import { answeringErrorsWith } from './http-errors';
 
 /**
  * fuploadServer's task API on the upload-session engine: a business server
@@ -73,17 +74,8 @@ export function sendTaskError(ctx: Context, err: unknown): void {
   ctx.body = { retCode, status: msg, data: null };
 }
 
-type Handler = (ctx: Context) => Promise<void>;
-
-function taskRoute(fn: Handler): Handler {
-  return async ctx => {
-    try {
-      await fn(ctx);
-    } catch (err) {
-      sendTaskError(ctx, err);
-    }
-  };
-}
+/** Runs a handler; any error becomes the seed's `{ retCode, status, data }` with an HTTP status. */
+const taskRoute = answeringErrorsWith(sendTaskError);
 
 const ok = (ctx: Context, data: unknown) => {
   ctx.body = { retCode: RET.OK, status: 'ok', data };

@@ -32,3 +32,16 @@ export function sendError(ctx: Context, err: unknown): void {
   ctx.status = status;
   ctx.body = { code, msg };
 }
+
+export type Handler = (ctx: Context) => Promise<void>;
+
+/** Wraps route handlers so any error they throw is answered by `send` (each API has its own error shape). */
+export function answeringErrorsWith(send: (ctx: Context, err: unknown) => void): (fn: Handler) => Handler {
+  return fn => async ctx => {
+    try {
+      await fn(ctx);
+    } catch (err) {
+      send(ctx, err);
+    }
+  };
+}

@@ -7,24 +7,15 @@ import {
   BadRequestError, ForbiddenError, MethodNotAllowedError, NotFoundError, RangeNotSatisfiableError, SonofsError,
   checkSha1, decodeFileId,
 } from '../../lib';
-import { sendError } from './http-errors';
+import { answeringErrorsWith, sendError } from './http-errors';
 import { uploadPage } from './upload-page';
 
-type Handler = (ctx: Context) => Promise<void>;
 
 /** Responses of small files are sent from one positioned read; larger ones stream. */
 const SMALL_FILE = 64 * 1024;
 
 /** Errors from any built-in route go through sendError. */
-function route(fn: Handler): Handler {
-  return async ctx => {
-    try {
-      await fn(ctx);
-    } catch (err) {
-      sendError(ctx, err);
-    }
-  };
-}
+const route = answeringErrorsWith(sendError);
 
 /** A parameter from the query string or a urlencoded/multipart form, as the course reads r.Form. */
 function param(ctx: Context, name: string): string | undefined {
