@@ -3,6 +3,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 
 const fdatasync = promisify(fs.fdatasync);
+const writev = promisify(fs.writev);
 
 /** root/<dir>/<subDir>/<file>.snb, two lowercase hex digits each, as in sonofs. */
 export function bundlePath(root: string, bundle: number): string {
@@ -194,5 +195,37 @@ export class BundleFiles {
       this.open.delete(bundle);
       fs.closeSync(ob.fd);
     }
+  }
+}
+
+/** Writes all of `bufs` back to back at `at` with one vectored write (a short write, rare, is finished). */
+export async function writevFully(fd: number, bufs: Buffer[], at: number): Promise<void> {
+  const total = bufs.reduce((n, b) => n + b.length, 0);
+  const { bytesWritten } = await writev(fd, bufs, at);
+  if (bytesWritten < total) await writevFully(fd, [ Buffer.concat(bufs).subarray(bytesWritten) ], at + bytesWritten);
+}
+
+/**
+ * Write-behind for one long write: every 16 MiB it starts an fdatasync in the
+ * background, so the sync before the answer has only the tail left to flush
+ * instead of the whole file. settled() throws the error of a failed one.
+ */
+export class WriteBehind {
+  private static readonly EVERY = 16 << 20;
+  private flushedAt = 0;
+  private last: Promise<void> = Promise.resolve();
+
+  constructor(private readonly sync: () => Promise<void>) {}
+
+  /** `total` bytes have been written so far. */
+  wrote(total: number): void {
+    if (total - this.flushedAt < WriteBehind.EVERY) return;
+    this.flushedAt = total;
+    this.last = this.sync();
+    this.last.catch(() => undefined); // reported by settled()
+  }
+
+  settled(): Promise<void> {
+    return this.last;
   }
 }

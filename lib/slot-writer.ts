@@ -1,11 +1,8 @@
 import fs from 'node:fs';
-import { promisify } from 'node:util';
-import type { BundleFiles } from './bundle-files';
+import { BundleFiles, writevFully } from './bundle-files';
 import type { ExtentLease } from './catalog';
 import { HEADER_SIZE, align, paddingHeader, pendingHeader } from './record';
 
-const write = promisify(fs.write);
-const writev = promisify(fs.writev);
 
 /** Where a worker gets extents from: the agent over the messenger, or in-process. */
 export interface ExtentSource {
@@ -63,27 +60,14 @@ export class Slot {
 
   /** Writes at `pos` bytes into the slot (async, for data). */
   write(buf: Buffer, pos: number): Promise<void> {
-    this.check(pos, buf.length);
-    return this.track(this.writeAll(buf, pos));
+    return this.writev([ buf ], pos);
   }
 
   /** Writes `bufs` back to back at `pos` with one vectored write (no copy). */
   writev(bufs: Buffer[], pos: number): Promise<void> {
     const total = bufs.reduce((n, b) => n + b.length, 0);
     this.check(pos, total);
-    return this.track((async () => {
-      const { bytesWritten } = await writev(this.fd, bufs, this.offset + pos);
-      // A short write is rare (signals, full disk): finish the rest plainly.
-      if (bytesWritten < total) await this.writeAll(Buffer.concat(bufs).subarray(bytesWritten), pos + bytesWritten);
-    })());
-  }
-
-  private async writeAll(buf: Buffer, pos: number): Promise<void> {
-    let done = 0;
-    while (done < buf.length) {
-      const { bytesWritten } = await write(this.fd, buf, done, buf.length - done, this.offset + pos + done);
-      done += bytesWritten;
-    }
+    return this.track(writevFully(this.fd, bufs, this.offset + pos));
   }
 
   private track(p: Promise<void>): Promise<void> {

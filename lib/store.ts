@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
-import { BundleFiles } from './bundle-files';
+import { BundleFiles, WriteBehind } from './bundle-files';
 import type { Catalog, UploadOutcome, UserFile } from './catalog';
 import {
   BadRequestError, CorruptRecordError, FileTooLargeError, NotFoundError, SonofsError, UploadAbortedError,
@@ -21,12 +21,6 @@ const read = promisify(fs.read);
 /** Files up to this size are read whole before space is reserved, and written with one call. */
 const SMALL_FILE = 64 << 10;
 
-/**
- * A long upload starts an fdatasync in the background every this many bytes,
- * so the sync before its answer has only the last stretch left to flush
- * instead of the whole file (write-behind).
- */
-const WRITE_BEHIND = 16 << 20;
 
 export interface StoreOptions {
   /** where bundles live */
@@ -493,8 +487,7 @@ async function writeData(slot: Slot, head: Buffer[], source: Readable, bound: nu
   const sha1 = createHash('sha1');
   let crc = 0;
   let size = 0;
-  let flushedAt = 0;
-  let behind: Promise<void> = Promise.resolve();
+  const behind = writeBehind ? new WriteBehind(() => slot.durable()) : undefined;
   let sinkError: Error | undefined;
   const take = async (chunks: Buffer[]) => {
     const len = chunks.reduce((n, c) => n + c.length, 0);
@@ -506,12 +499,7 @@ async function writeData(slot: Slot, head: Buffer[], source: Readable, bound: nu
     const at = size;
     size += len;
     await slot.writev(chunks, HEADER_SIZE + at);
-    if (writeBehind && size - flushedAt >= WRITE_BEHIND) {
-      flushedAt = size;
-      // not awaited here; awaited (and its error thrown) once the body is in
-      behind = slot.durable();
-      behind.catch(() => undefined);
-    }
+    behind?.wrote(size);
   };
   const sink = new Writable({
     highWaterMark: 1 << 20,
@@ -525,7 +513,7 @@ async function writeData(slot: Slot, head: Buffer[], source: Readable, bound: nu
   } catch (err) {
     throw sinkError ?? sourceError(err);
   }
-  await behind;
+  await behind?.settled();
   return { size, sha1: sha1.digest(), crc };
 }
 

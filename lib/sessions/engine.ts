@@ -12,10 +12,9 @@ import { SMALL_RECORD_MAX, SonofsStore, UploadResult } from '../store';
 import { checkName, checkUser } from '../validate';
 import { addRange, missingRanges, prefixEnd, removeRange } from './ranges';
 import { SessionSpace, dataPosition, punchHole, releaseSpace, readSessionData, readSpaceHeader } from './space';
-import { bundlePath } from '../bundle-files';
+import { WriteBehind, bundlePath, writevFully } from '../bundle-files';
 import type { ByteRange, LockMode, Session, SessionProtocol, SessionStore } from './types';
 
-const writev = promisify(fs.writev);
 const fdatasync = promisify(fs.fdatasync);
 
 export interface SessionOptions {
@@ -82,9 +81,6 @@ export interface CompleteOptions {
 
 /** Hash algorithms a checksum may name (tus Upload-Checksum, course chkhash, fupload partMd5). */
 export const CHECKSUM_ALGORITHMS = [ 'sha1', 'md5', 'sha256', 'sha512' ] as const;
-
-/** A body longer than this gets fdatasynced in the background as it arrives. */
-const WRITE_BEHIND = 16 << 20;
 
 /** Received ranges one session may have: bounds its record and the work per write. */
 const MAX_RANGES = 10_000;
@@ -360,11 +356,11 @@ export class UploadSessions {
     let inflight: Promise<void> = Promise.resolve();
     /** set when the source failed: no write may start after that */
     let stopped = false;
-    let flushedAt = 0;
-    let behind: Promise<void> = Promise.resolve();
 
     const fd = s.space ? this.store.files.acquire(s.space.bundle) : fs.openSync(s.staging!, 'r+');
     const position = (at: number) => (s.space ? dataPosition(s.space, at) : at);
+    const space = s.space;
+    const behind = this.opts.fsync && space ? new WriteBehind(() => this.store.files.sync(space.bundle)) : undefined;
     const onRelease = () => w.source.destroy(new LockReleased());
     released.addEventListener('abort', onRelease);
     try {
@@ -386,20 +382,14 @@ export class UploadSessions {
             return;
           }
           touched = received + len;
-          inflight = writeAllAt(fd, chunks, position(w.at + received)).then(() => {
+          inflight = writevFully(fd, chunks, position(w.at + received)).then(() => {
             for (const c of chunks) {
               sha1?.update(c);
               check?.update(c);
               if (crc !== undefined) crc = crc32c(c, crc);
             }
             received += len;
-            // write-behind: a long body is flushed as it comes, so the sync
-            // before the answer has only the last stretch left
-            if (this.opts.fsync && s.space && received - flushedAt >= WRITE_BEHIND) {
-              flushedAt = received;
-              behind = this.store.files.sync(s.space.bundle);
-              behind.catch(() => undefined); // awaited before the range counts
-            }
+            behind?.wrote(received);
             cb();
           }, cb);
         },
@@ -424,7 +414,7 @@ export class UploadSessions {
       if (check && !cut && !check.digest().equals(w.checksum!.digest)) {
         throw new ChecksumMismatchError(`the bytes do not match their ${w.checksum!.algorithm} checksum; they were discarded`);
       }
-      await behind;
+      await behind?.settled();
       if (this.opts.fsync && received > 0) {
         if (s.space) await this.store.files.sync(s.space.bundle);
         else await fdatasync(fd);
@@ -575,12 +565,6 @@ function pump(source: Readable, sink: Writable): Promise<void> {
     sink.once('finish', resolve);
     source.pipe(sink);
   });
-}
-
-async function writeAllAt(fd: number, chunks: Buffer[], at: number): Promise<void> {
-  const total = chunks.reduce((n, c) => n + c.length, 0);
-  const { bytesWritten } = await writev(fd, chunks, at);
-  if (bytesWritten < total) await writeAllAt(fd, [ Buffer.concat(chunks).subarray(bytesWritten) ], at + bytesWritten);
 }
 
 async function digestOf(stream: Readable, otherAlgorithm?: string): Promise<{ sha1: Buffer; crc: number; other?: Buffer }> {
