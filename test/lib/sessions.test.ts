@@ -334,7 +334,7 @@ describe('lib: upload sessions', () => {
     assert.ok((await node.store.getFile(r.fileId)).buffer.equals(data));
   });
 
-  it('limits unfinished uploads per user (429) and the fragments of one upload', async () => {
+  it('limits unfinished uploads per user (429)', async () => {
     await close();
     await open({ maxOpenPerUser: 2 });
     const a = await sessions.create({ protocol: 'chunked', user: 'u', length: 10 });
