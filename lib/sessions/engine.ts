@@ -30,6 +30,8 @@ export interface SessionOptions {
   maxFileSize: number;
   /** unfinished uploads one user may have open at once (bounds the space and records a client can hold) */
   maxOpenPerUser?: number;
+  /** separate received ranges one upload may have (bounds its record and the work per write; default 10,000) */
+  maxRanges?: number;
 }
 
 export interface CreateSession {
@@ -81,9 +83,6 @@ export interface CompleteOptions {
 
 /** Hash algorithms a checksum may name (tus Upload-Checksum, course chkhash, fupload partMd5). */
 export const CHECKSUM_ALGORITHMS = [ 'sha1', 'md5', 'sha256', 'sha512' ] as const;
-
-/** Received ranges one session may have: bounds its record and the work per write. */
-const MAX_RANGES = 10_000;
 
 /** Why a write stopped reading: another request asked for the lock. */
 class LockReleased extends Error {
@@ -191,8 +190,10 @@ export class UploadSessions {
         if (room < 0 || (w.length !== undefined && w.length > room)) {
           throw new BadRequestError('RANGE_OUTSIDE_FILE', `bytes from ${w.at} do not fit the upload's length ${s.length}`);
         }
-        if (s.ranges.length >= MAX_RANGES) {
-          throw new BadRequestError('TOO_FRAGMENTED', `the upload already has ${MAX_RANGES} separate received ranges; send the gaps between them`);
+        // Only a write that would add one more separate range is refused: filling gaps always works.
+        const maxRanges = this.opts.maxRanges ?? 10_000;
+        if (addRange(s.ranges, w.at, w.at + Math.max(w.length ?? 0, 1)).length > maxRanges) {
+          throw new BadRequestError('TOO_FRAGMENTED', `the upload already has ${maxRanges} separate received ranges; send the gaps between them`);
         }
         return await this.receive(s, w, w.length ?? room, released);
       }, w.ordered ? undefined : { start: w.at, end: w.at + (w.length ?? this.opts.maxFileSize) });

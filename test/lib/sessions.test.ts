@@ -31,12 +31,12 @@ describe('lib: upload sessions', () => {
   let node: Awaited<ReturnType<typeof openStandalone>>;
   let sessions: UploadSessions;
 
-  async function open(over: { ttlMs?: number; lockTimeoutMs?: number; fsync?: boolean; maxOpenPerUser?: number } = {}) {
+  async function open(over: { ttlMs?: number; lockTimeoutMs?: number; fsync?: boolean; maxOpenPerUser?: number; maxRanges?: number } = {}) {
     const fsync = over.fsync ?? true;
     node = await openStandalone(options(root, fsync));
     sessions = new UploadSessions(node.store, new LmdbSessionStore(sessionsDir(root)), {
       root, ttlMs: over.ttlMs ?? 60_000, doneTtlMs: 60_000, lockTimeoutMs: over.lockTimeoutMs ?? 2_000, fsync, maxFileSize: 64 * MiB,
-      maxOpenPerUser: over.maxOpenPerUser,
+      maxOpenPerUser: over.maxOpenPerUser, maxRanges: over.maxRanges,
     });
   }
 
@@ -334,7 +334,7 @@ describe('lib: upload sessions', () => {
     assert.ok((await node.store.getFile(r.fileId)).buffer.equals(data));
   });
 
-  it('limits unfinished uploads per user (429)', async () => {
+  it('limits unfinished uploads per user (429) and the separate ranges of one upload (400)', async () => {
     await close();
     await open({ maxOpenPerUser: 2 });
     const a = await sessions.create({ protocol: 'chunked', user: 'u', length: 10 });
@@ -343,5 +343,15 @@ describe('lib: upload sessions', () => {
     await sessions.create({ protocol: 'chunked', user: 'other', length: 10 });
     await sessions.cancel(a.id, 'u');
     await sessions.create({ protocol: 'chunked', user: 'u', length: 10 });
+
+    await close();
+    await open({ maxRanges: 2 });
+    const f = await sessions.create({ protocol: 'chunked', user: 'v', length: 10 });
+    const put = (at: number) => sessions.write(f.id, { user: 'v', at, length: 1, source: Readable.from([ Buffer.from('x') ]) });
+    await put(0);
+    await put(4);
+    await rejectsWith(put(8), 400, 'TOO_FRAGMENTED');
+    for (const at of [ 1, 2, 3, 5, 6, 7, 8, 9 ]) await put(at); // bytes that join existing ranges are always taken
+    assert.deepEqual((await sessions.get(f.id)).ranges, [ { start: 0, end: 10 } ]);
   });
 });
