@@ -20,7 +20,8 @@ export default class SonofsAgentBoot implements IBoot {
     const started = Date.now();
     this.leader = await openLeader(opts);
     (this.agent as any)[LEADER] = this.leader;
-    const { mode, applied, corrupt } = this.leader.recovery;
+    const { mode, applied, corrupt, tornByOsCrash } = this.leader.recovery;
+    if (tornByOsCrash) this.agent.coreLogger.warn('[egg-sonofs] the system went down with the catalog open: rebuilding it from the bundles');
     this.agent.coreLogger.info('[egg-sonofs] leader ready in %d ms: %s applied %d records (%d corrupt) under %s',
       Date.now() - started, mode, applied, corrupt, opts.root);
     serveAllocations(this.agent.messenger as any, this.leader.allocator, err => this.agent.coreLogger.error(err));
@@ -54,6 +55,7 @@ export default class SonofsAgentBoot implements IBoot {
     clearInterval(this.sweeper);
     await this.fupload?.close();
     await this.sessions?.close();
-    await this.leader?.catalog.close();
+    // Workers are stopped before the agent: nobody writes after this.
+    await this.leader?.catalog.close({ last: true });
   }
 }

@@ -116,5 +116,6 @@ export interface Catalog {
   /** Resolves once every operation resolved so far is on disk (not just committed). */
   durable(): Promise<void>;
 
-  close(): Promise<void>;
+  /** `last`: no other process writes to it any more (the leader at shutdown). */
+  close(opts?: { last?: boolean }): Promise<void>;
 }

@@ -6,9 +6,12 @@ import { LocalExtentSource } from './local-source';
 import { recoverCatalog } from './scanner';
 import { SonofsStore, StoreOptions } from './store';
 import { isAlive } from './pid';
+import { currentBootId, dropCatalogTornByOsCrash } from './unsynced-marker';
 
 export interface NodeOptions extends StoreOptions {
   bundleSize: number;
+  /** this system's boot id (default: read from the OS; tests pretend a reboot with another; null: synced catalog) */
+  bootId?: string | null;
 }
 
 /** The catalog of a node lives beside its bundles. */
@@ -19,7 +22,11 @@ export function catalogDir(root: string): string {
 /** The leader's half of a node: catalog, recovery and allocation (what the agent runs). */
 export async function openLeader(opts: NodeOptions) {
   fixLayout(opts.root, opts);
-  const catalog = new LmdbCatalog(catalogDir(opts.root));
+  const dir = catalogDir(opts.root);
+  const bootId = opts.bootId === undefined ? currentBootId() : opts.bootId ?? undefined;
+  // An OS crash may have torn the unsynced catalog: rebuild it from the bundles.
+  const tornByOsCrash = dropCatalogTornByOsCrash(dir, bootId);
+  const catalog = new LmdbCatalog(dir, { bootId: bootId ?? null });
   const recovery = await recoverCatalog(catalog, opts.root, {
     group: opts.group, server: opts.server, extentSize: opts.extentSize, verifyData: true,
   });
@@ -29,7 +36,7 @@ export async function openLeader(opts: NodeOptions) {
   }
   const allocator = new ExtentAllocator(catalog, opts);
   await allocator.init();
-  return { catalog, allocator, recovery };
+  return { catalog, allocator, recovery: { ...recovery, tornByOsCrash } };
 }
 
 /** A whole node in one process, without Egg: leader and store together. */
@@ -41,7 +48,7 @@ export async function openStandalone(opts: NodeOptions) {
     store,
     async close() {
       await store.close();
-      await leader.catalog.close();
+      await leader.catalog.close({ last: true });
     },
   };
 }
