@@ -87,15 +87,17 @@ class GroupSync {
 
   sync(): Promise<void> {
     if (this.failed) return Promise.reject(this.failed);
-    if (this.next) return this.next;
-    if (!this.running) return this.start();
-    const after = this.running;
-    this.next = after.then(() => {
-      this.next = undefined;
-      return this.start();
-    }, () => {
-      this.next = undefined;
-      return this.start();
+    // Callers until the next fdatasync is issued share it: it covers every
+    // write they made. It is issued once the running one is done, and only
+    // after the current turn of the event loop, so uploads acknowledged in
+    // one batch (one catalog commit) need one sync, not two.
+    this.next ??= new Promise<void>((resolve, reject) => {
+      const issue = () => {
+        this.next = undefined;
+        this.start().then(resolve, reject);
+      };
+      const after = this.running ?? Promise.resolve();
+      after.then(() => setImmediate(issue), () => setImmediate(issue));
     });
     return this.next;
   }
