@@ -77,12 +77,14 @@ export class LmdbCatalog implements Catalog {
       const existing: BlobInfo | undefined = this.db.get(blobKey(c.blob.sha1));
       if (existing) {
         writeLink(seq);
-      } else {
-        writeBlob(seq);
-        this.db.put(blobKey(c.blob.sha1), { ...c.blob, refs: 0 });
+        const link = this.putLink(c.user, c.blob.sha1, c.name, c.blob.time, c.blob.time, existing);
+        return { blob: this.db.get(blobKey(c.blob.sha1)), link, created: false };
       }
-      const link = this.putLink(c.user, c.blob.sha1, c.name, c.blob.time, c.blob.time);
-      return { blob: this.db.get(blobKey(c.blob.sha1)), link, created: !existing };
+      writeBlob(seq);
+      // New content: no link can point to it yet, so blob, link and time index are written once each.
+      const blob: BlobInfo = { ...c.blob, refs: 1 };
+      this.db.put(blobKey(c.blob.sha1), blob);
+      return { blob, link: this.putNewLink(c.user, c.blob.sha1, c.name, c.blob.time), created: true };
     });
   }
 
@@ -201,14 +203,23 @@ export class LmdbCatalog implements Catalog {
   }
 
   /** Creates, revives or renames a link; counts a new link on its blob. */
-  private putLink(user: string, sha1: string, name: string, at: number, mtime: number): LinkInfo {
+  private putLink(user: string, sha1: string, name: string, at: number, mtime: number, blob?: BlobInfo): LinkInfo {
     const old: StoredLink | undefined = this.db.get(linkKey(user, sha1));
     if (old) {
-      if (old.at !== at) this.db.remove(timeKey(user, old.at, sha1));
+      if (old.at === at) {
+        this.db.put(linkKey(user, sha1), { name, at, mtime } satisfies StoredLink);
+        return { user, sha1, name, at, mtime };
+      }
+      this.db.remove(timeKey(user, old.at, sha1));
     } else {
-      const blob: BlobInfo = this.db.get(blobKey(sha1));
-      this.db.put(blobKey(sha1), { ...blob, refs: blob.refs + 1 });
+      const b: BlobInfo = blob ?? this.db.get(blobKey(sha1));
+      this.db.put(blobKey(sha1), { ...b, refs: b.refs + 1 });
     }
+    return this.putNewLink(user, sha1, name, at, mtime);
+  }
+
+  /** The link and its time-index entry, for a user who has no link to this content. */
+  private putNewLink(user: string, sha1: string, name: string, at: number, mtime = at): LinkInfo {
     this.db.put(linkKey(user, sha1), { name, at, mtime } satisfies StoredLink);
     this.db.put(timeKey(user, at, sha1), 1);
     return { user, sha1, name, at, mtime };
