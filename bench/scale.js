@@ -7,7 +7,12 @@
 //   - start-up time after the restart (process start to the ready line),
 //   - RSS of every process of the node (launcher, egg-scripts, master, agent, workers),
 //   - inodes (files + dirs) and disk used under the data dir,
-//   - random reads right after the restart (reads/s, p50, p99; no warm-up: that is the point).
+//   - private RAM per stored file: agent + workers' private RSS after the restart minus
+//     the same right after the first start (empty store), divided by the files,
+//   - random reads right after the restart, no warm-up (that is the point): first
+//     --latency-reads (2,000) one at a time (the read latency of the store: p50, p99),
+//     then --reads (20,000) with --read-concurrency (16) in flight (reads/s, and
+//     p99 under that load, mostly queueing in the two workers).
 // See bench/README.md.
 const { execFileSync } = require('node:child_process');
 const path = require('node:path');
@@ -27,7 +32,7 @@ const PROGRESS_MS = 30_000;
 
 const DEFAULTS = {
   files: 200_000, concurrency: 64, 'size-kib': 16,
-  reads: 20000, 'read-concurrency': 16, 'check-every': 10,
+  reads: 20000, 'read-concurrency': 16, 'check-every': 10, 'latency-reads': 2000,
 };
 
 const log = message => console.log(message);
@@ -151,6 +156,8 @@ async function main() {
     let started = await startPeer(name, work.dir, log);
     server = started.server;
     r.firstStart = { seconds: started.startSeconds, masterMs: masterStartMs(server) };
+    r.rssAfterFirstStart = rssOf(server);
+    logRss('RSS after the first start (empty store)', r.rssAfterFirstStart);
 
     const uploads = new SmallUploads(flags['size-kib'] * KiB, flags.concurrency);
     const tag = crypto.randomBytes(8);
@@ -177,6 +184,11 @@ async function main() {
     r.rssAfterStart = rssOf(server);
     logRss('RSS after the restart', r.rssAfterStart);
 
+    r.latencyReads = await randomReads(peer, started.port, stored.ids, uploads, tag,
+      { count: flags['latency-reads'], concurrency: 1, checkEvery: flags['check-every'] });
+    const lr = r.latencyReads;
+    log(`reads one at a time after the restart: ${lr.ok}, p50 ${lr.p50Ms.toFixed(2)} ms, p99 ${lr.p99Ms.toFixed(2)} ms, ` +
+      `max ${lr.maxMs.toFixed(1)} ms, errors ${lr.errors}` + (lr.errorSamples.length ? `\n  ${lr.errorSamples.join('\n  ')}` : ''));
     cpuBefore = cpuSnapshot();
     r.reads = await randomReads(peer, started.port, stored.ids, uploads, tag,
       { count: flags.reads, concurrency: flags['read-concurrency'], checkEvery: flags['check-every'] });
@@ -196,6 +208,8 @@ async function main() {
   }
 
   const columns = [ { key: 'what', title: 'S5 (demo)' }, { key: 'value', title: 'value' } ];
+  const privateGrowth = r.rssAfterStart.agentAndWorkersAnonMiB - r.rssAfterFirstStart.agentAndWorkersAnonMiB;
+  r.privateBytesPerFile = Math.max(0, privateGrowth) * 2 ** 20 / r.store.ok;
   const fmt = (n, digits = 0) => n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
   log(`\n${formatTable(columns, [
     { what: 'files stored', value: fmt(r.store.ok) },
@@ -204,19 +218,21 @@ async function main() {
     { what: 'start-up after restart, s', value: fmt(r.restart.seconds, 2) },
     { what: 'RSS agent + workers after start, MiB', value: fmt(r.rssAfterStart.agentAndWorkersMiB) },
     { what: '  of which private (RssAnon), MiB', value: fmt(r.rssAfterStart.agentAndWorkersAnonMiB) },
+    { what: '  private, empty store at first start, MiB', value: fmt(r.rssAfterFirstStart.agentAndWorkersAnonMiB) },
+    { what: 'private RAM per stored file, bytes', value: fmt(r.privateBytesPerFile, 1) },
     { what: 'RSS all processes after start, MiB', value: fmt(r.rssAfterStart.totalMiB) },
     { what: 'RSS agent + workers after the reads, MiB', value: fmt(r.rssAfterReads.agentAndWorkersMiB) },
     { what: 'inodes under the data dir', value: fmt(r.dataDir.inodes) },
     { what: 'disk used, MiB', value: fmt(r.dataDir.diskMiB) },
-    { what: 'reads/s after restart', value: fmt(r.reads.opsPerSec) },
-    { what: 'read p50 ms', value: fmt(r.reads.p50Ms, 2) },
-    { what: 'read p99 ms', value: fmt(r.reads.p99Ms, 2) },
+    { what: 'read p50 / p99 ms, one at a time (cold)', value: `${fmt(r.latencyReads.p50Ms, 2)} / ${fmt(r.latencyReads.p99Ms, 2)}` },
+    { what: `reads/s, ${flags['read-concurrency']} in flight`, value: fmt(r.reads.opsPerSec) },
+    { what: `read p50 / p99 ms, ${flags['read-concurrency']} in flight`, value: `${fmt(r.reads.p50Ms, 2)} / ${fmt(r.reads.p99Ms, 2)}` },
     { what: 'other CPU during uploads / reads, cores', value: `${fmt(r.store.otherCpuCores, 2)} / ${fmt(r.reads.otherCpuCores, 2)}` },
   ])}\n`);
   const file = writeResults({ scenario: 'scale', ...run, settings: flags, units: { latency: 'ms', rss: 'MiB' }, results: r });
   log(`results: ${path.relative(process.cwd(), file)}`);
-  if (r.store.errors || r.reads.errors) {
-    console.error(`\nSOMETHING WENT WRONG: ${r.store.errors} uploads and ${r.reads.errors} reads failed`);
+  if (r.store.errors || r.reads.errors || r.latencyReads.errors) {
+    console.error(`\nSOMETHING WENT WRONG: ${r.store.errors} uploads and ${r.reads.errors + r.latencyReads.errors} reads failed`);
     process.exitCode = 1;
   }
 }
