@@ -114,8 +114,9 @@ describe('plugin in one process (mm.app)', () => {
       assert.equal(r3.FileName, long);
       const dl = await download(`filehash=${r3.FileSha1}`).expect(200);
       assert.equal(dl.body.toString(), 'long');
-      // names never became paths: the store's root holds only bundles, the catalog, the layout and upload sessions
-      const entries = fs.readdirSync(root).filter(n => ![ 'meta', 'layout.json', 'sessions' ].includes(n));
+      // names never became paths: the store's root holds only bundles, the catalog (and its unsynced
+      // marker), the layout and upload sessions
+      const entries = fs.readdirSync(root).filter(n => ![ 'meta', 'meta.unsynced', 'layout.json', 'sessions' ].includes(n));
       assert(entries.every(n => /^[0-9a-f]{2}$/.test(n)), `unexpected entries in root: ${entries}`);
     });
 
