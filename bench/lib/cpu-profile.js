@@ -18,16 +18,24 @@ if (dir && match.test(process.argv[1] || '')) {
   const session = new inspector.Session();
   session.connect();
   session.post('Profiler.enable', () => session.post('Profiler.setSamplingInterval', { interval: 250 }));
+  let state = 'waiting';
+  const write = () => {
+    if (state !== 'running') return;
+    state = 'done';
+    // an in-process inspector session answers synchronously, so this works in an 'exit' handler too
+    session.post('Profiler.stop', (err, result) => {
+      if (err) return console.error(`cpu-profile: ${err.message}`);
+      fs.mkdirSync(dir, { recursive: true });
+      const file = path.join(dir, `${script.replace(/\.js$/, '')}-${process.pid}.cpuprofile`);
+      fs.writeFileSync(file, JSON.stringify(result.profile));
+      console.error(`cpu-profile: wrote ${file}`);
+    });
+  };
   setTimeout(() => {
+    state = 'running';
     session.post('Profiler.start');
-    setTimeout(() => {
-      session.post('Profiler.stop', (err, result) => {
-        if (err) return console.error(`cpu-profile: ${err.message}`);
-        fs.mkdirSync(dir, { recursive: true });
-        const file = path.join(dir, `${script.replace(/\.js$/, '')}-${process.pid}.cpuprofile`);
-        fs.writeFileSync(file, JSON.stringify(result.profile));
-        console.error(`cpu-profile: wrote ${file}`);
-      });
-    }, Number(seconds) * 1000).unref();
+    setTimeout(write, Number(seconds) * 1000).unref();
   }, Number(delayS) * 1000).unref();
+  // the server may be stopped before the window ends: keep what was taken
+  process.on('exit', write);
 }
