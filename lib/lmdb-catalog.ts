@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import { open, RootDatabase } from 'lmdb';
 import { NotFoundError } from './errors';
+import { retryFailedCommit } from './lmdb-retry';
 import { clearUnsynced, currentBootId, markUnsynced, tornByOsCrash } from './unsynced-marker';
 import type {
   AllocState, BlobInfo, Catalog, ExtentLease, LinkInfo, RecordWrite, ReplayRecord,
@@ -72,7 +73,7 @@ export class LmdbCatalog implements Catalog {
   }
 
   async commitUpload(c: UploadCommit, writeBlob: RecordWrite, writeLink: RecordWrite): Promise<UploadOutcome> {
-    return this.db.transaction(() => {
+    return this.transaction(() => {
       const seq = this.bumpSeq();
       const existing: BlobInfo | undefined = this.db.get(blobKey(c.blob.sha1));
       if (existing) {
@@ -89,7 +90,7 @@ export class LmdbCatalog implements Catalog {
   }
 
   async link(user: string, sha1: string, name: string, write: RecordWrite): Promise<UserFile> {
-    return this.db.transaction(() => {
+    return this.transaction(() => {
       if (!this.db.get(blobKey(sha1))) throw new NotFoundError('FILE_NOT_FOUND', `no stored content has sha1 ${sha1}`);
       const seq = this.bumpSeq();
       write(seq);
@@ -100,7 +101,7 @@ export class LmdbCatalog implements Catalog {
   }
 
   async rename(user: string, sha1: string, name: string, write: RecordWrite): Promise<UserFile> {
-    return this.db.transaction(() => {
+    return this.transaction(() => {
       const link: StoredLink | undefined = this.db.get(linkKey(user, sha1));
       if (!link) throw new NotFoundError('FILE_NOT_FOUND', `you have no file with sha1 ${sha1}`);
       write(this.bumpSeq());
@@ -110,7 +111,7 @@ export class LmdbCatalog implements Catalog {
   }
 
   async unlink(user: string, sha1: string, write: RecordWrite): Promise<boolean> {
-    return this.db.transaction(() => {
+    return this.transaction(() => {
       if (!this.db.get(linkKey(user, sha1))) throw new NotFoundError('FILE_NOT_FOUND', `you have no file with sha1 ${sha1}`);
       write(this.bumpSeq());
       return this.dropLink(user, sha1);
@@ -119,7 +120,7 @@ export class LmdbCatalog implements Catalog {
 
   async replay(records: ReplayRecord[]): Promise<number> {
     const sorted = [ ...records ].sort((a, b) => a.seq - b.seq || a.time - b.time);
-    return this.db.transaction(() => {
+    return this.transaction(() => {
       const from: number = this.db.get(SEQ) ?? 0;
       let applied = 0;
       for (const r of sorted) {
@@ -141,7 +142,7 @@ export class LmdbCatalog implements Catalog {
   }
 
   async recordLease(state: AllocState, lease: ExtentLease): Promise<void> {
-    await this.db.transaction(() => {
+    await this.transaction(() => {
       this.db.put(ALLOC, state);
       this.db.put(leaseKey(lease.bundle, lease.offset), lease);
     });
@@ -172,6 +173,11 @@ export class LmdbCatalog implements Catalog {
       return;
     }
     await this.db.close();
+  }
+
+  /** One asynchronous transaction, run again if lmdb-js fails its commit (see lmdb-retry.ts); its record write is an overwrite. */
+  private transaction<T>(fn: () => T): Promise<T> {
+    return retryFailedCommit(() => this.db.transaction(fn));
   }
 
   // --- one code path for live operations and replay ---

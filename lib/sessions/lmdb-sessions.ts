@@ -3,6 +3,7 @@ import path from 'node:path';
 import { open, RootDatabase } from 'lmdb';
 import type { ByteRange, LockMode, Session, SessionStore } from './types';
 import { isAlive } from '../pid';
+import { retryFailedCommit } from '../lmdb-retry';
 
 /** Where a node keeps its upload sessions: beside the catalog, under the store's root. */
 export function sessionsDir(root: string): string {
@@ -42,16 +43,21 @@ export class LmdbSessionStore implements SessionStore {
     this.db = open({ path: dir, compression: false });
   }
 
+  /** One asynchronous transaction, run again if lmdb-js fails its commit (see lmdb-retry.ts). */
+  private transaction<T>(fn: () => T): Promise<T> {
+    return retryFailedCommit(() => this.db.transaction(fn));
+  }
+
   async get(id: string): Promise<Session | undefined> {
     return this.db.get(sessionKey(id));
   }
 
   async put(s: Session): Promise<void> {
-    await this.db.transaction(() => this.write(s));
+    await this.transaction(() => this.write(s));
   }
 
   async update(id: string, fn: (s: Session) => Session | undefined): Promise<Session | undefined> {
-    return this.db.transaction(() => {
+    return this.transaction(() => {
       const cur: Session | undefined = this.db.get(sessionKey(id));
       if (!cur) return undefined;
       const next = fn(cur);
@@ -61,7 +67,7 @@ export class LmdbSessionStore implements SessionStore {
   }
 
   async remove(id: string): Promise<void> {
-    await this.db.transaction(() => {
+    await this.transaction(() => {
       const cur: Session | undefined = this.db.get(sessionKey(id));
       if (cur) this.db.remove(expiryKey(cur.expires, id));
       this.db.remove(sessionKey(id));
@@ -98,7 +104,7 @@ export class LmdbSessionStore implements SessionStore {
   }
 
   async tryLock(id: string, owner: string, mode: LockMode, ttlMs: number, askRelease: boolean, range?: ByteRange): Promise<boolean> {
-    return this.db.transaction(() => {
+    return this.transaction(() => {
       const now = Date.now();
       const lock = live(this.db.get(lockKey(id)), now);
       const holder = { pid: process.pid, until: now + ttlMs, range };
@@ -120,7 +126,7 @@ export class LmdbSessionStore implements SessionStore {
   }
 
   async renewLock(id: string, owner: string, ttlMs: number): Promise<boolean> {
-    return this.db.transaction(() => {
+    return this.transaction(() => {
       const lock: LockRecord | undefined = this.db.get(lockKey(id));
       const until = Date.now() + ttlMs;
       if (lock?.exclusive?.owner === owner) lock.exclusive.until = until;
@@ -137,7 +143,7 @@ export class LmdbSessionStore implements SessionStore {
   }
 
   async unlock(id: string, owner: string): Promise<void> {
-    await this.db.transaction(() => {
+    await this.transaction(() => {
       const lock: LockRecord | undefined = this.db.get(lockKey(id));
       if (!lock) return;
       if (lock.exclusive?.owner === owner) delete lock.exclusive;
