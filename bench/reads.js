@@ -205,6 +205,8 @@ async function main() {
   const args = process.argv.slice(2);
   const flags = parseFlags(args, DEFAULTS);
   const peerNames = pickPeers(flags.peers);
+  const unreadable = peerNames.filter(n => !PEERS[n].downloadPath);
+  if (unreadable.length) throw new Error(`${unreadable.join(', ')} keeps nothing to read back`);
   const run = describeRun('read benchmark (S3)', __filename, args, log);
   log(`fill: ${flags.count} uploads of ${flags['size-kib']} KiB, ${flags.concurrency} in flight` +
     (flags['big-mib'] > 0 ? `, then one of ${flags['big-mib']} MiB` : ''));

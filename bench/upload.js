@@ -89,7 +89,7 @@ async function benchPeer(name, flags, big, workDir) {
     peerResult.s1 = s1.result;
     logS1(name, s1.result);
     // raw serves back whole multipart bodies, which are not rebuilt here
-    if (!peer.storesBody && flags.verify > 0) {
+    if (!peer.storesBody && peer.downloadPath && flags.verify > 0) {
       peerResult.verify = await verifyDownloads(peer, port, s1, flags.verify);
       const v = peerResult.verify;
       log(`${name} verify: ${v.ok}/${v.checked} downloads match what was sent${v.problems.length ? `\n  ${v.problems.join('\n  ')}` : ''}`);
@@ -139,7 +139,7 @@ function printTable(peerNames, results) {
   })), [ 'errors' ]);
   if (rounds > 1) console.log(`\nmedians of ${rounds} rounds:`);
   const demo = rows.find(r => r.peer === 'demo');
-  for (const other of [ 'plain-egg', 'raw' ]) {
+  for (const other of [ 'plain-egg', 'raw', 'egg-floor' ]) {
     const row = rows.find(r => r.peer === other);
     if (demo && row) rows.push(ratioRow(demo, row, [ 'uploadsPerSec', 'p50', 'p99', 'mibPerSec' ], `demo / ${other}`));
   }

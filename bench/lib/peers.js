@@ -37,23 +37,18 @@ const PEERS = {
   },
   'plain-egg': {
     describe: 'a plain Egg 3 app: getFileStream to one file + one JSON meta file per upload, egg-scripts, 2 workers, no fsync',
-    // started like scripts/start.js starts the demo: egg-scripts in the foreground, production mode
-    start: (port, dataDir, workDir) => startServer({
-      name: 'plain-egg',
-      args: [
-        require.resolve('egg-scripts/bin/egg-scripts.js'), 'start',
-        `--port=${port}`, '--workers=2', '--env=prod',
-        `--title=sonofs-bench-plain-egg-${port}`,
-        `--framework=${path.join(ROOT, 'node_modules', 'egg')}`,
-        PLAIN_EGG_DIR,
-      ],
-      cwd: ROOT,
-      env: { PLAIN_EGG_DATA: dataDir, PLAIN_EGG_LOG_DIR: path.join(workDir, `plain-egg-logs-${port}`) },
-      ready: `egg started on http://127.0.0.1:${port}`,
-      timeoutMs: 120_000,
-    }),
+    start: (port, dataDir, workDir) => startPlainEgg('plain-egg', port, dataDir, workDir, {}),
     checkUpload: checkFileAnswer,
     downloadPath: byFileId,
+    storesBody: false,
+  },
+  'egg-floor': {
+    describe: 'not a peer but a bound: the plain-egg app parsing each upload with egg-multipart and storing nothing (no hash, no disk)',
+    start: (port, dataDir, workDir) => startPlainEgg('egg-floor', port, dataDir, workDir, { PLAIN_EGG_DISCARD: '1' }),
+    checkUpload: (data, sent) => {
+      if (data.FileSize !== sent.size) throw new Error(`FileSize ${data.FileSize}, sent ${sent.size}`);
+    },
+    downloadPath: undefined, // keeps nothing to read back
     storesBody: false,
   },
   raw: {
@@ -72,6 +67,24 @@ const PEERS = {
     storesBody: true,
   },
 };
+
+/** The plain-egg app, started as scripts/start.js starts the demo: egg-scripts in the foreground, production mode. */
+function startPlainEgg(name, port, dataDir, workDir, env) {
+  return startServer({
+    name,
+    args: [
+      require.resolve('egg-scripts/bin/egg-scripts.js'), 'start',
+      `--port=${port}`, '--workers=2', '--env=prod',
+      `--title=sonofs-bench-${name}-${port}`,
+      `--framework=${path.join(ROOT, 'node_modules', 'egg')}`,
+      PLAIN_EGG_DIR,
+    ],
+    cwd: ROOT,
+    env: { PLAIN_EGG_DATA: dataDir, PLAIN_EGG_LOG_DIR: path.join(workDir, `${name}-logs-${port}`), ...env },
+    ready: `egg started on http://127.0.0.1:${port}`,
+    timeoutMs: 120_000,
+  });
+}
 
 /**
  * The build the demo runs: dist/, or SONOFS_BUILD_DIR (scripts/start.js reads it

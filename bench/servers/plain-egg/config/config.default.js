@@ -1,6 +1,7 @@
 'use strict';
 // Settings come from the environment so the benchmark can put data, logs and
-// run files in its temp dir: PLAIN_EGG_DATA (data dir), PLAIN_EGG_LOG_DIR.
+// run files in its temp dir: PLAIN_EGG_DATA (data dir), PLAIN_EGG_LOG_DIR,
+// PLAIN_EGG_DISCARD (1: parse uploads and store nothing, the egg-floor peer).
 const path = require('node:path');
 
 module.exports = appInfo => {
@@ -9,6 +10,8 @@ module.exports = appInfo => {
     keys: process.env.EGG_KEYS || 'plain-egg-bench-change-me',
     plainEgg: {
       dataDir: path.resolve(process.env.PLAIN_EGG_DATA || path.join(appInfo.baseDir, 'data')),
+      // PLAIN_EGG_DISCARD=1: the egg-floor peer (uploads parsed, not stored)
+      discard: process.env.PLAIN_EGG_DISCARD === '1',
     },
     // egg-multipart's defaults refuse files over 10 MB and extensions not on its whitelist
     multipart: { mode: 'stream', fileSize: '10gb', whitelist: () => true },

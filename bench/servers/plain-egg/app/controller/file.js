@@ -28,6 +28,7 @@ class FileController extends Controller {
 
   async upload() {
     const { ctx } = this;
+    if (this.config.plainEgg.discard) return this.discard();
     const stream = await ctx.getFileStream();
     const id = crypto.randomBytes(16).toString('hex');
     const { file, meta } = this.paths(id);
@@ -57,6 +58,19 @@ class FileController extends Controller {
     };
     await fs.promises.writeFile(meta, JSON.stringify(data));
     ctx.body = { code: 0, msg: 'OK', data };
+  }
+
+  /**
+   * The `egg-floor` peer (PLAIN_EGG_DISCARD=1): egg-multipart parses the body
+   * and the file's bytes are only counted, nothing hashed or stored. What any
+   * Egg upload route costs before it does its work: a bound for the demo.
+   */
+  async discard() {
+    const { ctx } = this;
+    const stream = await ctx.getFileStream();
+    let size = 0;
+    for await (const chunk of stream) size += chunk.length;
+    ctx.body = { code: 0, msg: 'OK', data: { FileName: stream.filename, FileSize: size } };
   }
 
   async download() {
