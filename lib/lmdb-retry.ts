@@ -5,18 +5,29 @@
  * LMDB aborted that commit and applied nothing of it, so the transaction may
  * simply run again.
  */
-const COMMIT_ATTEMPTS = 3;
+/** Waits before each new attempt: commits tried again at once failed together (seen: a burst lasts under a second). */
+const RETRY_DELAYS_MS = [ 20, 200, 1000 ];
 
 /** Runs `commit` again when lmdb-js reports that its commit failed (the transaction was aborted, nothing applied). */
-export async function retryFailedCommit<T>(commit: () => Promise<T>, attempts = COMMIT_ATTEMPTS): Promise<T> {
-  for (let attempt = 1; ; attempt++) {
+export async function retryFailedCommit<T>(commit: () => Promise<T>, delaysMs: readonly number[] = RETRY_DELAYS_MS): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
     try {
       return await commit();
     } catch (err) {
       const failedCommit = err instanceof Error && err.message.startsWith('Commit failed');
       // lmdb-js also rejects a promise with the cause that nobody would hold: this error stands for it.
-      if (failedCommit) (err as { commitError?: Promise<unknown> }).commitError?.catch(() => undefined);
-      if (!failedCommit || attempt >= attempts) throw err;
+      if (failedCommit) ignoreOutcome((err as { commitError?: unknown }).commitError);
+      if (!failedCommit || attempt >= delaysMs.length) throw err;
+      await new Promise(resolve => setTimeout(resolve, delaysMs[attempt]));
     }
   }
+}
+
+/**
+ * A put or remove inside a transaction callback returns a promise of the
+ * batch's commit of its own; the transaction's promise reports the outcome,
+ * so these must not surface as unhandled rejections when a commit fails.
+ */
+export function ignoreOutcome(p: unknown): void {
+  if (p && typeof (p as Promise<unknown>).catch === 'function') (p as Promise<unknown>).catch(() => undefined);
 }

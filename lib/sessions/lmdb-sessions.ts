@@ -3,7 +3,7 @@ import path from 'node:path';
 import { open, RootDatabase } from 'lmdb';
 import type { ByteRange, LockMode, Session, SessionStore } from './types';
 import { isAlive } from '../pid';
-import { retryFailedCommit } from '../lmdb-retry';
+import { ignoreOutcome, retryFailedCommit } from '../lmdb-retry';
 
 /** Where a node keeps its upload sessions: beside the catalog, under the store's root. */
 export function sessionsDir(root: string): string {
@@ -43,6 +43,15 @@ export class LmdbSessionStore implements SessionStore {
     this.db = open({ path: dir, compression: false });
   }
 
+  /** Writes inside a transaction callback (the transaction reports the outcome). */
+  private putKey(key: Key, value: unknown): void {
+    ignoreOutcome(this.db.put(key, value));
+  }
+
+  private delKey(key: Key): void {
+    ignoreOutcome(this.db.remove(key));
+  }
+
   /** One asynchronous transaction, run again if lmdb-js fails its commit (see lmdb-retry.ts). */
   private transaction<T>(fn: () => T): Promise<T> {
     return retryFailedCommit(() => this.db.transaction(fn));
@@ -69,9 +78,9 @@ export class LmdbSessionStore implements SessionStore {
   async remove(id: string): Promise<void> {
     await this.transaction(() => {
       const cur: Session | undefined = this.db.get(sessionKey(id));
-      if (cur) this.db.remove(expiryKey(cur.expires, id));
-      this.db.remove(sessionKey(id));
-      this.db.remove(lockKey(id));
+      if (cur) this.delKey(expiryKey(cur.expires, id));
+      this.delKey(sessionKey(id));
+      this.delKey(lockKey(id));
     });
   }
 
@@ -120,7 +129,7 @@ export class LmdbSessionStore implements SessionStore {
       } else if (ex && askRelease) {
         ex.releaseAsked = true;
       }
-      if (free || (ex && askRelease)) this.db.put(lockKey(id), lock);
+      if (free || (ex && askRelease)) this.putKey(lockKey(id), lock);
       return free;
     });
   }
@@ -132,7 +141,7 @@ export class LmdbSessionStore implements SessionStore {
       if (lock?.exclusive?.owner === owner) lock.exclusive.until = until;
       else if (lock?.shared[owner]) lock.shared[owner].until = until;
       else return false;
-      this.db.put(lockKey(id), lock);
+      this.putKey(lockKey(id), lock);
       return true;
     });
   }
@@ -148,8 +157,8 @@ export class LmdbSessionStore implements SessionStore {
       if (!lock) return;
       if (lock.exclusive?.owner === owner) delete lock.exclusive;
       delete lock.shared[owner];
-      if (!lock.exclusive && Object.keys(lock.shared).length === 0) this.db.remove(lockKey(id));
-      else this.db.put(lockKey(id), lock);
+      if (!lock.exclusive && Object.keys(lock.shared).length === 0) this.delKey(lockKey(id));
+      else this.putKey(lockKey(id), lock);
     });
   }
 
@@ -164,9 +173,9 @@ export class LmdbSessionStore implements SessionStore {
   /** Puts a session and moves its expiry index entry (inside a transaction). */
   private write(s: Session): void {
     const old: Session | undefined = this.db.get(sessionKey(s.id));
-    if (old && old.expires !== s.expires) this.db.remove(expiryKey(old.expires, s.id));
-    this.db.put(sessionKey(s.id), s);
-    this.db.put(expiryKey(s.expires, s.id), 1);
+    if (old && old.expires !== s.expires) this.delKey(expiryKey(old.expires, s.id));
+    this.putKey(sessionKey(s.id), s);
+    this.putKey(expiryKey(s.expires, s.id), 1);
   }
 }
 

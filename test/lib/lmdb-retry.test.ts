@@ -16,18 +16,21 @@ describe('lib: lmdb commits that lmdb-js failed', () => {
       calls++;
       if (calls === 1) throw commitFailed();
       return 'committed';
-    });
+    }, [ 1 ]);
     assert.equal(result, 'committed');
     assert.equal(calls, 2);
   });
 
-  it('gives up after three failed commits, with the error', async () => {
+  it('gives up after four failed commits, with the error', async () => {
     let calls = 0;
+    const started = Date.now();
     await assert.rejects(retryFailedCommit(async () => {
       calls++;
       throw commitFailed();
-    }), /Commit failed/);
-    assert.equal(calls, 3);
+    }, [ 5, 20, 40 ]), /Commit failed/);
+    assert.equal(calls, 4);
+    // with a pause before each new attempt (attempts at once failed together)
+    assert.ok(Date.now() - started >= 60, `took ${Date.now() - started} ms`);
   });
 
   it('never repeats an operation that failed for its own reason', async () => {
