@@ -1,0 +1,63 @@
+#!/usr/bin/env node
+'use strict';
+// The engine alone: small files stored through SonofsStore.upload in one process
+// (lib/standalone: leader and store together), no HTTP, no Egg. What storing a
+// file costs by itself, against which the HTTP scenarios' per-request cost can
+// be read. Not a peer comparison; not part of run.js.
+//   node bench/store.js [--count 10000] [--concurrency 8] [--size-kib 16] [--fsync 1] [--synced-catalog 0]
+// --synced-catalog 1: catalog commits fsynced by LMDB (what the catalog did before 2026-12-02).
+// Runs the build (dist/, or SONOFS_BUILD_DIR) like the other scenarios.
+const crypto = require('node:crypto');
+const path = require('node:path');
+const { Readable } = require('node:stream');
+const { performance } = require('node:perf_hooks');
+const { demoBuildDir } = require('./lib/peers');
+const { tempDir, describeRun, parseFlags } = require('./lib/system');
+
+const DEFAULTS = { count: 10000, warmup: 3000, concurrency: 8, 'size-kib': 16, fsync: 1, 'synced-catalog': 0 };
+const log = message => console.log(message);
+
+async function main() {
+  const args = process.argv.slice(2);
+  const flags = parseFlags(args, DEFAULTS);
+  describeRun('store benchmark (the engine alone)', __filename, args, log);
+  const { openStandalone } = require(path.join(demoBuildDir(), 'lib', 'standalone'));
+  const work = tempDir('sonofs-bench-store-');
+  const node = await openStandalone({
+    root: work.dir, group: 0, server: 0, extentSize: 64 << 20, bundleSize: 2 ** 30, maxFileSize: 2 ** 30, fsync: flags.fsync === 1,
+    ...(flags['synced-catalog'] ? { bootId: null } : {}),
+  });
+  try {
+    const template = crypto.randomBytes(flags['size-kib'] * 1024);
+    let next = 0;
+    const one = async () => {
+      const content = Buffer.from(template);
+      content.writeUInt32BE(next++, 0); // distinct content: no dedup
+      await node.store.upload(Readable.from([ content ]), { user: 'bench', filename: 'f.bin', sizeBound: content.length });
+    };
+    for (const [ label, count ] of [ [ 'warm-up', flags.warmup ], [ 'measured', flags.count ] ]) {
+      const cpu = process.cpuUsage();
+      const start = performance.now();
+      let started = 0;
+      await Promise.all(Array.from({ length: flags.concurrency }, async () => {
+        while (started < count) {
+          started++;
+          await one();
+        }
+      }));
+      const seconds = (performance.now() - start) / 1000;
+      const used = process.cpuUsage(cpu);
+      log(`${label}: ${count} uploads of ${flags['size-kib']} KiB, ${flags.concurrency} at a time, fsync ${flags.fsync ? 'on' : 'off'}, ` +
+        `catalog ${flags['synced-catalog'] ? 'synced' : 'unsynced'}: ` +
+        `${(count / seconds).toFixed(0)} uploads/s, ${((used.user + used.system) / 1000 / count).toFixed(3)} ms of CPU each (all threads)`);
+    }
+  } finally {
+    await node.close();
+    await work.remove();
+  }
+}
+
+main().catch(err => {
+  console.error(err);
+  process.exitCode = 1;
+});
