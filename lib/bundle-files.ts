@@ -166,14 +166,22 @@ export class BundleFiles {
     }
   }
 
-  /** Durable: waits until everything written to the bundle so far is on disk. */
-  sync(bundle: number): Promise<void> {
-    const ob = this.open.get(bundle);
-    if (!ob) throw new Error(`bundle ${bundle} is not open`);
-    return ob.sync.sync().catch((err: Error) => {
-      this.syncFailed.set(bundle, ob.sync.failed ?? err);
+  /**
+   * Durable: waits until everything written to the bundle so far is on disk.
+   * Holds the fd (opening it when this process has not) until the sync is done,
+   * so eviction or closeAll() cannot close it under the fdatasync.
+   */
+  async sync(bundle: number): Promise<void> {
+    this.acquire(bundle);
+    const ob = this.open.get(bundle)!;
+    try {
+      await ob.sync.sync();
+    } catch (err) {
+      this.syncFailed.set(bundle, ob.sync.failed ?? (err as Error));
       throw err;
-    });
+    } finally {
+      this.release(bundle);
+    }
   }
 
   private evictIdle(): void {

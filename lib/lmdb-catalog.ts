@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import { open, RootDatabase } from 'lmdb';
 import { NotFoundError } from './errors';
+import { isAlive } from './pid';
 import { ignoreOutcome, retryFailedCommit } from './lmdb-retry';
 import { clearUnsynced, currentBootId, markUnsynced, tornByOsCrash } from './unsynced-marker';
 import type {
@@ -163,18 +164,29 @@ export class LmdbCatalog implements Catalog {
     await this.db.flushed;
   }
 
-  /** `last`: no other process writes any more (the leader at shutdown): sync, and mark the catalog clean. */
+  /**
+   * `last`: the leader at shutdown: sync, and mark the catalog clean unless
+   * another live process still has it open (an agent stopped on its own while
+   * workers go on: the marker must stay until the next agent sets it again).
+   */
   async close(opts: { last?: boolean } = {}): Promise<void> {
     if (opts.last && this.bootId !== undefined) {
       await this.db.flushed;
       // env.sync (mdb_env_sync), not in lmdb's typings
       const env = this.db as unknown as { sync(cb: (err?: Error) => void): void };
       await new Promise<void>((resolve, reject) => env.sync(err => (err ? reject(err) : resolve())));
+      const shared = this.otherLiveReaders();
       await this.db.close();
-      clearUnsynced(this.dir);
+      if (!shared) clearUnsynced(this.dir);
       return;
     }
     await this.db.close();
+  }
+
+  /** Whether a live process other than this one has the environment open (LMDB's reader table). */
+  private otherLiveReaders(): boolean {
+    const pids = [ ...this.db.readerList().matchAll(/^\s*(\d+)\s/gm) ].map(m => Number(m[1]));
+    return pids.some(pid => pid !== process.pid && isAlive(pid));
   }
 
   /** Writes inside a transaction callback (the transaction reports the outcome). */
@@ -186,7 +198,11 @@ export class LmdbCatalog implements Catalog {
     ignoreOutcome(this.db.remove(key));
   }
 
-  /** One asynchronous transaction, run again if lmdb-js fails its commit (see lmdb-retry.ts); its record write is an overwrite. */
+  /**
+   * One asynchronous transaction, run again if lmdb-js fails its commit (see
+   * lmdb-retry.ts). Its callback may run more than once: the record it writes
+   * is an overwrite, and store.ts refuses a retry that changes a link into a blob.
+   */
   private transaction<T>(fn: () => T): Promise<T> {
     return retryFailedCommit(() => this.db.transaction(fn));
   }

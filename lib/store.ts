@@ -236,9 +236,14 @@ export class SonofsStore {
       group: this.opts.group, server: this.opts.server, bundle: space.bundle, offset: space.offset,
       size: r.size, mimeCode: code, cookie,
     });
+    // A failed commit is tried again (lmdb-retry.ts) and may then take the other branch. Link after blob
+    // is fine (the slot only shrinks); blob after link is not: the link shrank the slot and padded
+    // over the data, so that attempt fails the upload instead.
+    let wroteLink = false;
     return this.catalog.commitUpload(
       { user: r.user, name: r.name, blob: { sha1, fileId, size: r.size, mime: r.mime, time: r.time } },
       seq => {
+        if (wroteLink) throw new SonofsError(503, 'COMMIT_RETRY_CONFLICT', 'the catalog failed a commit and the content changed meanwhile; send the upload again');
         const used = HEADER_SIZE + r.size + r.blobMeta.length;
         space.writeSync(encodeHeader({
           kind: RecordKind.Blob, mimeCode: code, slotLen: space.shrinkTo(used), dataLen: r.size, seq, time: r.time, cookie,
@@ -247,6 +252,7 @@ export class SonofsStore {
       },
       seq => {
         // Same content already stored: this space becomes the user's link record.
+        wroteLink = true;
         const rec = { kind: RecordKind.Link, mimeCode: 0, seq, time: r.time, cookie: 0, sha1: r.sha1 };
         const meta = { u: r.user, n: r.name, at: r.time };
         const len = encodeSmallRecord({ ...rec, slotLen: 0 }, meta).length;
@@ -343,7 +349,11 @@ export class SonofsStore {
   async link(user: string, sha1: string, filename: string): Promise<UserFile> {
     const name = checkName(filename);
     const u = checkUser(user);
-    return this.linkOp(RecordKind.Link, sha1, { u, n: name, at: Date.now() }, write => this.catalog.link(u, sha1, name, write));
+    const linked = await this.linkOp(RecordKind.Link, sha1, { u, n: name, at: Date.now() }, write => this.catalog.link(u, sha1, name, write));
+    // The content may sit unsynced in another bundle (another worker's upload, committed but not yet
+    // acknowledged): a link to it is acknowledged only once that is durable too.
+    if (this.opts.fsync) await this.files.sync(decodeFileId(linked.fileId).bundle);
+    return linked;
   }
 
   async rename(user: string, sha1: string, filename: string): Promise<UserFile> {
@@ -374,16 +384,16 @@ export class SonofsStore {
     const header = { kind, mimeCode: 0, slotLen: 0, seq: 0, time: Date.now(), cookie: 0, sha1: sha1Buf };
     const len = encodeSmallRecord(header, meta).length;
     const slot = await this.writer.reserve(len);
-    let written = false;
+    let committed = false;
     try {
-      const result = await op(seq => {
-        slot.writeSync(encodeSmallRecord({ ...header, seq, slotLen: slot.length }, meta));
-        written = true;
-      });
+      const result = await op(seq => slot.writeSync(encodeSmallRecord({ ...header, seq, slotLen: slot.length }, meta)));
+      // Only a committed operation keeps its record: a failed commit's record (its seq may be
+      // taken by another operation) is padded over, or a rebuild would apply it.
+      committed = true;
       if (this.opts.fsync) await slot.durable();
       return result;
     } finally {
-      if (written) slot.finish();
+      if (committed) slot.finish();
       else await slot.abort();
     }
   }

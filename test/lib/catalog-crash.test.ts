@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -74,6 +74,29 @@ describe('lib: the unsynced catalog and crashes', () => {
     const usedBefore = Math.max(...stored.kept.map(s => decodeFileId(s.fileId).bundle));
     assert.ok(decodeFileId(more.fileId).bundle > usedBefore);
     assert.equal((await node.store.getFile(more.fileId)).buffer.toString(), 'after the reboot');
+  });
+
+  it('the leader leaves the marker while another live process still has the catalog open', async () => {
+    node = await openStandalone(options(root, 'boot-1'));
+    await node.store.upload(Readable.from([ Buffer.from('x') ]), { user: 'u', filename: 'x.txt' });
+    // a worker that outlives the agent: it holds the environment open (LMDB's reader table)
+    const lmdb = require.resolve('lmdb');
+    const worker = spawn(process.execPath, [ '-e',
+      `const db = require(${JSON.stringify(lmdb)}).open({ path: ${JSON.stringify(catalogDir(root))}, noSync: true, compression: false });` +
+      'db.get(["seq"]); console.log("open"); setInterval(() => {}, 1000);' ], { stdio: [ 'ignore', 'pipe', 'inherit' ] });
+    try {
+      await new Promise(resolve => worker.stdout!.once('data', resolve));
+      await node.close();
+      node = undefined;
+      assert.equal(fs.existsSync(`${catalogDir(root)}.unsynced`), true, 'the marker went while a worker could still write');
+    } finally {
+      worker.kill('SIGKILL');
+      await new Promise(resolve => worker.once('exit', resolve));
+    }
+    node = await openStandalone(options(root, 'boot-1'));
+    await node.close();
+    node = undefined;
+    assert.equal(fs.existsSync(`${catalogDir(root)}.unsynced`), false);
   });
 
   it('a clean shutdown syncs the catalog: the next boot keeps it', async () => {

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import {
   openStandalone, NodeOptions, decodeFileId, bundlePath, listBundles, encodeMeta, encodeSmallRecord, recordLength,
-  RecordKind, HEADER_SIZE, BundleFiles, createBundle,
+  RecordKind, HEADER_SIZE, BundleFiles, createBundle, scanAll,
 } from '../../lib';
 
 const MiB = 1 << 20;
@@ -257,6 +257,46 @@ describe('lib: SonofsStore (standalone node)', () => {
     fs.closeSync(fd);
     await assert.rejects(node.store.getFile(r.fileId), { code: 'CORRUPT_RECORD' });
     await assert.rejects(collect(await node.store.createReadStream(r.fileId)), { code: 'CORRUPT_RECORD' });
+  });
+
+  it('pads over a link whose catalog commit failed, so no rebuild brings it back', async () => {
+    const r = await node.store.upload(chunked(Buffer.from('shared content')), { user: 'alice', filename: 'a.txt' });
+    const catalog = node.store.catalog as any;
+    const link = catalog.link;
+    catalog.link = async (_u: string, _s: string, _n: string, write: (seq: number) => void) => {
+      write(424242); // the record is written inside the transaction, then its commit fails
+      throw new Error('Commit failed (see commitError for details)');
+    };
+    await assert.rejects(node.store.link('bob', r.fileHash, 'b.txt'), /Commit failed/);
+    catalog.link = link;
+    const records = scanAll(root, { group: 1, server: 2, extentSize: MiB, verifyData: true }).records;
+    assert.equal(records.some(x => x.seq === 424242), false, 'the failed link is still a record');
+    assert.equal(await node.store.getUserFile('bob', r.fileHash), undefined);
+  });
+
+  it('fails an upload whose retried commit would turn its link back into a blob, and keeps nothing of it', async () => {
+    const catalog = node.store.catalog as any;
+    const commitUpload = catalog.commitUpload;
+    // what a retry after a failed commit can do: first the content existed (link), then it was deleted (blob)
+    catalog.commitUpload = async (_c: unknown, writeBlob: (seq: number) => void, writeLink: (seq: number) => void) => {
+      writeLink(515151);
+      writeBlob(515152);
+    };
+    await assert.rejects(node.store.upload(chunked(Buffer.from('racing content')), { user: 'alice', filename: 'r.txt' }),
+      { code: 'COMMIT_RETRY_CONFLICT', status: 503 });
+    catalog.commitUpload = commitUpload;
+    const records = scanAll(root, { group: 1, server: 2, extentSize: MiB, verifyData: true }).records;
+    assert.equal(records.some(x => x.seq === 515151 || x.seq === 515152), false);
+    // the space is reused and the next upload is whole
+    const next = await node.store.upload(chunked(Buffer.from('next content')), { user: 'alice', filename: 'n.txt' });
+    assert.equal((await node.store.getFile(next.fileId)).buffer.toString(), 'next content');
+  });
+
+  it('syncs a bundle this process has not opened yet (the content of a dedup or a link, stored by another worker)', async () => {
+    const r = await node.store.upload(chunked(Buffer.from('in bundle zero')), { user: 'alice' });
+    const fresh = new BundleFiles(root);
+    await fresh.sync(decodeFileId(r.fileId).bundle);
+    fresh.closeAll();
   });
 
   it('writes concurrent uploads to distinct space and reads each back', async () => {
