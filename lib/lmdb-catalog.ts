@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import { open, RootDatabase } from 'lmdb';
 import { NotFoundError } from './errors';
 import { isAlive } from './pid';
-import { ignoreOutcome, retryFailedCommit } from './lmdb-retry';
+import { txnWrites } from './lmdb-retry';
 import { clearUnsynced, currentBootId, markUnsynced, tornByOsCrash } from './unsynced-marker';
 import type {
   AllocState, BlobInfo, Catalog, ExtentLease, LinkInfo, RecordWrite, ReplayRecord,
@@ -37,6 +37,12 @@ const leaseKey = (bundle: number, offset: number): Key => [ 'x', bundle, offset 
  */
 export class LmdbCatalog implements Catalog {
   private readonly db: RootDatabase;
+  /**
+   * Its writes. A transaction's callback may run more than once (a failed commit is tried
+   * again): the record it writes is an overwrite, and store.ts refuses a retry that changes
+   * a link into a blob.
+   */
+  private readonly w: ReturnType<typeof txnWrites<Key>>;
   /** the boot id marking the catalog unsynced, or undefined when commits are synced */
   private readonly bootId: string | undefined;
 
@@ -52,6 +58,7 @@ export class LmdbCatalog implements Catalog {
     }
     fs.mkdirSync(dir, { recursive: true });
     this.db = open({ path: dir, compression: false, noSync: this.bootId !== undefined });
+    this.w = txnWrites<Key>(this.db);
   }
 
   async getBlob(sha1: string): Promise<BlobInfo | undefined> {
@@ -74,7 +81,7 @@ export class LmdbCatalog implements Catalog {
   }
 
   async commitUpload(c: UploadCommit, writeBlob: RecordWrite, writeLink: RecordWrite): Promise<UploadOutcome> {
-    return this.transaction(() => {
+    return this.w.transaction(() => {
       const seq = this.bumpSeq();
       const existing: BlobInfo | undefined = this.db.get(blobKey(c.blob.sha1));
       if (existing) {
@@ -85,13 +92,13 @@ export class LmdbCatalog implements Catalog {
       writeBlob(seq);
       // New content: no link can point to it yet, so blob, link and time index are written once each.
       const blob: BlobInfo = { ...c.blob, refs: 1 };
-      this.put(blobKey(c.blob.sha1), blob);
+      this.w.put(blobKey(c.blob.sha1), blob);
       return { blob, link: this.putNewLink(c.user, c.blob.sha1, c.name, c.blob.time), created: true };
     });
   }
 
   async link(user: string, sha1: string, name: string, write: RecordWrite): Promise<UserFile> {
-    return this.transaction(() => {
+    return this.w.transaction(() => {
       if (!this.db.get(blobKey(sha1))) throw new NotFoundError('FILE_NOT_FOUND', `no stored content has sha1 ${sha1}`);
       const seq = this.bumpSeq();
       write(seq);
@@ -102,7 +109,7 @@ export class LmdbCatalog implements Catalog {
   }
 
   async rename(user: string, sha1: string, name: string, write: RecordWrite): Promise<UserFile> {
-    return this.transaction(() => {
+    return this.w.transaction(() => {
       const link: StoredLink | undefined = this.db.get(linkKey(user, sha1));
       if (!link) throw new NotFoundError('FILE_NOT_FOUND', `you have no file with sha1 ${sha1}`);
       write(this.bumpSeq());
@@ -112,7 +119,7 @@ export class LmdbCatalog implements Catalog {
   }
 
   async unlink(user: string, sha1: string, write: RecordWrite): Promise<boolean> {
-    return this.transaction(() => {
+    return this.w.transaction(() => {
       if (!this.db.get(linkKey(user, sha1))) throw new NotFoundError('FILE_NOT_FOUND', `you have no file with sha1 ${sha1}`);
       write(this.bumpSeq());
       return this.dropLink(user, sha1);
@@ -121,13 +128,13 @@ export class LmdbCatalog implements Catalog {
 
   async replay(records: ReplayRecord[]): Promise<number> {
     const sorted = [ ...records ].sort((a, b) => a.seq - b.seq || a.time - b.time);
-    return this.transaction(() => {
+    return this.w.transaction(() => {
       const from: number = this.db.get(SEQ) ?? 0;
       let applied = 0;
       for (const r of sorted) {
         if (r.seq <= from) continue;
         this.applyRecord(r);
-        this.put(SEQ, r.seq);
+        this.w.put(SEQ, r.seq);
         applied++;
       }
       return applied;
@@ -145,9 +152,9 @@ export class LmdbCatalog implements Catalog {
   }
 
   async recordLease(state: AllocState, lease: ExtentLease): Promise<void> {
-    await this.transaction(() => {
-      this.put(ALLOC, state);
-      this.put(leaseKey(lease.bundle, lease.offset), lease);
+    await this.w.transaction(() => {
+      this.w.put(ALLOC, state);
+      this.w.put(leaseKey(lease.bundle, lease.offset), lease);
     });
   }
 
@@ -189,31 +196,13 @@ export class LmdbCatalog implements Catalog {
     return pids.some(pid => pid !== process.pid && isAlive(pid));
   }
 
-  /** Writes inside a transaction callback (the transaction reports the outcome). */
-  private put(key: Key, value: unknown): void {
-    ignoreOutcome(this.db.put(key, value));
-  }
-
-  private del(key: Key): void {
-    ignoreOutcome(this.db.remove(key));
-  }
-
-  /**
-   * One asynchronous transaction, run again if lmdb-js fails its commit (see
-   * lmdb-retry.ts). Its callback may run more than once: the record it writes
-   * is an overwrite, and store.ts refuses a retry that changes a link into a blob.
-   */
-  private transaction<T>(fn: () => T): Promise<T> {
-    return retryFailedCommit(() => this.db.transaction(fn));
-  }
-
   // --- one code path for live operations and replay ---
 
   private applyRecord(r: ReplayRecord): void {
     switch (r.kind) {
       case 'blob':
         if (!this.db.get(blobKey(r.sha1))) {
-          this.put(blobKey(r.sha1), {
+          this.w.put(blobKey(r.sha1), {
             sha1: r.sha1, fileId: r.fileId!, size: r.size!, mime: r.mime!, time: r.time, refs: 0,
           } satisfies BlobInfo);
         }
@@ -231,7 +220,7 @@ export class LmdbCatalog implements Catalog {
 
   private bumpSeq(): number {
     const seq = (this.db.get(SEQ) ?? 0) + 1;
-    this.put(SEQ, seq);
+    this.w.put(SEQ, seq);
     return seq;
   }
 
@@ -240,36 +229,36 @@ export class LmdbCatalog implements Catalog {
     const old: StoredLink | undefined = this.db.get(linkKey(user, sha1));
     if (old) {
       if (old.at === at) {
-        this.put(linkKey(user, sha1), { name, at, mtime } satisfies StoredLink);
+        this.w.put(linkKey(user, sha1), { name, at, mtime } satisfies StoredLink);
         return { user, sha1, name, at, mtime };
       }
-      this.del(timeKey(user, old.at, sha1));
+      this.w.del(timeKey(user, old.at, sha1));
     } else {
       const b: BlobInfo = blob ?? this.db.get(blobKey(sha1));
-      this.put(blobKey(sha1), { ...b, refs: b.refs + 1 });
+      this.w.put(blobKey(sha1), { ...b, refs: b.refs + 1 });
     }
     return this.putNewLink(user, sha1, name, at, mtime);
   }
 
   /** The link and its time-index entry, for a user who has no link to this content. */
   private putNewLink(user: string, sha1: string, name: string, at: number, mtime = at): LinkInfo {
-    this.put(linkKey(user, sha1), { name, at, mtime } satisfies StoredLink);
-    this.put(timeKey(user, at, sha1), 1);
+    this.w.put(linkKey(user, sha1), { name, at, mtime } satisfies StoredLink);
+    this.w.put(timeKey(user, at, sha1), 1);
     return { user, sha1, name, at, mtime };
   }
 
   /** Removes a link; drops the blob when it was the last one. */
   private dropLink(user: string, sha1: string): boolean {
     const old: StoredLink = this.db.get(linkKey(user, sha1));
-    this.del(linkKey(user, sha1));
-    this.del(timeKey(user, old.at, sha1));
+    this.w.del(linkKey(user, sha1));
+    this.w.del(timeKey(user, old.at, sha1));
     const blob: BlobInfo | undefined = this.db.get(blobKey(sha1));
     if (!blob) return false;
     if (blob.refs <= 1) {
-      this.del(blobKey(sha1));
+      this.w.del(blobKey(sha1));
       return true;
     }
-    this.put(blobKey(sha1), { ...blob, refs: blob.refs - 1 });
+    this.w.put(blobKey(sha1), { ...blob, refs: blob.refs - 1 });
     return false;
   }
 

@@ -31,3 +31,22 @@ export async function retryFailedCommit<T>(commit: () => Promise<T>, delaysMs: r
 export function ignoreOutcome(p: unknown): void {
   if (p && typeof (p as Promise<unknown>).catch === 'function') (p as Promise<unknown>).catch(() => undefined);
 }
+
+interface TxnDb {
+  put(key: unknown, value: unknown): unknown;
+  remove(key: unknown): unknown;
+  transaction<T>(fn: () => T): Promise<T>;
+}
+
+/**
+ * Writes for an lmdb-js database: `transaction` runs again when lmdb-js fails
+ * its commit (its callback may thus run more than once), and `put` / `del`
+ * inside a callback leave the outcome to the transaction.
+ */
+export function txnWrites<K>(db: TxnDb) {
+  return {
+    transaction: <T>(fn: () => T): Promise<T> => retryFailedCommit(() => db.transaction(fn)),
+    put: (key: K, value: unknown): void => ignoreOutcome(db.put(key, value)),
+    del: (key: K): void => ignoreOutcome(db.remove(key)),
+  };
+}

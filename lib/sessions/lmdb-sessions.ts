@@ -3,7 +3,7 @@ import path from 'node:path';
 import { open, RootDatabase } from 'lmdb';
 import type { ByteRange, LockMode, Session, SessionStore } from './types';
 import { isAlive } from '../pid';
-import { ignoreOutcome, retryFailedCommit } from '../lmdb-retry';
+import { txnWrites } from '../lmdb-retry';
 
 /** Where a node keeps its upload sessions: beside the catalog, under the store's root. */
 export function sessionsDir(root: string): string {
@@ -37,24 +37,13 @@ interface LockRecord {
  */
 export class LmdbSessionStore implements SessionStore {
   private readonly db: RootDatabase;
+  /** its writes: transactions tried again when lmdb-js fails a commit */
+  private readonly w: ReturnType<typeof txnWrites<Key>>;
 
   constructor(readonly dir: string) {
     fs.mkdirSync(dir, { recursive: true });
     this.db = open({ path: dir, compression: false });
-  }
-
-  /** Writes inside a transaction callback (the transaction reports the outcome). */
-  private putKey(key: Key, value: unknown): void {
-    ignoreOutcome(this.db.put(key, value));
-  }
-
-  private delKey(key: Key): void {
-    ignoreOutcome(this.db.remove(key));
-  }
-
-  /** One asynchronous transaction, run again if lmdb-js fails its commit (see lmdb-retry.ts). */
-  private transaction<T>(fn: () => T): Promise<T> {
-    return retryFailedCommit(() => this.db.transaction(fn));
+    this.w = txnWrites<Key>(this.db);
   }
 
   async get(id: string): Promise<Session | undefined> {
@@ -62,11 +51,11 @@ export class LmdbSessionStore implements SessionStore {
   }
 
   async put(s: Session): Promise<void> {
-    await this.transaction(() => this.write(s));
+    await this.w.transaction(() => this.write(s));
   }
 
   async update(id: string, fn: (s: Session) => Session | undefined): Promise<Session | undefined> {
-    return this.transaction(() => {
+    return this.w.transaction(() => {
       const cur: Session | undefined = this.db.get(sessionKey(id));
       if (!cur) return undefined;
       const next = fn(cur);
@@ -76,11 +65,11 @@ export class LmdbSessionStore implements SessionStore {
   }
 
   async remove(id: string): Promise<void> {
-    await this.transaction(() => {
+    await this.w.transaction(() => {
       const cur: Session | undefined = this.db.get(sessionKey(id));
-      if (cur) this.delKey(expiryKey(cur.expires, id));
-      this.delKey(sessionKey(id));
-      this.delKey(lockKey(id));
+      if (cur) this.w.del(expiryKey(cur.expires, id));
+      this.w.del(sessionKey(id));
+      this.w.del(lockKey(id));
     });
   }
 
@@ -113,7 +102,7 @@ export class LmdbSessionStore implements SessionStore {
   }
 
   async tryLock(id: string, owner: string, mode: LockMode, ttlMs: number, askRelease: boolean, range?: ByteRange): Promise<boolean> {
-    return this.transaction(() => {
+    return this.w.transaction(() => {
       const now = Date.now();
       const lock = live(this.db.get(lockKey(id)), now);
       const holder = { pid: process.pid, until: now + ttlMs, range };
@@ -129,19 +118,19 @@ export class LmdbSessionStore implements SessionStore {
       } else if (ex && askRelease) {
         ex.releaseAsked = true;
       }
-      if (free || (ex && askRelease)) this.putKey(lockKey(id), lock);
+      if (free || (ex && askRelease)) this.w.put(lockKey(id), lock);
       return free;
     });
   }
 
   async renewLock(id: string, owner: string, ttlMs: number): Promise<boolean> {
-    return this.transaction(() => {
+    return this.w.transaction(() => {
       const lock: LockRecord | undefined = this.db.get(lockKey(id));
       const until = Date.now() + ttlMs;
       if (lock?.exclusive?.owner === owner) lock.exclusive.until = until;
       else if (lock?.shared[owner]) lock.shared[owner].until = until;
       else return false;
-      this.putKey(lockKey(id), lock);
+      this.w.put(lockKey(id), lock);
       return true;
     });
   }
@@ -152,13 +141,13 @@ export class LmdbSessionStore implements SessionStore {
   }
 
   async unlock(id: string, owner: string): Promise<void> {
-    await this.transaction(() => {
+    await this.w.transaction(() => {
       const lock: LockRecord | undefined = this.db.get(lockKey(id));
       if (!lock) return;
       if (lock.exclusive?.owner === owner) delete lock.exclusive;
       delete lock.shared[owner];
-      if (!lock.exclusive && Object.keys(lock.shared).length === 0) this.delKey(lockKey(id));
-      else this.putKey(lockKey(id), lock);
+      if (!lock.exclusive && Object.keys(lock.shared).length === 0) this.w.del(lockKey(id));
+      else this.w.put(lockKey(id), lock);
     });
   }
 
@@ -173,9 +162,9 @@ export class LmdbSessionStore implements SessionStore {
   /** Puts a session and moves its expiry index entry (inside a transaction). */
   private write(s: Session): void {
     const old: Session | undefined = this.db.get(sessionKey(s.id));
-    if (old && old.expires !== s.expires) this.delKey(expiryKey(old.expires, s.id));
-    this.putKey(sessionKey(s.id), s);
-    this.putKey(expiryKey(s.expires, s.id), 1);
+    if (old && old.expires !== s.expires) this.w.del(expiryKey(old.expires, s.id));
+    this.w.put(sessionKey(s.id), s);
+    this.w.put(expiryKey(s.expires, s.id), 1);
   }
 }
 
