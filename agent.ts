@@ -55,7 +55,7 @@ export default class SonofsAgentBoot implements IBoot {
     clearInterval(this.sweeper);
     await this.fupload?.close();
     await this.sessions?.close();
-    // Workers are stopped before the agent: nobody writes after this.
+    // Syncs the catalog and marks it clean, unless a worker still has it open.
     await this.leader?.catalog.close({ last: true });
   }
 }

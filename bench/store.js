@@ -10,7 +10,7 @@
 const crypto = require('node:crypto');
 const path = require('node:path');
 const { Readable } = require('node:stream');
-const { performance } = require('node:perf_hooks');
+const { runClosedLoop } = require('./lib/load');
 const { demoBuildDir } = require('./lib/peers');
 const { tempDir, describeRun, parseFlags } = require('./lib/system');
 
@@ -29,27 +29,20 @@ async function main() {
   });
   try {
     const template = crypto.randomBytes(flags['size-kib'] * 1024);
-    let next = 0;
+    let stored = 0;
     const one = async () => {
       const content = Buffer.from(template);
-      content.writeUInt32BE(next++, 0); // distinct content: no dedup
+      content.writeUInt32BE(stored++, 0); // distinct content (across both phases): no dedup
       await node.store.upload(Readable.from([ content ]), { user: 'bench', filename: 'f.bin', sizeBound: content.length });
     };
-    for (const [ label, count ] of [ [ 'warm-up', flags.warmup ], [ 'measured', flags.count ] ]) {
+    for (const [ label, n ] of [ [ 'warm-up', flags.warmup ], [ 'measured', flags.count ] ]) {
       const cpu = process.cpuUsage();
-      const start = performance.now();
-      let started = 0;
-      await Promise.all(Array.from({ length: flags.concurrency }, async () => {
-        while (started < count) {
-          started++;
-          await one();
-        }
-      }));
-      const seconds = (performance.now() - start) / 1000;
+      const r = await runClosedLoop({ count: n, concurrency: flags.concurrency, task: one });
+      if (r.errors) throw new Error(`${r.errors} uploads failed: ${r.errorSamples.join('; ')}`);
       const used = process.cpuUsage(cpu);
-      log(`${label}: ${count} uploads of ${flags['size-kib']} KiB, ${flags.concurrency} at a time, fsync ${flags.fsync ? 'on' : 'off'}, ` +
+      log(`${label}: ${n} uploads of ${flags['size-kib']} KiB, ${flags.concurrency} at a time, fsync ${flags.fsync ? 'on' : 'off'}, ` +
         `catalog ${flags['synced-catalog'] ? 'synced' : 'unsynced'}: ` +
-        `${(count / seconds).toFixed(0)} uploads/s, ${((used.user + used.system) / 1000 / count).toFixed(3)} ms of CPU each (all threads)`);
+        `${r.opsPerSec.toFixed(0)} uploads/s, ${((used.user + used.system) / 1000 / n).toFixed(3)} ms of CPU each (all threads)`);
     }
   } finally {
     await node.close();

@@ -3,7 +3,7 @@ import { open, RootDatabase } from 'lmdb';
 import { NotFoundError } from './errors';
 import { isAlive } from './pid';
 import { txnWrites } from './lmdb-retry';
-import { clearUnsynced, currentBootId, markUnsynced, tornByOsCrash } from './unsynced-marker';
+import { bootIdFrom, clearUnsynced, markUnsynced, tornByOsCrash } from './unsynced-marker';
 import type {
   AllocState, BlobInfo, Catalog, ExtentLease, LinkInfo, RecordWrite, ReplayRecord,
   UploadCommit, UploadOutcome, UserFile,
@@ -48,15 +48,12 @@ export class LmdbCatalog implements Catalog {
 
   /** `bootId`: this system's boot id (tests pretend reboots); null for synced commits. */
   constructor(readonly dir: string, opts: { bootId?: string | null } = {}) {
-    this.bootId = opts.bootId === undefined ? currentBootId() : opts.bootId ?? undefined;
-    if (this.bootId !== undefined) {
-      if (tornByOsCrash(dir, this.bootId)) {
-        throw new Error(`[egg-sonofs] the catalog in ${dir} was open when the system went down; the leader must rebuild it first`);
-      }
-      fs.mkdirSync(dir, { recursive: true });
-      markUnsynced(dir, this.bootId);
+    this.bootId = bootIdFrom(opts.bootId);
+    if (this.bootId !== undefined && tornByOsCrash(dir, this.bootId)) {
+      throw new Error(`[egg-sonofs] the catalog in ${dir} was open when the system went down; the leader must rebuild it first`);
     }
     fs.mkdirSync(dir, { recursive: true });
+    if (this.bootId !== undefined) markUnsynced(dir, this.bootId);
     this.db = open({ path: dir, compression: false, noSync: this.bootId !== undefined });
     this.w = txnWrites<Key>(this.db);
   }

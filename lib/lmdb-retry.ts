@@ -1,7 +1,7 @@
 /**
  * lmdb-js can fail a whole batch of asynchronous transactions with "Commit
  * failed" (MDB_NOTFOUND from its free-space list under heavy multi-process
- * writing: a known, open lmdb-js bug; seen twice in a million uploads here).
+ * writing: a known, open lmdb-js bug; seen once or twice per million uploads here).
  * LMDB aborted that commit and applied nothing of it, so the transaction may
  * simply run again.
  */

@@ -3,7 +3,6 @@ import { BundleFiles, writevFully } from './bundle-files';
 import type { ExtentLease } from './catalog';
 import { HEADER_SIZE, align, paddingHeader, pendingHeader } from './record';
 
-
 /** Where a worker gets extents from: the agent over the messenger, or in-process. */
 export interface ExtentSource {
   allocate(bytes: number): Promise<ExtentLease>;

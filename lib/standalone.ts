@@ -6,7 +6,7 @@ import { LocalExtentSource } from './local-source';
 import { recoverCatalog } from './scanner';
 import { SonofsStore, StoreOptions } from './store';
 import { isAlive } from './pid';
-import { currentBootId, dropCatalogTornByOsCrash } from './unsynced-marker';
+import { bootIdFrom, dropCatalogTornByOsCrash } from './unsynced-marker';
 
 export interface NodeOptions extends StoreOptions {
   bundleSize: number;
@@ -23,7 +23,7 @@ export function catalogDir(root: string): string {
 export async function openLeader(opts: NodeOptions) {
   fixLayout(opts.root, opts);
   const dir = catalogDir(opts.root);
-  const bootId = opts.bootId === undefined ? currentBootId() : opts.bootId ?? undefined;
+  const bootId = bootIdFrom(opts.bootId);
   // An OS crash may have torn the unsynced catalog: rebuild it from the bundles.
   const tornByOsCrash = dropCatalogTornByOsCrash(dir, bootId);
   const catalog = new LmdbCatalog(dir, { bootId: bootId ?? null });

@@ -21,7 +21,6 @@ const read = promisify(fs.read);
 /** Files up to this size are read whole before space is reserved, and written with one call. */
 const SMALL_FILE = 64 << 10;
 
-
 export interface StoreOptions {
   /** where bundles live */
   root: string;
@@ -263,12 +262,9 @@ export class SonofsStore {
 
   /** Waits until a committed upload is durable, then describes it. */
   private async acknowledge(bundle: number, outcome: UploadOutcome, r: RecordToCommit): Promise<UploadResult> {
-    if (this.opts.fsync) {
-      // A duplicate's bytes may sit unsynced in another bundle (another
-      // worker's upload, committed but not yet acknowledged): sync that too.
-      const blobBundle = decodeFileId(outcome.blob.fileId).bundle;
-      await Promise.all([ this.files.sync(bundle), blobBundle !== bundle ? this.files.sync(blobBundle) : undefined ]);
-    }
+    // A duplicate's bytes may sit unsynced in another bundle (another
+    // worker's upload, committed but not yet acknowledged): sync that too.
+    await this.durable(bundle, outcome.blob.fileId);
     return {
       fileId: outcome.blob.fileId, fileHash: r.sha1.toString('hex'), size: r.size, mime: outcome.blob.mime,
       filename: r.name, uploadAt: outcome.link.at, deduplicated: !outcome.created,
@@ -349,11 +345,9 @@ export class SonofsStore {
   async link(user: string, sha1: string, filename: string): Promise<UserFile> {
     const name = checkName(filename);
     const u = checkUser(user);
-    const linked = await this.linkOp(RecordKind.Link, sha1, { u, n: name, at: Date.now() }, write => this.catalog.link(u, sha1, name, write));
-    // The content may sit unsynced in another bundle (another worker's upload, committed but not yet
-    // acknowledged): a link to it is acknowledged only once that is durable too.
-    if (this.opts.fsync) await this.files.sync(decodeFileId(linked.fileId).bundle);
-    return linked;
+    // The content may sit unsynced in another bundle (another worker's upload, committed but not
+    // yet acknowledged): a link to it is acknowledged only once that is durable too.
+    return this.linkOp(RecordKind.Link, sha1, { u, n: name, at: Date.now() }, write => this.catalog.link(u, sha1, name, write), f => f.fileId);
   }
 
   async rename(user: string, sha1: string, filename: string): Promise<UserFile> {
@@ -379,7 +373,10 @@ export class SonofsStore {
   }
 
   /** A data-less record, written inside the catalog operation that it logs. */
-  private async linkOp<T>(kind: RecordKind, sha1: string, meta: { u: string; n?: string; at?: number }, op: (write: (seq: number) => void) => Promise<T>): Promise<T> {
+  private async linkOp<T>(
+    kind: RecordKind, sha1: string, meta: { u: string; n?: string; at?: number }, op: (write: (seq: number) => void) => Promise<T>,
+    contentOf?: (result: T) => string,
+  ): Promise<T> {
     const sha1Buf = Buffer.from(sha1, 'hex');
     const header = { kind, mimeCode: 0, slotLen: 0, seq: 0, time: Date.now(), cookie: 0, sha1: sha1Buf };
     const len = encodeSmallRecord(header, meta).length;
@@ -390,12 +387,19 @@ export class SonofsStore {
       // Only a committed operation keeps its record: a failed commit's record (its seq may be
       // taken by another operation) is padded over, or a rebuild would apply it.
       committed = true;
-      if (this.opts.fsync) await slot.durable();
+      await this.durable(slot.bundle, contentOf?.(result));
       return result;
     } finally {
       if (committed) slot.finish();
       else await slot.abort();
     }
+  }
+
+  /** With fsync: a record's bundle, and the bundle of the content it names (file id) when that is another, synced together. */
+  private async durable(bundle: number, contentFileId?: string): Promise<void> {
+    if (!this.opts.fsync) return;
+    const content = contentFileId === undefined ? bundle : decodeFileId(contentFileId).bundle;
+    await Promise.all([ this.files.sync(bundle), content !== bundle ? this.files.sync(content) : undefined ]);
   }
 
   private async readHeader(loc: FileLocation): Promise<RecordHeader | undefined> {

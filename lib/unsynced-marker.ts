@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { fsyncDir } from './bundle-files';
 
 /**
  * The catalog commits without fsync (LMDB noSync): a process crash loses
@@ -12,6 +13,11 @@ import path from 'node:path';
  */
 
 const BOOT_ID_FILE = '/proc/sys/kernel/random/boot_id';
+
+/** The boot id to use: `option` when given (tests pretend reboots; null: none, synced commits), else this boot's. */
+export function bootIdFrom(option: string | null | undefined): string | undefined {
+  return option === undefined ? currentBootId() : option ?? undefined;
+}
 
 /** This boot's id (Linux); undefined elsewhere, where the catalog keeps synced commits. */
 export function currentBootId(): string | undefined {
@@ -48,13 +54,13 @@ export function markUnsynced(catalogDir: string, bootId: string): void {
     fs.closeSync(fd);
   }
   fs.renameSync(tmp, file);
-  syncDir(path.dirname(file));
+  fsyncDir(path.dirname(file));
 }
 
 /** After a final sync of the catalog at a clean shutdown. */
 export function clearUnsynced(catalogDir: string): void {
   fs.rmSync(markerPath(catalogDir), { force: true });
-  syncDir(path.dirname(catalogDir));
+  fsyncDir(path.dirname(catalogDir));
 }
 
 /** A catalog marked unsynced by another boot: the system went down with it open, so its file may be torn. */
@@ -70,15 +76,6 @@ export function tornByOsCrash(catalogDir: string, bootId: string): boolean {
 export function dropCatalogTornByOsCrash(catalogDir: string, bootId: string | undefined): boolean {
   if (bootId === undefined || !tornByOsCrash(catalogDir, bootId)) return false;
   fs.rmSync(catalogDir, { recursive: true, force: true });
-  syncDir(path.dirname(catalogDir));
+  fsyncDir(path.dirname(catalogDir));
   return true;
-}
-
-function syncDir(dir: string): void {
-  const fd = fs.openSync(dir, 'r');
-  try {
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
 }

@@ -10,7 +10,6 @@ import {
 import { answeringErrorsWith, sendError } from './http-errors';
 import { uploadPage } from './upload-page';
 
-
 /** Responses of small files are sent from one positioned read; larger ones stream. */
 const SMALL_FILE = 64 * 1024;
 
