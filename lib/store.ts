@@ -179,7 +179,9 @@ export class SonofsStore {
     const time = Date.now();
     const blobMeta = encodeMeta({ u: user, n: name, m: mime });
     const linkMeta = encodeMeta({ u: user, n: name, at: time });
-    const slot = await this.writer.reserve(HEADER_SIZE + bound + Math.max(blobMeta.length, linkMeta.length));
+    // A file in memory is hashed first, then written with its Pending header in one call.
+    const hashed = whole ? hashChunks(head) : undefined;
+    const slot = await this.writer.reserve(HEADER_SIZE + bound + Math.max(blobMeta.length, linkMeta.length), whole ? [ ...head, blobMeta ] : []);
     let committed = false;
     try {
       const exceeded = o.size !== undefined
@@ -187,7 +189,7 @@ export class SonofsStore {
         : bound < maxFileSize && o.sizeBound !== undefined && o.sizeBound <= maxFileSize
           ? () => new BadRequestError('SIZE_MISMATCH', 'the upload is longer than its Content-Length')
           : () => new FileTooLargeError(maxFileSize);
-      const data = whole ? writeWhole(slot, head, blobMeta) : await writeData(slot, head, source, bound, exceeded, this.opts.fsync);
+      const data = hashed ?? await writeData(slot, head, source, bound, exceeded, this.opts.fsync);
       if (o.size !== undefined && data.size !== o.size) {
         throw new BadRequestError('SIZE_MISMATCH', `received ${data.size} bytes but the declared size is ${o.size}`);
       }
@@ -264,7 +266,7 @@ export class SonofsStore {
   private async acknowledge(bundle: number, outcome: UploadOutcome, r: RecordToCommit): Promise<UploadResult> {
     // A duplicate's bytes may sit unsynced in another bundle (another
     // worker's upload, committed but not yet acknowledged): sync that too.
-    await this.durable(bundle, outcome.blob.fileId);
+    await this.durable(bundle, outcome.created ? undefined : outcome.blob.fileId);
     return {
       fileId: outcome.blob.fileId, fileHash: r.sha1.toString('hex'), size: r.size, mime: outcome.blob.mime,
       filename: r.name, uploadAt: outcome.link.at, deduplicated: !outcome.created,
@@ -479,11 +481,12 @@ async function readUpTo(source: Readable, limit: number): Promise<{ chunks: Buff
 }
 
 /**
- * A file already in memory (small): data and meta in one synchronous vectored
- * write. Into the page cache that costs less than a round trip through the
- * thread pool, which on a busy node is two context switches.
+ * A file already in memory (small): its size and checksums. Its bytes go to
+ * the slot with the Pending header in one synchronous vectored write: into the
+ * page cache that costs less than a round trip through the thread pool, which
+ * on a busy node is two context switches.
  */
-function writeWhole(slot: Slot, chunks: Buffer[], meta: Buffer) {
+function hashChunks(chunks: Buffer[]) {
   const sha1 = createHash('sha1');
   let crc = 0;
   let size = 0;
@@ -492,7 +495,6 @@ function writeWhole(slot: Slot, chunks: Buffer[], meta: Buffer) {
     crc = crc32c(c, crc);
     size += c.length;
   }
-  slot.writevSync([ ...chunks, meta ], HEADER_SIZE);
   return { size, sha1: sha1.digest(), crc };
 }
 

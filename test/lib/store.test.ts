@@ -6,7 +6,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import {
   openStandalone, NodeOptions, decodeFileId, bundlePath, listBundles, encodeMeta, encodeSmallRecord, recordLength,
-  RecordKind, HEADER_SIZE, BundleFiles, createBundle, scanAll,
+  RecordKind, HEADER_SIZE, BundleFiles, createBundle, scanAll, newCookie,
 } from '../../lib';
 
 const MiB = 1 << 20;
@@ -393,5 +393,15 @@ describe('lib: BundleFiles sync', () => {
     } finally {
       fs.rmSync(root, { recursive: true, force: true });
     }
+  });
+});
+
+describe('lib: file id cookies', () => {
+  it('draws every cookie fresh from the pool, refilling it instead of repeating it', () => {
+    // 3,000 cookies span three fills of the 1,024-cookie pool.
+    const cookies = Array.from({ length: 3000 }, () => newCookie());
+    assert.ok(cookies.every(c => Number.isInteger(c) && c >= 0 && c <= 0xffffffff));
+    // Two fills giving the same bytes would repeat 1,024 cookies; random 32-bit values collide rarely.
+    assert.ok(new Set(cookies).size >= 2990, `only ${new Set(cookies).size} distinct cookies of 3000`);
   });
 });
