@@ -26,14 +26,16 @@ const leaseKey = (bundle: number, offset: number): Key => [ 'x', bundle, offset 
  * SQLite for its zero-copy reads (the read path checks liveness per request)
  * and over JSON files for atomic multi-key updates.
  *
- * Operations run as lmdb's asynchronous transactions: callbacks queued in the
- * same tick share one commit. A resolved operation is committed and visible to
- * every process. Commits are not fsynced (noSync; syncing tripled the cost of
- * a small upload): an acknowledged upload never depends on the catalog, since
- * its record in the bundle is fsynced first, and start-up recovery replays
- * records the catalog lacks. A process crash loses no commit (they are in the
- * page cache); after an OS crash the catalog is rebuilt from the bundles (see
- * unsynced-marker.ts). Where no boot id is available, commits are synced.
+ * A resolved operation is committed and visible to every process. Commits are
+ * not fsynced (noSync; syncing tripled the cost of a small upload): an
+ * acknowledged upload never depends on the catalog, since its record in the
+ * bundle is fsynced first, and start-up recovery replays records the catalog
+ * lacks. A process crash loses no commit (they are in the page cache); after
+ * an OS crash the catalog is rebuilt from the bundles (see unsynced-marker.ts).
+ * Such a commit is a few page writes, so each operation is a synchronous
+ * transaction of its own (the write lock is held for just that long). Where no
+ * boot id is available, commits are synced, and operations run as lmdb's
+ * asynchronous transactions instead: those queued in one tick share one fsync.
  */
 export class LmdbCatalog implements Catalog {
   private readonly db: RootDatabase;
@@ -54,8 +56,9 @@ export class LmdbCatalog implements Catalog {
     }
     fs.mkdirSync(dir, { recursive: true });
     if (this.bootId !== undefined) markUnsynced(dir, this.bootId);
-    this.db = open({ path: dir, compression: false, noSync: this.bootId !== undefined });
-    this.w = txnWrites<Key>(this.db);
+    const noSync = this.bootId !== undefined;
+    this.db = open({ path: dir, compression: false, noSync });
+    this.w = txnWrites<Key>(this.db, { sync: noSync });
   }
 
   async getBlob(sha1: string): Promise<BlobInfo | undefined> {
@@ -156,7 +159,7 @@ export class LmdbCatalog implements Catalog {
   }
 
   async closeLease(bundle: number, offset: number): Promise<void> {
-    await this.db.remove(leaseKey(bundle, offset));
+    await this.w.transaction(() => this.w.del(leaseKey(bundle, offset)));
   }
 
   async openLeases(): Promise<ExtentLease[]> {

@@ -11,9 +11,13 @@ import {
 
 const MiB = 1 << 20;
 
+/** The catalog mode of the suite running: the system's boot id (unsynced, synchronous commits) or null (synced, batched). */
+let catalogBootId: null | undefined;
+
 function options(root: string, over: Partial<NodeOptions> = {}): NodeOptions {
   return {
-    root, group: 1, server: 2, bundleSize: 8 * MiB, extentSize: 1 * MiB, maxFileSize: 64 * MiB, fsync: true, ...over,
+    root, group: 1, server: 2, bundleSize: 8 * MiB, extentSize: 1 * MiB, maxFileSize: 64 * MiB, fsync: true,
+    ...(catalogBootId === null ? { bootId: null } : {}), ...over,
   };
 }
 
@@ -34,9 +38,22 @@ function chunked(buf: Buffer, size = 7777): Readable {
   return Readable.from(parts);
 }
 
-describe('lib: SonofsStore (standalone node)', () => {
+const CATALOG_MODES: Array<[string, null | undefined]> = [
+  [ 'unsynced catalog, one synchronous commit per operation', undefined ],
+  [ 'synced catalog, lmdb-js batched commits', null ],
+];
+
+for (const [ mode, bootId ] of CATALOG_MODES) describe(`lib: SonofsStore (standalone node; ${mode})`, () => {
   let root: string;
   let node: Awaited<ReturnType<typeof openStandalone>>;
+
+  before(() => {
+    catalogBootId = bootId;
+  });
+
+  after(() => {
+    catalogBootId = undefined;
+  });
 
   beforeEach(async () => {
     root = fs.mkdtempSync(path.join(os.tmpdir(), 'sonofs-store-'));
