@@ -12,7 +12,8 @@
 //   - random reads right after the restart, no warm-up (that is the point): first
 //     --latency-reads (2,000) one at a time (the read latency of the store: p50, p99),
 //     then --reads (20,000) with --read-concurrency (16) in flight (reads/s, and
-//     p99 under that load, mostly queueing in the two workers).
+//     p99 under that load, mostly queueing in the two workers), then --latency-reads
+//     one at a time again (warm: compiled code, cached pages, as a node up for a while).
 // See bench/README.md.
 const { execFileSync } = require('node:child_process');
 const path = require('node:path');
@@ -198,6 +199,13 @@ async function main() {
       `p99 ${rd.p99Ms.toFixed(2)} ms, max ${rd.maxMs.toFixed(1)} ms, errors ${rd.errors}, sha1 checked on ${rd.sha1Checked}, ` +
       `other processes used ${rd.otherCpuCores.toFixed(2)} cores meanwhile` +
       (rd.errorSamples.length ? `\n  ${rd.errorSamples.join('\n  ')}` : ''));
+    // The same one at a time again, now that the code is compiled and the pages read are cached:
+    // the store's read latency at this size, as a node that has been up for a while answers.
+    r.warmLatencyReads = await randomReads(peer, started.port, stored.ids, uploads, tag,
+      { count: flags['latency-reads'], concurrency: 1, checkEvery: flags['check-every'] });
+    const wr = r.warmLatencyReads;
+    log(`reads one at a time after those: ${wr.ok}, p50 ${wr.p50Ms.toFixed(2)} ms, p99 ${wr.p99Ms.toFixed(2)} ms, ` +
+      `max ${wr.maxMs.toFixed(1)} ms, errors ${wr.errors}` + (wr.errorSamples.length ? `\n  ${wr.errorSamples.join('\n  ')}` : ''));
     r.rssAfterReads = rssOf(server);
     logRss('RSS after the reads', r.rssAfterReads);
     await server.stop();
@@ -227,12 +235,14 @@ async function main() {
     { what: 'read p50 / p99 ms, one at a time (cold)', value: `${fmt(r.latencyReads.p50Ms, 2)} / ${fmt(r.latencyReads.p99Ms, 2)}` },
     { what: `reads/s, ${flags['read-concurrency']} in flight`, value: fmt(r.reads.opsPerSec) },
     { what: `read p50 / p99 ms, ${flags['read-concurrency']} in flight`, value: `${fmt(r.reads.p50Ms, 2)} / ${fmt(r.reads.p99Ms, 2)}` },
+    { what: 'read p50 / p99 ms, one at a time (warm)', value: `${fmt(r.warmLatencyReads.p50Ms, 2)} / ${fmt(r.warmLatencyReads.p99Ms, 2)}` },
     { what: 'other CPU during uploads / reads, cores', value: `${fmt(r.store.otherCpuCores, 2)} / ${fmt(r.reads.otherCpuCores, 2)}` },
   ])}\n`);
   const file = writeResults({ scenario: 'scale', ...run, settings: flags, units: { latency: 'ms', rss: 'MiB' }, results: r });
   log(`results: ${path.relative(process.cwd(), file)}`);
-  if (r.store.errors || r.reads.errors || r.latencyReads.errors) {
-    console.error(`\nSOMETHING WENT WRONG: ${r.store.errors} uploads and ${r.reads.errors + r.latencyReads.errors} reads failed`);
+  const readErrors = r.reads.errors + r.latencyReads.errors + r.warmLatencyReads.errors;
+  if (r.store.errors || readErrors) {
+    console.error(`\nSOMETHING WENT WRONG: ${r.store.errors} uploads and ${readErrors} reads failed`);
     process.exitCode = 1;
   }
 }

@@ -138,10 +138,12 @@ function printTable(peerNames, results) {
     return { peer: name, uploadsPerSec: s1.opsPerSec, p50: s1.p50Ms, p99: s1.p99Ms, mibPerSec: s2 && s2.mibPerSec, rssGrowth: s2 && s2.rss && s2.rss.growthMiB, errors: s1.errors, otherCpu };
   })), [ 'errors' ]);
   if (rounds > 1) console.log(`\nmedians of ${rounds} rounds:`);
-  const demo = rows.find(r => r.peer === 'demo');
-  for (const other of [ 'plain-egg', 'raw', 'egg-floor' ]) {
-    const row = rows.find(r => r.peer === other);
-    if (demo && row) rows.push(ratioRow(demo, row, [ 'uploadsPerSec', 'p50', 'p99', 'mibPerSec' ], `demo / ${other}`));
+  for (const ours of [ 'demo', 'demo-nofsync' ]) {
+    const demo = rows.find(r => r.peer === ours);
+    for (const other of [ 'plain-egg', 'raw', 'egg-floor' ]) {
+      const row = rows.find(r => r.peer === other);
+      if (demo && row) rows.push(ratioRow(demo, row, [ 'uploadsPerSec', 'p50', 'p99', 'mibPerSec' ], `${ours} / ${other}`));
+    }
   }
   console.log(`\n${formatTable(columns, rows)}\n`);
 }

@@ -20,17 +20,29 @@ function checkFileAnswer(data, sent) {
 
 const byFileId = data => `/file/download?fileid=${encodeURIComponent(data.FileId)}`;
 
+/** The example app (scripts/start.js) with 2 workers; `env` on top of the demo's own. */
+function startDemo(name, port, dataDir, env) {
+  return startServer({
+    name,
+    args: [ path.join(ROOT, 'scripts', 'start.js') ],
+    cwd: ROOT,
+    env: { PORT: String(port), EGG_WORKERS: '2', SONOFS_ROOT: dataDir, EGG_TITLE: `sonofs-bench-${name}-${port}`, ...env },
+    ready: `egg started on http://127.0.0.1:${port}`,
+    timeoutMs: 120_000,
+  });
+}
+
 const PEERS = {
   demo: {
     describe: 'the example app on egg-sonofs, egg-scripts, 2 workers, fsync on',
-    start: (port, dataDir) => startServer({
-      name: 'demo',
-      args: [ path.join(ROOT, 'scripts', 'start.js') ],
-      cwd: ROOT,
-      env: { PORT: String(port), EGG_WORKERS: '2', SONOFS_ROOT: dataDir, EGG_TITLE: `sonofs-bench-demo-${port}` },
-      ready: `egg started on http://127.0.0.1:${port}`,
-      timeoutMs: 120_000,
-    }),
+    start: (port, dataDir) => startDemo('demo', port, dataDir, {}),
+    checkUpload: checkFileAnswer,
+    downloadPath: byFileId,
+    storesBody: false,
+  },
+  'demo-nofsync': {
+    describe: 'the demo with fsync off (SONOFS_FSYNC=0): as durable as the peers, none of which fsyncs',
+    start: (port, dataDir) => startDemo('demo-nofsync', port, dataDir, { SONOFS_FSYNC: '0' }),
     checkUpload: checkFileAnswer,
     downloadPath: byFileId,
     storesBody: false,
@@ -99,7 +111,7 @@ function demoBuildDir() {
 function pickPeers(list) {
   const names = list.split(',').filter(Boolean);
   for (const name of names) if (!PEERS[name]) throw new Error(`unknown peer ${name}; peers: ${Object.keys(PEERS).join(', ')}`);
-  if (names.includes('demo') && !fs.existsSync(path.join(demoBuildDir(), 'example'))) {
+  if (names.some(n => n.startsWith('demo')) && !fs.existsSync(path.join(demoBuildDir(), 'example'))) {
     throw new Error(`the demo needs compiled JS in ${demoBuildDir()}: run \`npm run build\` first, or use \`npm run bench\``);
   }
   return names;
