@@ -82,8 +82,13 @@ export class LmdbCatalog implements Catalog {
 
   async commitUpload(c: UploadCommit, writeBlob: RecordWrite, writeLink: RecordWrite): Promise<UploadOutcome> {
     return this.w.transaction(() => {
-      const seq = this.bumpSeq();
       const existing: BlobInfo | undefined = this.db.get(blobKey(c.blob.sha1));
+      if (existing?.fileId === c.blob.fileId) {
+        // Run again after a commit that went through after all: the blob is this upload's own.
+        const link: StoredLink = this.db.get(linkKey(c.user, c.blob.sha1)) ?? { name: c.name, at: c.blob.time, mtime: c.blob.time };
+        return { blob: existing, link: { user: c.user, sha1: c.blob.sha1, ...link }, created: true };
+      }
+      const seq = this.bumpSeq();
       if (existing) {
         writeLink(seq);
         const link = this.putLink(c.user, c.blob.sha1, c.name, c.blob.time, c.blob.time, existing);

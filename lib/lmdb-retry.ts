@@ -42,6 +42,9 @@ interface TxnDb {
 /**
  * A synchronous transaction whose commit, not its callback, failed reports
  * "Commit failed" as lmdb-js's asynchronous ones do, so it is tried again too.
+ * Only LMDB's own errors (a numeric code) count: lmdb-js can also throw after
+ * a commit that went through (renewing its read transaction), and running such
+ * a transaction again would apply it twice.
  */
 export function commitSync<T>(db: Pick<TxnDb, 'transactionSync'>, fn: () => T): T {
   let ran = false;
@@ -52,7 +55,7 @@ export function commitSync<T>(db: Pick<TxnDb, 'transactionSync'>, fn: () => T): 
       return result;
     });
   } catch (err) {
-    if (!ran) throw err;
+    if (!ran || typeof (err as { code?: unknown }).code !== 'number') throw err;
     throw Object.assign(new Error(`Commit failed: ${(err as Error).message}`), { commitError: err });
   }
 }

@@ -216,9 +216,11 @@ export class SlotWriter {
       // Absorb a stale tail too short to carry a Padding header.
       if (!this.cover(ext, ext.next + len, fd)) len = ext.highWater - ext.next;
       const slot = new Slot(this, ext, fd, ext.next, len);
+      // Raised first: a write that fails part way (ENOSPC) leaves user bytes in the
+      // slot, and the next cut from here must pad over them (see cover()).
+      ext.highWater = Math.max(ext.highWater, ext.next + len);
       slot.writevSync([ pendingHeader(len), ...body ], 0);
       ext.next += len;
-      ext.highWater = Math.max(ext.highWater, ext.next);
       ext.inflight++;
       if (ext.dedicated) ext.retired = true;
       return slot;

@@ -67,4 +67,17 @@ describe('lib: lmdb commits that lmdb-js failed', () => {
     })), { code: 'FILE_NOT_FOUND' });
     assert.equal(calls, 1);
   });
+
+  it('never runs again a synchronous transaction that failed after its commit (not an LMDB error)', async () => {
+    let calls = 0;
+    // lmdb-js renewing its read transaction after the commit went through
+    const db = {
+      transactionSync<T>(fn: () => T): T {
+        fn();
+        throw new Error('Attempt to reset an invalid read txn');
+      },
+    };
+    await assert.rejects(retryFailedCommit(async () => commitSync(db, () => ++calls), [ 1 ]), /invalid read txn/);
+    assert.equal(calls, 1);
+  });
 });
