@@ -32,10 +32,13 @@ const leaseKey = (bundle: number, offset: number): Key => [ 'x', bundle, offset 
  * bundle is fsynced first, and start-up recovery replays records the catalog
  * lacks. A process crash loses no commit (they are in the page cache); after
  * an OS crash the catalog is rebuilt from the bundles (see unsynced-marker.ts).
- * Such a commit is a few page writes, so each operation is a synchronous
- * transaction of its own (the write lock is held for just that long). Where no
- * boot id is available, commits are synced, and operations run as lmdb's
- * asynchronous transactions instead: those queued in one tick share one fsync.
+ * Where no boot id is available, commits are synced.
+ *
+ * Operations run as lmdb's asynchronous transactions: callbacks queued in the
+ * same tick share one commit, on lmdb's write thread. Synchronous transactions
+ * made small uploads about 10% faster, but a worker then waits on its main
+ * thread for the write lock another process holds: reads during uploads went
+ * from a p50 of 4.0–5.3 ms to 4.8–8.5 ms (bench/README.md, 2026-12-02).
  */
 export class LmdbCatalog implements Catalog {
   private readonly db: RootDatabase;
@@ -56,9 +59,8 @@ export class LmdbCatalog implements Catalog {
     }
     fs.mkdirSync(dir, { recursive: true });
     if (this.bootId !== undefined) markUnsynced(dir, this.bootId);
-    const noSync = this.bootId !== undefined;
-    this.db = open({ path: dir, compression: false, noSync });
-    this.w = txnWrites<Key>(this.db, { sync: noSync });
+    this.db = open({ path: dir, compression: false, noSync: this.bootId !== undefined });
+    this.w = txnWrites<Key>(this.db);
   }
 
   async getBlob(sha1: string): Promise<BlobInfo | undefined> {

@@ -36,47 +36,16 @@ interface TxnDb {
   put(key: unknown, value: unknown): unknown;
   remove(key: unknown): unknown;
   transaction<T>(fn: () => T): Promise<T>;
-  transactionSync<T>(fn: () => T): T;
-}
-
-/**
- * A synchronous transaction whose commit, not its callback, failed reports
- * "Commit failed" as lmdb-js's asynchronous ones do, so it is tried again too.
- * Only LMDB's own errors (a numeric code) count: lmdb-js can also throw after
- * a commit that went through (renewing its read transaction), and running such
- * a transaction again would apply it twice.
- */
-export function commitSync<T>(db: Pick<TxnDb, 'transactionSync'>, fn: () => T): T {
-  let ran = false;
-  try {
-    return db.transactionSync(() => {
-      const result = fn();
-      ran = true;
-      return result;
-    });
-  } catch (err) {
-    if (!ran || typeof (err as { code?: unknown }).code !== 'number') throw err;
-    throw Object.assign(new Error(`Commit failed: ${(err as Error).message}`), { commitError: err });
-  }
 }
 
 /**
  * Writes for an lmdb-js database: `transaction` runs again when lmdb-js fails
  * its commit (its callback may thus run more than once), and `put` / `del`
  * inside a callback leave the outcome to the transaction.
- *
- * `sync`: each transaction commits at once, on the calling thread, instead of
- * in lmdb-js's batches on its write thread. For commits that are not fsynced
- * (a commit is then a few page writes into the page cache) that answers
- * sooner: S1 ran about 10% faster. A synced environment keeps the batches,
- * which share one fsync. Every transaction on the environment must take the
- * same way in a process, and so must plain writes (`del` outside one).
  */
-export function txnWrites<K>(db: TxnDb, opts: { sync?: boolean } = {}) {
+export function txnWrites<K>(db: TxnDb) {
   return {
-    transaction: opts.sync
-      ? <T>(fn: () => T): Promise<T> => retryFailedCommit(async () => commitSync(db, fn))
-      : <T>(fn: () => T): Promise<T> => retryFailedCommit(() => db.transaction(fn)),
+    transaction: <T>(fn: () => T): Promise<T> => retryFailedCommit(() => db.transaction(fn)),
     put: (key: K, value: unknown): void => ignoreOutcome(db.put(key, value)),
     del: (key: K): void => ignoreOutcome(db.remove(key)),
   };

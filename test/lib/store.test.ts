@@ -12,7 +12,7 @@ import { currentBootId } from '../../lib/unsynced-marker';
 
 const MiB = 1 << 20;
 
-/** The catalog mode of the suite running: the system's boot id (unsynced, synchronous commits) or null (synced, batched). */
+/** The catalog mode of the suite running: the system's boot id (commits not fsynced) or null (fsynced). */
 let catalogBootId: null | undefined;
 
 function options(root: string, over: Partial<NodeOptions> = {}): NodeOptions {
@@ -40,8 +40,8 @@ function chunked(buf: Buffer, size = 7777): Readable {
 }
 
 const CATALOG_MODES: Array<[string, null | undefined]> = [
-  [ 'unsynced catalog, one synchronous commit per operation', undefined ],
-  [ 'synced catalog, lmdb-js batched commits', null ],
+  [ 'unsynced catalog', undefined ],
+  [ 'synced catalog', null ],
 ];
 
 for (const [ mode, bootId ] of CATALOG_MODES) describe(`lib: SonofsStore (standalone node; ${mode})`, () => {
@@ -315,14 +315,9 @@ for (const [ mode, bootId ] of CATALOG_MODES) describe(`lib: SonofsStore (standa
   it('keeps an upload whose commit went through although it was reported failed, and runs it only once', async () => {
     await node.store.upload(chunked(Buffer.from('leases the extent')), { user: 'alice' }); // so the next transaction is the upload's
     const db = (node.store.catalog as any).db;
-    const { transaction, transactionSync } = db;
+    const { transaction } = db;
     let reported = 0;
     // The commit lands, then the caller is told it failed, as a retry would see it.
-    db.transactionSync = function(fn: () => unknown) {
-      const result = transactionSync.call(this, fn);
-      if (reported++ === 0) throw Object.assign(new Error('MDB_BAD_TXN: Transaction must abort'), { code: -30782 });
-      return result;
-    };
     db.transaction = async function(fn: () => unknown) {
       const result = await transaction.call(this, fn);
       if (reported++ === 0) throw Object.assign(new Error('Commit failed (see commitError for details)'), { commitError: new Error('MDB_BAD_TXN') });
@@ -333,7 +328,6 @@ for (const [ mode, bootId ] of CATALOG_MODES) describe(`lib: SonofsStore (standa
       r = await node.store.upload(chunked(Buffer.from('committed once')), { user: 'alice', filename: 'once.txt' });
     } finally {
       db.transaction = transaction;
-      db.transactionSync = transactionSync;
     }
     assert.equal(reported, 2, 'the commit was run again, once');
     assert.equal(r.deduplicated, false, 'its own blob, not a link to itself');
