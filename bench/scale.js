@@ -185,11 +185,15 @@ async function main() {
     r.rssAfterStart = rssOf(server);
     logRss('RSS after the restart', r.rssAfterStart);
 
-    r.latencyReads = await randomReads(peer, started.port, stored.ids, uploads, tag,
-      { count: flags['latency-reads'], concurrency: 1, checkEvery: flags['check-every'] });
-    const lr = r.latencyReads;
-    log(`reads one at a time after the restart: ${lr.ok}, p50 ${lr.p50Ms.toFixed(2)} ms, p99 ${lr.p99Ms.toFixed(2)} ms, ` +
-      `max ${lr.maxMs.toFixed(1)} ms, errors ${lr.errors}` + (lr.errorSamples.length ? `\n  ${lr.errorSamples.join('\n  ')}` : ''));
+    /** --latency-reads random reads one at a time: the store's read latency, without queueing. */
+    const readsOneAtATime = async when => {
+      const lr = await randomReads(peer, started.port, stored.ids, uploads, tag,
+        { count: flags['latency-reads'], concurrency: 1, checkEvery: flags['check-every'] });
+      log(`reads one at a time ${when}: ${lr.ok}, p50 ${lr.p50Ms.toFixed(2)} ms, p99 ${lr.p99Ms.toFixed(2)} ms, ` +
+        `max ${lr.maxMs.toFixed(1)} ms, errors ${lr.errors}` + (lr.errorSamples.length ? `\n  ${lr.errorSamples.join('\n  ')}` : ''));
+      return lr;
+    };
+    r.latencyReads = await readsOneAtATime('after the restart');
     cpuBefore = cpuSnapshot();
     r.reads = await randomReads(peer, started.port, stored.ids, uploads, tag,
       { count: flags.reads, concurrency: flags['read-concurrency'], checkEvery: flags['check-every'] });
@@ -201,11 +205,7 @@ async function main() {
       (rd.errorSamples.length ? `\n  ${rd.errorSamples.join('\n  ')}` : ''));
     // The same one at a time again, now that the code is compiled and the pages read are cached:
     // the store's read latency at this size, as a node that has been up for a while answers.
-    r.warmLatencyReads = await randomReads(peer, started.port, stored.ids, uploads, tag,
-      { count: flags['latency-reads'], concurrency: 1, checkEvery: flags['check-every'] });
-    const wr = r.warmLatencyReads;
-    log(`reads one at a time after those: ${wr.ok}, p50 ${wr.p50Ms.toFixed(2)} ms, p99 ${wr.p99Ms.toFixed(2)} ms, ` +
-      `max ${wr.maxMs.toFixed(1)} ms, errors ${wr.errors}` + (wr.errorSamples.length ? `\n  ${wr.errorSamples.join('\n  ')}` : ''));
+    r.warmLatencyReads = await readsOneAtATime('after those');
     r.rssAfterReads = rssOf(server);
     logRss('RSS after the reads', r.rssAfterReads);
     await server.stop();

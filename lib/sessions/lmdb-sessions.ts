@@ -78,8 +78,8 @@ export class LmdbSessionStore implements SessionStore {
   }
 
   async setKey(key: string, id: string | undefined): Promise<void> {
-    if (id === undefined) await this.db.remove(lookupKey(key));
-    else await this.db.put(lookupKey(key), id);
+    // In a transaction like every other write, so a commit lmdb-js fails is tried again.
+    await this.w.transaction(() => (id === undefined ? this.w.del(lookupKey(key)) : this.w.put(lookupKey(key), id)));
   }
 
   async keys(prefix: string, limit: number): Promise<Array<{ key: string; id: string }>> {
