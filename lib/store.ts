@@ -508,13 +508,15 @@ async function writeData(slot: Slot, head: Buffer[], source: Readable, bound: nu
   const take = async (chunks: Buffer[]) => {
     const len = chunks.reduce((n, c) => n + c.length, 0);
     if (size + len > bound) throw exceeded();
+    const at = size;
+    size += len;
+    // The write runs in the thread pool while this thread hashes the same (unchanging) buffers.
+    const written = slot.writev(chunks, HEADER_SIZE + at);
     for (const c of chunks) {
       sha1.update(c);
       crc = crc32c(c, crc);
     }
-    const at = size;
-    size += len;
-    await slot.writev(chunks, HEADER_SIZE + at);
+    await written;
     behind?.wrote(size);
   };
   const sink = new Writable({

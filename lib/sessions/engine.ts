@@ -383,12 +383,15 @@ export class UploadSessions {
             return;
           }
           touched = received + len;
-          inflight = writevFully(fd, chunks, position(w.at + received)).then(() => {
-            for (const c of chunks) {
-              sha1?.update(c);
-              check?.update(c);
-              if (crc !== undefined) crc = crc32c(c, crc);
-            }
+          const written = writevFully(fd, chunks, position(w.at + received));
+          // Hashed while the thread pool writes the same (unchanging) buffers; a failed write fails
+          // the request, and these hash states (copies) are then dropped with it.
+          for (const c of chunks) {
+            sha1?.update(c);
+            check?.update(c);
+            if (crc !== undefined) crc = crc32c(c, crc);
+          }
+          inflight = written.then(() => {
             received += len;
             behind?.wrote(received);
             cb();
