@@ -347,7 +347,7 @@ export class UploadSessions {
   private async receive(s: Session, w: WriteRequest, limit: number, released: AbortSignal): Promise<WriteOutcome> {
     const inOrder = w.ordered === true && w.at === s.offset;
     const cached = this.hashes.get(s.id);
-    const sha1 = inOrder ? (cached?.offset === w.at ? cached.hash.copy() : w.at === 0 ? createHash('sha1') : undefined) : undefined;
+    let sha1 = inOrder ? (cached?.offset === w.at ? cached.hash.copy() : w.at === 0 ? createHash('sha1') : undefined) : undefined;
     let crc = inOrder ? s.crc : undefined;
     const check = w.checksum ? createHash(w.checksum.algorithm) : undefined;
     let received = 0;
@@ -384,8 +384,7 @@ export class UploadSessions {
           }
           touched = received + len;
           const written = writevFully(fd, chunks, position(w.at + received));
-          // Hashed while the thread pool writes the same (unchanging) buffers; a failed write fails
-          // the request, and these hash states (copies) are then dropped with it.
+          // Hashed while the thread pool writes the same (unchanging) buffers.
           for (const c of chunks) {
             sha1?.update(c);
             check?.update(c);
@@ -395,7 +394,13 @@ export class UploadSessions {
             received += len;
             behind?.wrote(received);
             cb();
-          }, cb);
+          }, err => {
+            // The running sha1 and crc now cover bytes that are not on disk. A kept partial
+            // write (tus) still records what landed before: with no running hash, as if out of order.
+            sha1 = undefined;
+            crc = undefined;
+            cb(err);
+          });
         },
       });
       try {
@@ -442,7 +447,7 @@ export class UploadSessions {
       return { ...cur, ranges, offset: prefixEnd(ranges), crc: stillInOrder ? crc : received ? undefined : cur.crc, expires: Date.now() + this.opts.ttlMs };
     }))!;
     if (sha1 && received) this.rememberHash(s.id, end, sha1);
-    else if (received && !inOrder) this.hashes.delete(s.id);
+    else if (received) this.hashes.delete(s.id);
     return { session, received, interrupted: !!cut };
   }
 

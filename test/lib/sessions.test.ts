@@ -138,6 +138,35 @@ describe('lib: upload sessions', () => {
     assert.deepEqual((await sessions.get(c.id)).ranges, []);
   });
 
+  it('a kept partial write whose disk write failed keeps the running checksum at the bytes that landed', async () => {
+    const data = randomBytes(300_000);
+    const s = await sessions.create({ protocol: 'tus', user: 'u', length: data.length });
+    await sessions.write(s.id, { user: 'u', at: 0, source: Readable.from([ data.subarray(0, 100_000) ]), ordered: true, keepPartial: true });
+    const before = await sessions.get(s.id);
+    // The next write gets a read-only fd of the bundle, so its writev fails (EBADF).
+    const files = node.store.files;
+    const acquire = files.acquire.bind(files);
+    const readOnly = fs.openSync(bundlePath(root, s.space!.bundle), 'r');
+    files.acquire = (bundle: number) => {
+      files.acquire = acquire;
+      acquire(bundle); // balanced by the write's release()
+      return readOnly;
+    };
+    try {
+      const out = await sessions.write(s.id, { user: 'u', at: 100_000, source: Readable.from([ data.subarray(100_000, 200_000) ]), ordered: true, keepPartial: true });
+      assert.equal(out.interrupted, true);
+      assert.equal(out.received, 0);
+      assert.equal(out.session.offset, 100_000);
+      assert.equal(out.session.crc, before.crc, 'the crc of what is on disk, not of the bytes that failed to land');
+    } finally {
+      fs.closeSync(readOnly);
+    }
+    await sessions.write(s.id, { user: 'u', at: 100_000, source: Readable.from([ data.subarray(100_000) ]), ordered: true });
+    const r = await sessions.complete(s.id);
+    assert.equal(r.fileHash, sha1(data));
+    assert.ok((await node.store.getFile(r.fileId)).buffer.equals(data));
+  });
+
   it('hands the lock to a second writer of the same upload: the first stops and keeps its bytes', async () => {
     const data = randomBytes(100_000);
     const s = await sessions.create({ protocol: 'tus', user: 'u', length: data.length });
