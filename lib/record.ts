@@ -87,6 +87,18 @@ export function encodeHeader(h: RecordHeader): Buffer {
   return b;
 }
 
+/**
+ * The slot length of a header that fails its checksum but still starts like
+ * one (magic and version), as a header torn by a power cut does: the disk
+ * wrote some of its 512-byte sectors and not others. Each 8-byte word of a
+ * header (headers are 8-aligned) lies within one sector, so this word holds
+ * the old header's slot length or the new one's, never a mix.
+ */
+export function slotLenOfDamagedHeader(b: Buffer): number | undefined {
+  if (b.length < HEADER_SIZE || b.readUInt32LE(0) !== MAGIC || b.readUInt8(4) !== VERSION) return undefined;
+  return b.readUIntLE(8, 6);
+}
+
 /** Decodes a header; undefined when the bytes are not a valid header (zeros, torn, foreign). */
 export function decodeHeader(b: Buffer): RecordHeader | undefined {
   if (b.length < HEADER_SIZE) return undefined;

@@ -3,7 +3,7 @@ import { bundlePath, listBundles } from './bundle-files';
 import type { Catalog, ReplayRecord } from './catalog';
 import { encodeFileId } from './file-id';
 import { mimeFromCode, DEFAULT_MIME } from './mime';
-import { HEADER_SIZE, RecordKind, crc32c, decodeHeader, decodeMeta, RecordHeader } from './record';
+import { HEADER_SIZE, RecordKind, crc32c, decodeHeader, decodeMeta, RecordHeader, slotLenOfDamagedHeader } from './record';
 
 export interface ScanOptions {
   group: number;
@@ -23,9 +23,9 @@ const CHUNK = 1 << 20;
 
 /**
  * Walks the records of [start, end) of a bundle. Records are laid end to end
- * inside an extent; the first invalid header (zeros or torn) ends the used part
- * of that extent, and the walk resumes at the next extent boundary, where the
- * next lease began.
+ * inside an extent; the first invalid header (zeros, or damaged past
+ * stepping over: see damagedRecordEnd) ends the used part of that extent, and
+ * the walk resumes at the next extent boundary, where the next lease began.
  */
 export function scanRange(root: string, bundle: number, start: number, end: number, opts: ScanOptions): ScanResult {
   const out: ScanResult = { records: [], corrupt: 0 };
@@ -39,7 +39,9 @@ export function scanRange(root: string, bundle: number, start: number, end: numb
     while (pos + HEADER_SIZE <= stop) {
       const h = fs.readSync(fd, head, 0, HEADER_SIZE, pos) === HEADER_SIZE ? decodeHeader(head) : undefined;
       if (!h || h.slotLen < HEADER_SIZE || h.slotLen % 8 !== 0 || h.dataLen + h.metaLen > h.slotLen - HEADER_SIZE) {
-        pos = (Math.floor(pos / opts.extentSize) + 1) * opts.extentSize;
+        const next = h ? undefined : damagedRecordEnd(fd, head, pos, stop, opts.extentSize);
+        if (next !== undefined) out.corrupt++;
+        pos = next ?? (Math.floor(pos / opts.extentSize) + 1) * opts.extentSize;
         continue;
       }
       if (h.kind === RecordKind.Blob || h.kind === RecordKind.Link || h.kind === RecordKind.Unlink) {
@@ -53,6 +55,25 @@ export function scanRange(root: string, bundle: number, start: number, end: numb
     fs.closeSync(fd);
   }
   return out;
+}
+
+/**
+ * Where the record of a damaged header at `pos` ends, when that is known for
+ * sure. A power cut during a record's final header write can tear it while
+ * records cut after it in the extent were already acknowledged; its slot
+ * length is the same in its Pending and its final header whenever a record
+ * follows (a slot shrinks only while it is the extent's last). So the walk
+ * steps over it when its slot length leads to a valid header or to the next
+ * extent boundary, instead of losing the rest of the extent.
+ */
+function damagedRecordEnd(fd: number, head: Buffer, pos: number, stop: number, extentSize: number): number | undefined {
+  const slotLen = slotLenOfDamagedHeader(head);
+  if (slotLen === undefined || slotLen < HEADER_SIZE || slotLen % 8 !== 0) return undefined;
+  const next = pos + slotLen;
+  if (next % extentSize === 0 && next <= stop) return next;
+  if (next + HEADER_SIZE > stop) return undefined;
+  const nextHead = Buffer.alloc(HEADER_SIZE);
+  return fs.readSync(fd, nextHead, 0, HEADER_SIZE, next) === HEADER_SIZE && decodeHeader(nextHead) ? next : undefined;
 }
 
 /** Every record of every bundle under root. */

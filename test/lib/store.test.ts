@@ -6,7 +6,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import {
   openStandalone, NodeOptions, decodeFileId, bundlePath, listBundles, encodeMeta, encodeSmallRecord, recordLength,
-  RecordKind, HEADER_SIZE, BundleFiles, createBundle, scanAll, scanRange, newCookie, SlotWriter,
+  RecordKind, HEADER_SIZE, BundleFiles, createBundle, scanAll, scanRange, newCookie, SlotWriter, decodeHeader, encodeHeader,
 } from '../../lib';
 import { currentBootId } from '../../lib/unsynced-marker';
 
@@ -246,6 +246,38 @@ for (const [ mode, bootId ] of CATALOG_MODES) describe(`lib: SonofsStore (standa
     const fd = fs.openSync(bundlePath(root, loc.bundle), 'r+');
     fs.writeSync(fd, Buffer.alloc(1000), 0, 1000, loc.offset + 96 + 2000);
     fs.closeSync(fd);
+    fs.rmSync(path.join(root, 'meta'), { recursive: true });
+
+    node = await openStandalone(options(root));
+    assert.equal(node.recovery.mode, 'rebuild');
+    assert.equal(node.recovery.corrupt, 1);
+    assert.deepEqual((await node.store.listUserFiles('u', 10)).map(f => f.name).sort(), [ 'a', 'c' ]);
+    assert.equal((await node.store.getFile(c.fileId)).size, 5000);
+    assert.equal((await node.store.getFile(a.fileId)).size, 5000);
+    await assert.rejects(node.store.getFile(torn.fileId), { status: 404 });
+  });
+
+  it('steps over a record whose header a power cut tore, and keeps the records after it in its extent', async () => {
+    const a = await node.store.upload(chunked(randomBytes(5000)), { user: 'u', filename: 'a' });
+    const torn = await node.store.upload(chunked(randomBytes(5000)), { user: 'u', filename: 'torn' });
+    const c = await node.store.upload(chunked(randomBytes(5000)), { user: 'u', filename: 'c' });
+    await node.close();
+    // The final header's write was cut by a power loss: the disk has its first 16 bytes (magic, kind,
+    // slot length) and the Pending header's other bytes. It no longer validates.
+    const loc = decodeFileId(torn.fileId);
+    const fd = fs.openSync(bundlePath(root, loc.bundle), 'r+');
+    const header = Buffer.alloc(HEADER_SIZE);
+    fs.readSync(fd, header, 0, HEADER_SIZE, loc.offset);
+    const final = decodeHeader(header)!;
+    const pending = encodeHeader({
+      kind: RecordKind.Pending, mimeCode: 0, slotLen: final.slotLen, dataLen: 0, seq: 0, time: 0, cookie: 0, metaLen: 0,
+      sha1: Buffer.alloc(20), dataCrc: 0, metaCrc: 0,
+    });
+    pending.copy(header, 16, 16);
+    assert.equal(decodeHeader(header), undefined);
+    fs.writeSync(fd, header, 0, HEADER_SIZE, loc.offset);
+    fs.closeSync(fd);
+    assert.ok(decodeFileId(c.fileId).offset > loc.offset, 'c follows the torn record in its extent');
     fs.rmSync(path.join(root, 'meta'), { recursive: true });
 
     node = await openStandalone(options(root));
