@@ -1,8 +1,10 @@
+import { execFile as execFileCb } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 
 const fdatasync = promisify(fs.fdatasync);
+const execFile = promisify(execFileCb);
 const writev = promisify(fs.writev);
 
 /** root/<dir>/<subDir>/<file>.snb, two lowercase hex digits each, as in sonofs. */
@@ -57,6 +59,18 @@ export function createBundle(root: string, bundle: number, size: number): void {
   }
   // The new name must survive a power cut too, or its records vanish with it.
   fsyncDir(path.dirname(p));
+}
+
+/** Frees [offset, offset + length) of a file's blocks; reads of it return zeros. */
+export async function punchHole(file: string, offset: number, length: number): Promise<boolean> {
+  if (length <= 0) return true;
+  try {
+    // node has no fallocate(2); util-linux's fallocate is on every Debian (no shell involved)
+    await execFile('fallocate', [ '--punch-hole', '--offset', String(offset), '--length', String(length), file ]);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** Makes a directory's entries (new or renamed files) durable. */

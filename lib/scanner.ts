@@ -60,11 +60,11 @@ export function scanRange(root: string, bundle: number, start: number, end: numb
 /**
  * Where the record of a damaged header at `pos` ends, when that is known for
  * sure. A power cut during a record's final header write can tear it while
- * records cut after it in the extent were already acknowledged; its slot
- * length is the same in its Pending and its final header whenever a record
- * follows (a slot shrinks only while it is the extent's last). So the walk
- * steps over it when its slot length leads to a valid header or to the next
- * extent boundary, instead of losing the rest of the extent.
+ * records cut after it in the extent were already acknowledged. Every header
+ * written at a slot's offset carries the slot's one length (slot-writer.ts),
+ * and that word cannot be torn, so the walk steps over the record when its
+ * slot length leads to a valid header or to an extent boundary, instead of
+ * losing the rest of the extent.
  */
 function damagedRecordEnd(fd: number, head: Buffer, pos: number, stop: number, extentSize: number): number | undefined {
   const slotLen = slotLenOfDamagedHeader(head);

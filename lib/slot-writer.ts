@@ -1,7 +1,10 @@
 import fs from 'node:fs';
-import { BundleFiles, writevFully } from './bundle-files';
+import { BundleFiles, punchHole, writevFully } from './bundle-files';
 import type { ExtentLease } from './catalog';
 import { HEADER_SIZE, align, paddingHeader, pendingHeader } from './record';
+
+/** An aborted slot this large gives its blocks back at once (one fallocate run); a smaller one waits for compaction. */
+const PUNCH_MIN = 1 << 20;
 
 /** Where a worker gets extents from: the agent over the messenger, or in-process. */
 export interface ExtentSource {
@@ -10,21 +13,26 @@ export interface ExtentSource {
   release(lease: ExtentLease): void;
 }
 
+/**
+ * A leased extent cut into slots end to end. In a shared extent a slot's
+ * length is fixed when it is cut: it never shrinks, and its space is never
+ * cut again (not after an abort either). So every header ever written at a
+ * slot's offset (Pending, final, Padding) carries the same slot length, and
+ * whichever of them a crash leaves on disk, or a torn mix of them, a scan
+ * steps to the next slot's header, never into file bytes that could mimic a
+ * record (a file holding a forged tombstone stays a file). The price is the
+ * slack of a slot reserved larger than its record, and the space of aborted
+ * uploads, until compaction.
+ */
 class ActiveExtent {
   next: number;
-  /**
-   * End of the furthest slot ever cut. Bytes in [next, highWater) may hold
-   * data of an aborted or shrunk slot (user bytes that could mimic a record),
-   * so the header chain on disk must always reach past them: see cover().
-   */
-  highWater: number;
   inflight = 0;
   retired = false;
   readonly end: number;
 
+  /** dedicated: one slot for one large record; nothing is ever cut after it */
   constructor(readonly lease: ExtentLease, readonly dedicated = false) {
     this.next = lease.offset;
-    this.highWater = lease.offset;
     this.end = lease.offset + lease.length;
   }
 }
@@ -48,7 +56,7 @@ export class Slot {
     private len: number,
   ) {}
 
-  /** Bytes reserved; shrinkTo may lower it. */
+  /** Bytes reserved; shrinkTo lowers it only in a dedicated extent. */
   get length(): number {
     return this.len;
   }
@@ -91,23 +99,26 @@ export class Slot {
   }
 
   /**
-   * The record turned out `used` bytes long: when no later slot was cut from
-   * the extent, give the rest back. Returns the slot length to put in the
-   * final header. Call right before writing that header, in the same tick.
+   * A blob record turned out `used` bytes long. Returns the slot length to put
+   * in its final header: the slot's own in a shared extent (see ActiveExtent).
+   * A dedicated slot, which nothing follows in its lease, shrinks to the record
+   * (so a bundle of its own is cut down to it): its bytes past a blob were
+   * never written. A link record keeps its slot's length (the upload's bytes
+   * lie under it). Call right before writing the final header.
    */
   shrinkTo(used: number): number {
-    const end = this.offset + align(used);
-    if (this.ext.next === this.offset + this.length && end <= this.ext.next && this.writer.cover(this.ext, end, this.fd)) {
-      this.ext.next = end;
+    if (this.ext.dedicated && align(used) <= this.len) {
       this.len = align(used);
+      this.ext.next = this.offset + this.len;
     }
     return this.len;
   }
 
   /**
-   * Gives the space back: rewinds when this is the extent's last slot, else
-   * marks it Padding. Waits for data writes still in flight (a client that
-   * went away mid-write) so they cannot land in space given to the next slot.
+   * Gives the slot up: a Padding header over its whole length, and a large
+   * slot's data blocks back to the filesystem (its space is not cut again).
+   * Waits for data writes still in flight (a client that went away mid-write)
+   * so the slot is settled only once nothing more lands in it.
    */
   async abort(): Promise<void> {
     if (this.settled) return;
@@ -116,12 +127,17 @@ export class Slot {
     try {
       // Padding, not the Pending header, in case a final header was written
       // before the commit failed: the record must not come back on a scan.
-      // It covers the slot's bytes until a later cut overwrites it.
       this.writeSync(paddingHeader(this.length));
-      if (this.ext.next === this.offset + this.length) this.ext.next = this.offset;
+      if (this.length >= PUNCH_MIN) await punchHole(this.writer.files.path(this.bundle), this.offset + HEADER_SIZE, this.length - HEADER_SIZE);
     } finally {
       this.writer.settle(this.ext);
     }
+  }
+
+  /** The slot's bytes from `used` on are dead (a duplicate's data under its link record): a large run of them goes back to the filesystem. */
+  async releaseAfter(used: number): Promise<void> {
+    const from = align(used);
+    if (this.length - from >= PUNCH_MIN) await punchHole(this.writer.files.path(this.bundle), this.offset + from, this.length - from);
   }
 
   /** Waits until everything written to this bundle so far is durable. */
@@ -194,40 +210,28 @@ export class SlotWriter {
     if (this.active) this.retire(this.active);
   }
 
-  /**
-   * Makes the bytes in [from, highWater) unparseable by a scan: a Padding
-   * header at `from` covers them. False when the gap is too small for a header
-   * (the caller keeps the longer slot instead). Writes synchronously, inside
-   * the region the current header chain already covers, so a crash at any
-   * point leaves a chain that steps over every stale byte.
-   */
-  cover(ext: ActiveExtent, from: number, fd: number): boolean {
-    const gap = ext.highWater - from;
-    if (gap <= 0) return true;
-    if (gap < HEADER_SIZE) return false;
-    writeFully(fd, paddingHeader(gap), from);
-    return true;
-  }
-
-  private cut(ext: ActiveExtent, bytes: number, body: Buffer[]): Slot {
+  private cut(ext: ActiveExtent, len: number, body: Buffer[]): Slot {
     const fd = this.files.acquire(ext.lease.bundle);
+    const slot = new Slot(this, ext, fd, ext.next, len);
+    // Taken first: a write that fails part way (ENOSPC) leaves user bytes in the slot, which is
+    // then never cut again. Its Pending header (the first bytes written) or the Padding below
+    // lets a scan step over them.
+    ext.next += len;
+    if (ext.dedicated) ext.retired = true;
     try {
-      let len = bytes;
-      // Absorb a stale tail too short to carry a Padding header.
-      if (!this.cover(ext, ext.next + len, fd)) len = ext.highWater - ext.next;
-      const slot = new Slot(this, ext, fd, ext.next, len);
-      // Raised first: a write that fails part way (ENOSPC) leaves user bytes in the
-      // slot, and the next cut from here must pad over them (see cover()).
-      ext.highWater = Math.max(ext.highWater, ext.next + len);
       slot.writevSync([ pendingHeader(len), ...body ], 0);
-      ext.next += len;
-      ext.inflight++;
-      if (ext.dedicated) ext.retired = true;
-      return slot;
     } catch (err) {
+      try {
+        slot.writeSync(paddingHeader(len));
+      } catch {
+        // the disk refuses even that: the Pending header, if it landed, still gives the length
+      }
       this.files.release(ext.lease.bundle);
+      this.maybeRelease(ext);
       throw err;
     }
+    ext.inflight++;
+    return slot;
   }
 
   private retire(ext: ActiveExtent): void {

@@ -198,7 +198,10 @@ export class SonofsStore {
       const record = { user, name, mime, size: data.size, sha1: data.sha1, crc: data.crc, blobMeta, time };
       const outcome = await this.commitRecord(slot, record);
       committed = true;
-      return await this.acknowledge(slot.bundle, outcome, record);
+      const result = await this.acknowledge(slot.bundle, outcome, record);
+      // A duplicate became a link record at the slot's start; the rest of the slot is never cut again.
+      if (!outcome.created) await slot.releaseAfter(HEADER_SIZE + SMALL_RECORD_MAX);
+      return result;
     } finally {
       if (committed) slot.finish();
       else await slot.abort();
@@ -238,8 +241,8 @@ export class SonofsStore {
       size: r.size, mimeCode: code, cookie,
     });
     // A failed commit is tried again (lmdb-retry.ts) and may then take the other branch. Link after blob
-    // is fine (the slot only shrinks); blob after link is not: the link shrank the slot and padded
-    // over the data, so that attempt fails the upload instead.
+    // is fine (a header rewritten); blob after link is not: the link record's meta overwrote the start
+    // of the data, so that attempt fails the upload instead.
     let wroteLink = false;
     return this.catalog.commitUpload(
       { user: r.user, name: r.name, blob: { sha1, fileId, size: r.size, mime: r.mime, time: r.time } },
@@ -256,8 +259,8 @@ export class SonofsStore {
         wroteLink = true;
         const rec = { kind: RecordKind.Link, mimeCode: 0, seq, time: r.time, cookie: 0, sha1: r.sha1 };
         const meta = { u: r.user, n: r.name, at: r.time };
-        const len = encodeSmallRecord({ ...rec, slotLen: 0 }, meta).length;
-        space.writeSync(encodeSmallRecord({ ...rec, slotLen: space.shrinkTo(len) }, meta));
+        // The link keeps the slot's length: the upload's bytes after it stay covered.
+        space.writeSync(encodeSmallRecord({ ...rec, slotLen: space.length }, meta));
       },
     );
   }

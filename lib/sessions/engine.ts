@@ -11,8 +11,8 @@ import { crc32c, HEADER_SIZE, RecordKind } from '../record';
 import { SMALL_RECORD_MAX, SonofsStore, UploadResult } from '../store';
 import { checkName, checkUser } from '../validate';
 import { addRange, missingRanges, prefixEnd, removeRange } from './ranges';
-import { SessionSpace, dataPosition, punchHole, releaseSpace, readSessionData, readSpaceHeader } from './space';
-import { WriteBehind, bundlePath, writevFully } from '../bundle-files';
+import { SessionSpace, dataPosition, releaseSpace, readSessionData, readSpaceHeader } from './space';
+import { WriteBehind, bundlePath, punchHole, writevFully } from '../bundle-files';
 import type { ByteRange, LockMode, Session, SessionProtocol, SessionStore } from './types';
 
 const fdatasync = promisify(fs.fdatasync);

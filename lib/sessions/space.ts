@@ -1,13 +1,10 @@
-import { execFile as execFileCb } from 'node:child_process';
 import fs from 'node:fs';
-import { promisify } from 'node:util';
 import { Readable } from 'node:stream';
-import { BundleFiles, bundlePath } from '../bundle-files';
+import { BundleFiles, bundlePath, punchHole } from '../bundle-files';
 import { HEADER_SIZE, RecordHeader, decodeHeader, paddingHeader } from '../record';
 import type { RecordSpace } from '../store';
 import type { SpaceRef } from './types';
 
-const execFile = promisify(execFileCb);
 
 /**
  * A session's reserved slot, seen from any process: the header at `offset`
@@ -63,18 +60,6 @@ export async function releaseSpace(root: string, ref: SpaceRef): Promise<void> {
     fs.closeSync(fd);
   }
   await punchHole(file, ref.offset + HEADER_SIZE, ref.length - HEADER_SIZE);
-}
-
-/** Frees [offset, offset + length) of a file's blocks; reads of it return zeros. */
-export async function punchHole(file: string, offset: number, length: number): Promise<boolean> {
-  if (length <= 0) return true;
-  try {
-    // node has no fallocate(2); util-linux's fallocate is on every Debian (no shell involved)
-    await execFile('fallocate', [ '--punch-hole', '--offset', String(offset), '--length', String(length), file ]);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** The bytes [start, end) of a session's data, from its space or staging file. */

@@ -7,6 +7,7 @@ import { Readable } from 'node:stream';
 import {
   openStandalone, NodeOptions, decodeFileId, bundlePath, listBundles, encodeMeta, encodeSmallRecord, recordLength,
   RecordKind, HEADER_SIZE, BundleFiles, createBundle, scanAll, scanRange, newCookie, SlotWriter, decodeHeader, encodeHeader,
+  pendingHeader,
 } from '../../lib';
 import { currentBootId } from '../../lib/unsynced-marker';
 
@@ -383,7 +384,7 @@ for (const [ mode, bootId ] of CATALOG_MODES) describe(`lib: SonofsStore (standa
   });
   it('never reads user bytes left behind a shrunk record as records (forged tombstone)', async () => {
     const victim = await node.store.upload(chunked(Buffer.from('alice keeps this')), { user: 'alice', filename: 'keep' });
-    // A deduplicated upload shrinks to a Link record; the upload's bytes stay
+    // A deduplicated upload becomes a Link record at its slot's start; the upload's bytes stay
     // on disk right after it. Put a valid-looking Unlink of alice's file there.
     const linkLen = recordLength(0, encodeMeta({ u: 'carol', n: 'dup', at: Date.now() }).length);
     const forged = encodeSmallRecord({
@@ -402,6 +403,65 @@ for (const [ mode, bootId ] of CATALOG_MODES) describe(`lib: SonofsStore (standa
     assert.equal((await node.store.getUserFile('alice', victim.fileHash))?.name, 'keep');
     assert.equal((await node.store.getFile(victim.fileId)).buffer.toString(), 'alice keeps this');
     assert.equal((await node.store.getUserFile('carol', dup.fileHash))?.name, 'dup');
+  });
+
+  it('reads no record out of the next file when a crash leaves a slot\'s Pending header instead of its final one', async () => {
+    const victim = await node.store.upload(chunked(Buffer.from('alice keeps this')), { user: 'alice', filename: 'keep' });
+    const cuts: Array<{ offset: number; length: number }> = [];
+    const writer = node.store.writer;
+    const reserve = writer.reserve.bind(writer);
+    writer.reserve = async (bytes, body) => {
+      const slot = await reserve(bytes, body);
+      cuts.push({ offset: slot.offset, length: slot.length });
+      return slot;
+    };
+    // Eve streams a file with a size bound three times its size: its slot is reserved for the bound.
+    const x = await node.store.upload(chunked(randomBytes(100_000)), { user: 'eve', filename: 'x', sizeBound: 300_000 });
+    writer.reserve = reserve;
+    const xLoc = decodeFileId(x.fileId);
+    const reserved = cuts.find(c => c.offset === xLoc.offset)!.length;
+    const header = Buffer.alloc(HEADER_SIZE);
+    const fd = fs.openSync(bundlePath(root, xLoc.bundle), 'r+');
+    fs.readSync(fd, header, 0, HEADER_SIZE, xLoc.offset);
+    // Her next file is cut where x's final header says x ends. She puts a valid-looking Unlink of
+    // alice's file where x's Pending header says x ends, if that lies inside her file.
+    const zStart = xLoc.offset + decodeHeader(header)!.slotLen;
+    const forged = encodeSmallRecord({
+      kind: RecordKind.Unlink, mimeCode: 0, slotLen: 256, seq: 1e9, time: Date.now(), cookie: 0,
+      sha1: Buffer.from(victim.fileHash, 'hex'),
+    }, { u: 'alice' });
+    const zData = Buffer.alloc(400_000);
+    forged.copy(zData, Math.max(0, xLoc.offset + reserved - (zStart + HEADER_SIZE)));
+    const z = await node.store.upload(chunked(zData), { user: 'eve', filename: 'z', size: zData.length });
+    assert.equal(decodeFileId(z.fileId).offset, zStart);
+    await node.close();
+    // Power loss: x's final header never reached the disk, its Pending header and z did.
+    fs.writeSync(fd, pendingHeader(reserved), 0, HEADER_SIZE, xLoc.offset);
+    fs.closeSync(fd);
+    fs.rmSync(path.join(root, 'meta'), { recursive: true });
+
+    node = await openStandalone(options(root));
+    assert.equal(node.recovery.mode, 'rebuild');
+    assert.equal((await node.store.getUserFile('alice', victim.fileHash))?.name, 'keep');
+    assert.equal((await node.store.getFile(victim.fileId)).buffer.toString(), 'alice keeps this');
+    assert.equal((await node.store.getUserFile('eve', z.fileHash))?.name, 'z');
+  });
+
+  it('gives the disk blocks of a large duplicate upload back, and its link record survives a rebuild', async () => {
+    const data = randomBytes(3 * MiB);
+    const a = await node.store.upload(chunked(data, 1 << 16), { user: 'alice', filename: 'a.bin', size: data.length });
+    const used = () => listBundles(root).reduce((n, b) => n + fs.statSync(bundlePath(root, b)).blocks * 512, 0);
+    const before = used();
+    const dup = await node.store.upload(chunked(data, 1 << 16), { user: 'bob', filename: 'b.bin', size: data.length });
+    assert.equal(dup.deduplicated, true);
+    assert.ok(used() - before < 256 * 1024, `storing the duplicate kept ${used() - before} bytes of disk`);
+    await node.close();
+    fs.rmSync(path.join(root, 'meta'), { recursive: true });
+
+    node = await openStandalone(options(root));
+    assert.equal(node.recovery.mode, 'rebuild');
+    assert.equal((await node.store.getUserFile('bob', dup.fileHash))?.name, 'b.bin');
+    assert.equal(sha1((await node.store.getFile(a.fileId)).buffer), sha1(data));
   });
 
   it('never hands out the space of an aborted slot while a write into it is still in flight', async () => {
@@ -484,7 +544,7 @@ describe('lib: file id cookies', () => {
 });
 
 describe('lib: SlotWriter', () => {
-  it('pads over the bytes of a small file whose write failed part way, so no scan reads them as records', async () => {
+  it('never cuts the slot of a small file whose write failed part way again, so no scan reads its bytes as records', async () => {
     const root = fs.mkdtempSync(path.join(os.tmpdir(), 'sonofs-slot-'));
     try {
       createBundle(root, 0, 8 * MiB);
@@ -505,9 +565,9 @@ describe('lib: SlotWriter', () => {
         (fs as any).writevSync = writevSync;
         (fs as any).writeSync = writeSync;
       }
-      // The next, shorter slot starts where the failed one did (its process then dies: it stays Pending).
+      // The next, shorter slot starts after the failed one (its process then dies: it stays Pending).
       const next = await writer.reserve(HEADER_SIZE + 100);
-      assert.equal(next.offset, 0);
+      assert.ok(next.offset >= HEADER_SIZE + body.length + 50, `the failed slot's space was cut again at ${next.offset}`);
       const scan = scanRange(root, 0, 0, MiB, { group: 1, server: 2, extentSize: MiB, verifyData: true });
       assert.deepEqual(scan.records, [], 'no record read out of the file\'s bytes');
     } finally {
