@@ -23,9 +23,9 @@ const CHUNK = 1 << 20;
 
 /**
  * Walks the records of [start, end) of a bundle. Records are laid end to end
- * inside an extent; the first invalid header (zeros, or damaged past
- * stepping over: see damagedRecordEnd) ends the used part of that extent, and
- * the walk resumes at the next extent boundary, where the next lease began.
+ * inside an extent; a header of zeros ends the used part of that extent, and
+ * the walk resumes at the next extent boundary, where the next lease began
+ * (a damaged header: see afterDamagedHeader).
  */
 export function scanRange(root: string, bundle: number, start: number, end: number, opts: ScanOptions): ScanResult {
   const out: ScanResult = { records: [], corrupt: 0 };
@@ -39,9 +39,7 @@ export function scanRange(root: string, bundle: number, start: number, end: numb
     while (pos + HEADER_SIZE <= stop) {
       const h = fs.readSync(fd, head, 0, HEADER_SIZE, pos) === HEADER_SIZE ? decodeHeader(head) : undefined;
       if (!h || h.slotLen < HEADER_SIZE || h.slotLen % 8 !== 0 || h.dataLen + h.metaLen > h.slotLen - HEADER_SIZE) {
-        const next = h ? undefined : damagedRecordEnd(fd, head, pos, stop, opts.extentSize);
-        if (next !== undefined) out.corrupt++;
-        pos = next ?? (Math.floor(pos / opts.extentSize) + 1) * opts.extentSize;
+        pos = h ? nextExtent(pos, opts.extentSize) : afterDamagedHeader(fd, head, pos, stop, opts.extentSize, out);
         continue;
       }
       if (h.kind === RecordKind.Blob || h.kind === RecordKind.Link || h.kind === RecordKind.Unlink) {
@@ -57,23 +55,36 @@ export function scanRange(root: string, bundle: number, start: number, end: numb
   return out;
 }
 
+function nextExtent(pos: number, extentSize: number): number {
+  return (Math.floor(pos / extentSize) + 1) * extentSize;
+}
+
 /**
- * Where the record of a damaged header at `pos` ends, when that is known for
- * sure. A power cut during a record's final header write can tear it while
- * records cut after it in the extent were already acknowledged. Every header
- * written at a slot's offset carries the slot's one length (slot-writer.ts),
- * and that word cannot be torn, so the walk steps over the record when its
- * slot length leads to a valid header or to an extent boundary, instead of
- * losing the rest of the extent.
+ * Where the walk goes on after a header at `pos` that does not validate.
+ * Zeros (no magic): the extent's used part ended; on at the next extent
+ * boundary, where the next lease began. A damaged header that still starts
+ * like one was torn by a power cut during its final write (some sectors
+ * written, others not) or corrupted. Its slot length sits in one 8-byte word,
+ * which a sector cannot split, and is a length the slot really had: in a
+ * shared extent every header at a slot's offset carries the same one
+ * (slot-writer.ts), and both lengths of a dedicated slot end past its data.
+ * So the walk steps over the record when that leads to a valid header or an
+ * extent boundary (records acknowledged after a torn one stay found), and
+ * otherwise resumes at the first extent boundary past the record, never at
+ * one inside a large record's data.
  */
-function damagedRecordEnd(fd: number, head: Buffer, pos: number, stop: number, extentSize: number): number | undefined {
+function afterDamagedHeader(fd: number, head: Buffer, pos: number, stop: number, extentSize: number, out: ScanResult): number {
   const slotLen = slotLenOfDamagedHeader(head);
-  if (slotLen === undefined || slotLen < HEADER_SIZE || slotLen % 8 !== 0) return undefined;
-  const next = pos + slotLen;
-  if (next % extentSize === 0 && next <= stop) return next;
-  if (next + HEADER_SIZE > stop) return undefined;
-  const nextHead = Buffer.alloc(HEADER_SIZE);
-  return fs.readSync(fd, nextHead, 0, HEADER_SIZE, next) === HEADER_SIZE && decodeHeader(nextHead) ? next : undefined;
+  if (slotLen === undefined || slotLen < HEADER_SIZE || slotLen % 8 !== 0) return nextExtent(pos, extentSize);
+  out.corrupt++;
+  const end = pos + slotLen;
+  if (end > stop) return stop;
+  if (end % extentSize === 0) return end;
+  if (end + HEADER_SIZE <= stop) {
+    const next = Buffer.alloc(HEADER_SIZE);
+    if (fs.readSync(fd, next, 0, HEADER_SIZE, end) === HEADER_SIZE && decodeHeader(next)) return end;
+  }
+  return Math.min(stop, nextExtent(end, extentSize));
 }
 
 /** Every record of every bundle under root. */

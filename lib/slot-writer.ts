@@ -22,7 +22,8 @@ export interface ExtentSource {
  * steps to the next slot's header, never into file bytes that could mimic a
  * record (a file holding a forged tombstone stays a file). The price is the
  * slack of a slot reserved larger than its record, and the space of aborted
- * uploads, until compaction.
+ * uploads and duplicates, until compaction (a large run of it gives its disk
+ * blocks back at once: see abort() and releaseAfter()).
  */
 class ActiveExtent {
   next: number;
@@ -45,7 +46,7 @@ class ActiveExtent {
  */
 export class Slot {
   private settled = false;
-  /** Data writes not yet returned: the space must not be reused before they land. */
+  /** Data writes not yet returned: an aborted slot is settled (and a large one punched) only once they land. */
   private readonly writing = new Set<Promise<void>>();
 
   constructor(
@@ -189,7 +190,18 @@ export class SlotWriter {
    */
   async reserve(bytes: number, body: Buffer[] = []): Promise<Slot> {
     const len = align(bytes);
-    if (len > this.extentSize) return this.cut(new ActiveExtent(await this.source.allocate(len), true), len, body);
+    if (len > this.extentSize) {
+      const slot = this.cut(new ActiveExtent(await this.source.allocate(len), true), len, body);
+      // Its Pending header reaches the disk before any of its data: a power cut can then leave no
+      // header of zeros there, from which a scan would resume at an extent boundary inside the data.
+      try {
+        await this.files.sync(slot.bundle);
+      } catch (err) {
+        await slot.abort();
+        throw err;
+      }
+      return slot;
+    }
     for (;;) {
       const ext = this.active;
       if (ext && !ext.retired && ext.next + len <= ext.end) return this.cut(ext, len, body);
@@ -226,8 +238,10 @@ export class SlotWriter {
       } catch {
         // the disk refuses even that: the Pending header, if it landed, still gives the length
       }
+      // Nothing more is cut from this extent: if neither header landed, zeros at this offset end
+      // its used part for a scan, and a record cut after them would be lost to a rebuild.
       this.files.release(ext.lease.bundle);
-      this.maybeRelease(ext);
+      this.retire(ext);
       throw err;
     }
     ext.inflight++;

@@ -140,11 +140,11 @@ for (const [ mode, bootId ] of CATALOG_MODES) describe(`lib: SonofsStore (standa
     assert.deepEqual(await node.store.listUserFiles('u', 10), []);
     const ok = await node.store.upload(chunked(randomBytes(1000)), { user: 'u' });
     assert.equal((await node.store.listUserFiles('u', 10)).length, 1);
-    // the aborted slot's space was reused by the next upload
+    // the 413 came before any space was reserved: the next upload starts the extent
     assert.equal(decodeFileId(ok.fileId).offset, 0);
   });
 
-  it('reclaims the space of an upload whose client aborts', async () => {
+  it('records nothing for an upload whose client aborts', async () => {
     const source = new Readable({ read() {} });
     const p = node.store.upload(source, { user: 'u', sizeBound: 10 * MiB });
     source.push(randomBytes(4096));
@@ -152,7 +152,7 @@ for (const [ mode, bootId ] of CATALOG_MODES) describe(`lib: SonofsStore (standa
     await assert.rejects(p, { status: 400, code: 'UPLOAD_ABORTED' });
     assert.deepEqual(await node.store.listUserFiles('u', 10), []);
     const next = await node.store.upload(chunked(Buffer.from('after')), { user: 'u' });
-    assert.equal(decodeFileId(next.fileId).offset, 0);
+    assert.equal(decodeFileId(next.fileId).offset, 0); // the aborted upload (bound 10 MiB) had a bundle of its own
   });
 
   it('gives a file larger than a bundle a bundle of its own', async () => {
@@ -290,6 +290,37 @@ for (const [ mode, bootId ] of CATALOG_MODES) describe(`lib: SonofsStore (standa
     await assert.rejects(node.store.getFile(torn.fileId), { status: 404 });
   });
 
+  it('resumes a scan past a large record whose header is damaged, never inside its data', async () => {
+    const victim = await node.store.upload(chunked(Buffer.from('alice keeps this')), { user: 'alice', filename: 'keep' });
+    // A file larger than an extent gets a lease of its own, which starts on an extent boundary: the next
+    // boundary lies inside its data, at data byte extentSize - 96. A valid-looking Unlink sits there.
+    const forged = encodeSmallRecord({
+      kind: RecordKind.Unlink, mimeCode: 0, slotLen: 256, seq: 1e9, time: Date.now(), cookie: 0,
+      sha1: Buffer.from(victim.fileHash, 'hex'),
+    }, { u: 'alice' });
+    const data = randomBytes(3 * MiB);
+    forged.copy(data, MiB - HEADER_SIZE);
+    const big = await node.store.upload(chunked(data, 1 << 16), { user: 'eve', filename: 'big', size: data.length });
+    const loc = decodeFileId(big.fileId);
+    assert.equal(loc.offset % MiB, 0);
+    await node.close();
+    // Power loss during the final header's write: its first 16 bytes (magic, slot length) are the
+    // final header's, the rest still the Pending header's.
+    const fd = fs.openSync(bundlePath(root, loc.bundle), 'r+');
+    const header = Buffer.alloc(HEADER_SIZE);
+    fs.readSync(fd, header, 0, HEADER_SIZE, loc.offset);
+    pendingHeader(decodeHeader(header)!.slotLen).copy(header, 16, 16);
+    header.writeUInt32LE(0, 92);
+    fs.writeSync(fd, header, 0, HEADER_SIZE, loc.offset);
+    fs.closeSync(fd);
+    fs.rmSync(path.join(root, 'meta'), { recursive: true });
+
+    node = await openStandalone(options(root));
+    assert.equal(node.recovery.mode, 'rebuild');
+    assert.equal((await node.store.getUserFile('alice', victim.fileHash))?.name, 'keep');
+    await assert.rejects(node.store.getFile(big.fileId), { status: 404 });
+  });
+
   it('keeps allocating after a restart without reusing leased space', async () => {
     const a = await node.store.upload(chunked(Buffer.from('first life')), { user: 'u' });
     await node.close();
@@ -340,7 +371,7 @@ for (const [ mode, bootId ] of CATALOG_MODES) describe(`lib: SonofsStore (standa
     catalog.commitUpload = commitUpload;
     const records = scanAll(root, { group: 1, server: 2, extentSize: MiB, verifyData: true }).records;
     assert.equal(records.some(x => x.seq === 515151 || x.seq === 515152), false);
-    // the space is reused and the next upload is whole
+    // the next upload is whole
     const next = await node.store.upload(chunked(Buffer.from('next content')), { user: 'alice', filename: 'n.txt' });
     assert.equal((await node.store.getFile(next.fileId)).buffer.toString(), 'next content');
   });
@@ -464,14 +495,15 @@ for (const [ mode, bootId ] of CATALOG_MODES) describe(`lib: SonofsStore (standa
     assert.equal(sha1((await node.store.getFile(a.fileId)).buffer), sha1(data));
   });
 
-  it('never hands out the space of an aborted slot while a write into it is still in flight', async () => {
+  it('settles an aborted slot only once a write into it has landed, and never cuts its space again', async () => {
     const slot = await node.store.writer.reserve(HEADER_SIZE + 512 * 1024);
     let landed = false;
     const late = slot.write(Buffer.alloc(512 * 1024, 0xee), HEADER_SIZE).then(() => { landed = true; });
-    const aborting = slot.abort();
+    await slot.abort();
+    assert.equal(landed, true, 'abort returned while a write into the slot was in flight');
     const next = await node.store.writer.reserve(HEADER_SIZE + 100);
-    assert(next.offset !== slot.offset || landed, 'space was reused while a write into it was still in flight');
-    await Promise.all([ late, aborting, next.abort() ]);
+    assert.ok(next.bundle !== slot.bundle || next.offset >= slot.offset + slot.length, `the aborted slot was cut again at ${next.offset}`);
+    await Promise.all([ late, next.abort() ]);
     const data = randomBytes(100_000);
     const r = await node.store.upload(chunked(data), { user: 'u', size: data.length });
     assert((await collect(await node.store.createReadStream(r.fileId))).equals(data));
@@ -548,7 +580,8 @@ describe('lib: SlotWriter', () => {
     const root = fs.mkdtempSync(path.join(os.tmpdir(), 'sonofs-slot-'));
     try {
       createBundle(root, 0, 8 * MiB);
-      const source = { allocate: async () => ({ bundle: 0, offset: 0, length: MiB, owner: process.pid }), release: () => undefined };
+      let leased = 0;
+      const source = { allocate: async () => ({ bundle: 0, offset: MiB * leased++, length: MiB, owner: process.pid }), release: () => undefined };
       const writer = new SlotWriter(new BundleFiles(root), source as any, MiB);
       // The file's bytes hold a forged tombstone of another user's file.
       const forged = encodeSmallRecord({ kind: RecordKind.Unlink, mimeCode: 0, slotLen: 256, seq: 1e9, time: Date.now(), cookie: 0, sha1: Buffer.alloc(20, 7) }, { u: 'bob' });
@@ -565,9 +598,10 @@ describe('lib: SlotWriter', () => {
         (fs as any).writevSync = writevSync;
         (fs as any).writeSync = writeSync;
       }
-      // The next, shorter slot starts after the failed one (its process then dies: it stays Pending).
+      // Nothing more is cut from that extent (neither header might have landed); the next slot starts
+      // the next lease (its process then dies: it stays Pending).
       const next = await writer.reserve(HEADER_SIZE + 100);
-      assert.ok(next.offset >= HEADER_SIZE + body.length + 50, `the failed slot's space was cut again at ${next.offset}`);
+      assert.equal(next.offset, MiB, `the failed slot's extent was cut again at ${next.offset}`);
       const scan = scanRange(root, 0, 0, MiB, { group: 1, server: 2, extentSize: MiB, verifyData: true });
       assert.deepEqual(scan.records, [], 'no record read out of the file\'s bytes');
     } finally {
