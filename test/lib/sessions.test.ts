@@ -228,7 +228,8 @@ describe('lib: upload sessions', () => {
 
   it('cancels (410 after) and sweeps expired uploads with their bytes, keeping finished files', async () => {
     await close();
-    await open({ ttlMs: 50 });
+    // Short enough for b to expire below, long enough that a is not gone before its write on a loaded machine.
+    await open({ ttlMs: 500 });
     const a = await sessions.create({ protocol: 'chunked', user: 'u', length: 5000, key: 'u:abc' });
     await sessions.write(a.id, { user: 'u', at: 0, length: 5000, source: Readable.from([ randomBytes(5000) ]) });
     assert.equal(await sessions.findByKey('u:abc'), a.id);
@@ -241,7 +242,7 @@ describe('lib: upload sessions', () => {
     const done = await sessions.create({ protocol: 'tus', user: 'u', length: data.length });
     await sessions.write(done.id, { user: 'u', at: 0, source: Readable.from([ data ]), ordered: true });
     const file = await sessions.complete(done.id);
-    await new Promise(r => setTimeout(r, 80));
+    await new Promise(r => setTimeout(r, 550));
     await rejectsWith(sessions.get(b.id, 'u'), 410, 'UPLOAD_EXPIRED');
     assert.ok(await sessions.sweep(Date.now() + 120_000) >= 3);
     assert.equal(await sessions.db.get(b.id), undefined);
