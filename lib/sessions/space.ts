@@ -5,7 +5,6 @@ import { HEADER_SIZE, RecordHeader, decodeHeader, paddingHeader } from '../recor
 import type { RecordSpace } from '../store';
 import type { SpaceRef } from './types';
 
-
 /**
  * A session's reserved slot, seen from any process: the header at `offset`
  * stays Pending (scans step over it) until the upload commits, when the
