@@ -129,15 +129,19 @@ export class Slot {
       // Padding, not the Pending header, in case a final header was written
       // before the commit failed: the record must not come back on a scan.
       this.writeSync(paddingHeader(this.length));
-      if (this.length >= PUNCH_MIN) await punchHole(this.writer.files.path(this.bundle), this.offset + HEADER_SIZE, this.length - HEADER_SIZE);
+      await this.punchFrom(HEADER_SIZE);
     } finally {
       this.writer.settle(this.ext);
     }
   }
 
   /** The slot's bytes from `used` on are dead (a duplicate's data under its link record): a large run of them goes back to the filesystem. */
-  async releaseAfter(used: number): Promise<void> {
-    const from = align(used);
+  releaseAfter(used: number): Promise<void> {
+    return this.punchFrom(align(used));
+  }
+
+  /** Gives the blocks of [from, length) of the slot back, when that is at least PUNCH_MIN (best effort). */
+  private async punchFrom(from: number): Promise<void> {
     if (this.length - from >= PUNCH_MIN) await punchHole(this.writer.files.path(this.bundle), this.offset + from, this.length - from);
   }
 
