@@ -20,7 +20,8 @@ export default class SonofsAgentBoot implements IBoot {
     const started = Date.now();
     this.leader = await openLeader(opts);
     (this.agent as any)[LEADER] = this.leader;
-    const { mode, applied, corrupt, tornByOsCrash } = this.leader.recovery;
+    const { mode, applied, corrupt, tornByOsCrash, adoptedLayout } = this.leader.recovery;
+    if (adoptedLayout.length) this.agent.coreLogger.warn('[egg-sonofs] %s/layout.json now pins %s as configured', opts.root, adoptedLayout.join(', '));
     if (tornByOsCrash) this.agent.coreLogger.warn('[egg-sonofs] the system went down with the catalog open: rebuilding it from the bundles');
     this.agent.coreLogger.info('[egg-sonofs] leader ready in %d ms: %s applied %d records (%d corrupt) under %s',
       Date.now() - started, mode, applied, corrupt, opts.root);
@@ -57,5 +58,6 @@ export default class SonofsAgentBoot implements IBoot {
     await this.sessions?.close();
     // Syncs the catalog and marks it clean, unless a worker still has it open.
     await this.leader?.catalog.close({ last: true });
+    this.leader?.lock.release();
   }
 }

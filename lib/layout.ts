@@ -7,16 +7,32 @@ export interface StoreLayout {
   format: 1;
   extentSize: number;
   bundleSize: number;
+  /** the node identity written into every file id of this store */
+  group: number;
+  server: number;
 }
+
+type Pinned = Omit<StoreLayout, 'format'>;
+const PINNED = [ 'extentSize', 'bundleSize', 'group', 'server' ] as const;
+
+/** Why each pinned setting cannot change under an existing store. */
+const WHY: Record<keyof Pinned, string> = {
+  extentSize: 'records in existing bundles are laid out by it',
+  bundleSize: 'records in existing bundles are laid out by it',
+  group: 'every file id this store handed out names it, and ids of another group are not read here',
+  server: 'every file id this store handed out names it, and ids of another server are not read here',
+};
 
 const FILE = 'layout.json';
 
 /**
  * A scan steps to the next extent boundary after the used part of an extent,
- * so the extent size must not change under existing bundles. The first start
+ * so the extent size must not change under existing bundles; file ids carry
+ * the node's group and server, so those are fixed too. The first start
  * writes root/layout.json; later starts must agree with it.
+ * `adopted` lists settings a store from an older version did not record yet.
  */
-export function fixLayout(root: string, want: { extentSize: number; bundleSize: number }): StoreLayout {
+export function fixLayout(root: string, want: Pinned): StoreLayout & { adopted: string[] } {
   const file = path.join(root, FILE);
   let saved: StoreLayout | undefined;
   try {
@@ -24,22 +40,29 @@ export function fixLayout(root: string, want: { extentSize: number; bundleSize: 
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new Error(`[egg-sonofs] ${file} is unreadable: ${(err as Error).message}`);
   }
+  const adopted: string[] = [];
   if (saved) {
-    for (const key of [ 'extentSize', 'bundleSize' ] as const) {
-      if (saved[key] !== want[key]) {
+    for (const key of PINNED) {
+      if (saved[key] === undefined) {
+        adopted.push(key);
+      } else if (saved[key] !== want[key]) {
         throw new Error(`[egg-sonofs] the store under ${root} was created with ${key} ${saved[key]}; config.sonofs.${key} is ${want[key]}. ` +
-          'Set it back: records in existing bundles are laid out by it.');
+          `Set config.sonofs.${key} to ${saved[key]}: ${WHY[key]}. (Another value needs another root.)`);
       }
     }
-    return saved;
+    if (!adopted.length) return { ...saved, adopted };
   }
-  const layout: StoreLayout = { format: 1, extentSize: want.extentSize, bundleSize: want.bundleSize };
+  const layout: StoreLayout = { format: 1, extentSize: want.extentSize, bundleSize: want.bundleSize, group: want.group, server: want.server };
+  write(root, file, layout);
+  return { ...layout, adopted };
+}
+
+function write(root: string, file: string, layout: StoreLayout): void {
   fs.mkdirSync(root, { recursive: true });
   const tmp = `${file}.tmp`;
   fs.writeFileSync(tmp, JSON.stringify(layout) + '\n', { flush: true });
   fs.renameSync(tmp, file);
   fsyncDir(root);
-  return layout;
 }
 
 /** The layout a store was created with, for tools that only scan. */

@@ -6,6 +6,7 @@ import { LocalExtentSource } from './local-source';
 import { recoverCatalog } from './scanner';
 import { SonofsStore, StoreOptions } from './store';
 import { isAlive } from './pid';
+import { lockRoot, prepareRoot } from './root-lock';
 import { bootIdFrom, dropCatalogTornByOsCrash } from './unsynced-marker';
 
 export interface NodeOptions extends StoreOptions {
@@ -19,9 +20,23 @@ export function catalogDir(root: string): string {
   return path.join(root, 'meta');
 }
 
-/** The leader's half of a node: catalog, recovery and allocation (what the agent runs). */
+/**
+ * The leader's half of a node: catalog, recovery and allocation (what the
+ * agent runs). It holds the root's lock until `lock.release()`.
+ */
 export async function openLeader(opts: NodeOptions) {
-  fixLayout(opts.root, opts);
+  prepareRoot(opts.root);
+  const lock = lockRoot(opts.root);
+  try {
+    return { ...await lead(opts), lock };
+  } catch (err) {
+    lock.release();
+    throw err;
+  }
+}
+
+async function lead(opts: NodeOptions) {
+  const { adopted } = fixLayout(opts.root, opts);
   const dir = catalogDir(opts.root);
   const bootId = bootIdFrom(opts.bootId);
   // An OS crash may have torn the unsynced catalog: rebuild it from the bundles.
@@ -36,8 +51,9 @@ export async function openLeader(opts: NodeOptions) {
   }
   const allocator = new ExtentAllocator(catalog, opts);
   await allocator.init();
-  return { catalog, allocator, recovery: { ...recovery, tornByOsCrash } };
+  return { catalog, allocator, recovery: { ...recovery, tornByOsCrash, adoptedLayout: adopted } };
 }
+
 
 /** A whole node in one process, without Egg: leader and store together. */
 export async function openStandalone(opts: NodeOptions) {
@@ -49,6 +65,7 @@ export async function openStandalone(opts: NodeOptions) {
     async close() {
       await store.close();
       await leader.catalog.close({ last: true });
+      leader.lock.release();
     },
   };
 }

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -117,6 +117,22 @@ describe('deploy: the demo under egg-scripts (production, agent + 2 workers)', f
     for (let i = 0; i < 20; i++) served.add(String((await uploadAcked(randomBytes(20_000 + i), `w${i}.bin`)).headers['x-served-by']));
     assert.equal(served.size, 2);
     assert.deepEqual([ ...served ].map(Number).sort(), pidsOf('app_worker', title).sort());
+    await checkEveryAckedFile();
+  });
+
+  it('refuses a second demo on the same root, naming the root and the running agent', async () => {
+    const [ agent ] = pidsOf('agent_worker', title);
+    const second = spawnSync(process.execPath, [ path.join(repo, 'scripts/start.js') ], {
+      env: {
+        ...process.env, PORT: String(await freePort()), EGG_WORKERS: '1', EGG_TITLE: `${title}-second`, SONOFS_ROOT: path.join(dir, 'data'),
+        SONOFS_BUILD_DIR: path.join(dir, 'build'), SONOFS_EXTENT_MIB: '4', HOME: dir, NODE_OPTIONS: '', EGG_TYPESCRIPT: '',
+      },
+      encoding: 'utf8', timeout: 60_000,
+    });
+    assert.notEqual(second.status, 0);
+    assert.match(second.stdout + second.stderr, new RegExp(`config\\.sonofs\\.root ${path.join(dir, 'data')} is in use by pid ${agent} on host`));
+    // the first one did not notice
+    await uploadAcked(randomBytes(1000), 'after-second.bin');
     await checkEveryAckedFile();
   });
 

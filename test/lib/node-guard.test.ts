@@ -1,0 +1,138 @@
+import assert from 'node:assert/strict';
+import { ChildProcess, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { NodeOptions, openLeader, openStandalone } from '../../lib';
+
+const MiB = 1 << 20;
+const HOLDER = path.join(__dirname, '..', 'fixtures', 'scripts', 'hold-root.ts');
+
+function options(root: string, over: Partial<NodeOptions> = {}): NodeOptions {
+  return { root, group: 1, server: 2, bundleSize: 8 * MiB, extentSize: 1 * MiB, maxFileSize: 64 * MiB, fsync: true, ...over };
+}
+
+/** hold-root.ts in a child process (as `uid`, if given); resolves with its first line of output. */
+function holdRoot(root: string, uid?: number): { child: ChildProcess; said: Promise<string> } {
+  const child = spawn(process.execPath, [ '-r', 'ts-node/register/transpile-only', HOLDER, root ], {
+    stdio: [ 'ignore', 'pipe', 'pipe' ], ...(uid === undefined ? {} : { uid, gid: uid, env: { ...process.env, HOME: os.tmpdir() } }),
+  });
+  let out = '';
+  let err = '';
+  child.stderr!.on('data', d => (err += d));
+  const said = new Promise<string>((resolve, reject) => {
+    child.stdout!.on('data', d => {
+      out += d;
+      if (out.includes('\n')) resolve(out.split('\n')[0]);
+    });
+    child.on('exit', code => reject(new Error(`holder exited ${code} before saying anything: ${err}`)));
+  });
+  return { child, said };
+}
+
+async function killed(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const gone = new Promise(r => child.once('exit', r));
+  child.kill('SIGKILL');
+  await gone;
+}
+
+describe('lib: what a node refuses at start', () => {
+  let root: string;
+  const children: ChildProcess[] = [];
+
+  beforeEach(() => {
+    root = fs.mkdtempSync(path.join(os.tmpdir(), 'sonofs-guard-'));
+  });
+
+  afterEach(async () => {
+    await Promise.all(children.splice(0).map(killed));
+    fs.rmSync(root, { recursive: true, force: true });
+  });
+
+  describe('group and server are fixed for the life of a store', () => {
+    it('refuses another group or server, saying what to set, and changes nothing', async () => {
+      const node = await openStandalone(options(root));
+      const r = await node.store.upload(Readable.from([ Buffer.from('pinned') ]), { user: 'u', filename: 'p.txt' });
+      await node.close();
+      const layout = fs.readFileSync(path.join(root, 'layout.json'), 'utf8');
+      await assert.rejects(openStandalone(options(root, { group: 9 })),
+        /created with group 1; config\.sonofs\.group is 9\. Set config\.sonofs\.group to 1/);
+      await assert.rejects(openStandalone(options(root, { server: 0 })),
+        /created with server 2; config\.sonofs\.server is 0\. Set config\.sonofs\.server to 2/);
+      assert.equal(fs.readFileSync(path.join(root, 'layout.json'), 'utf8'), layout);
+      // the refused starts left the root to its own identity: the file is still readable
+      const again = await openStandalone(options(root));
+      assert.equal((await again.store.getFile(r.fileId)).buffer.toString(), 'pinned');
+      await again.close();
+    });
+
+    it('pins the identity of a store whose layout.json predates it, as configured', async () => {
+      await (await openStandalone(options(root))).close();
+      const file = path.join(root, 'layout.json');
+      const { group, server, ...older } = JSON.parse(fs.readFileSync(file, 'utf8'));
+      assert.deepEqual([ group, server ], [ 1, 2 ]);
+      fs.writeFileSync(file, JSON.stringify(older));
+      const node = await openLeader(options(root));
+      assert.deepEqual(node.recovery.adoptedLayout, [ 'group', 'server' ]);
+      await node.catalog.close({ last: true });
+      node.lock.release();
+      await assert.rejects(openLeader(options(root, { server: 3 })), /created with server 2/);
+    });
+  });
+
+  describe('one node per root', () => {
+    it('refuses a second node on a root in use, naming the root and the holder', async () => {
+      const holder = holdRoot(root);
+      children.push(holder.child);
+      assert.equal(await holder.said, 'ready');
+      const host = os.hostname().replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+      await assert.rejects(openLeader(options(root)),
+        new RegExp(`config\\.sonofs\\.root ${root} is in use by pid ${holder.child.pid} on host ${host}`));
+    });
+
+    it('takes over the lock of a holder killed by SIGKILL', async () => {
+      const holder = holdRoot(root);
+      children.push(holder.child);
+      assert.equal(await holder.said, 'ready');
+      await killed(holder.child);
+      const node = await openStandalone(options(root));
+      const lock = JSON.parse(fs.readFileSync(path.join(root, 'sonofs.lock'), 'utf8'));
+      assert.equal(lock.pid, process.pid);
+      await node.close();
+      assert.equal(fs.existsSync(path.join(root, 'sonofs.lock')), false, 'a clean stop releases the lock');
+    });
+
+    it('takes over a lock whose pid now belongs to another process, or that was left by another boot', async () => {
+      const file = path.join(root, 'sonofs.lock');
+      const reused = { pid: 1, host: os.hostname(), startTime: -1, since: 'then' }; // pid 1 lives, but started at another time
+      const otherBoot = { pid: 1, host: os.hostname(), bootId: 'a-boot-long-ago', since: 'then' };
+      for (const stale of [ reused, otherBoot ]) {
+        fs.writeFileSync(file, JSON.stringify(stale));
+        const node = await openLeader(options(root));
+        assert.equal(JSON.parse(fs.readFileSync(file, 'utf8')).pid, process.pid);
+        await node.catalog.close({ last: true });
+        node.lock.release();
+      }
+    });
+
+    it('refuses a lock held from another host, saying how to clear it', async () => {
+      fs.writeFileSync(path.join(root, 'sonofs.lock'), JSON.stringify({ pid: 4242, host: 'elsewhere', since: 'then' }));
+      await assert.rejects(openLeader(options(root)), /in use by pid 4242 on host elsewhere .*if that node is gone for good, remove .*sonofs\.lock/);
+    });
+  });
+
+  describe('a root this process cannot write', () => {
+    it('says so, naming the root and the uid, and creates nothing', async function() {
+      if (process.getuid?.() !== 0) this.skip(); // needs to start a process as another user
+      fs.chmodSync(root, 0o755); // nobody can look in, not write
+      const store = path.join(root, 'store');
+      fs.mkdirSync(store, { mode: 0o755 });
+      const holder = holdRoot(store, 65534);
+      children.push(holder.child);
+      assert.equal(await holder.said, `error: [egg-sonofs] config.sonofs.root ${store} is not writable by uid 65534 (EACCES)`);
+      assert.deepEqual(fs.readdirSync(store), []);
+    });
+  });
+});
