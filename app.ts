@@ -4,8 +4,9 @@ import {
 } from './lib';
 import { registerRoutes } from './app/lib/routes';
 import { configureChunked, registerChunkedRoutes } from './app/lib/chunked-routes';
-import { configureFupload, registerFuploadRoutes } from './app/lib/fupload-routes';
+import { registerFuploadRoutes } from './app/lib/fupload-routes';
 import { requestDrain } from './app/lib/drain';
+import { configureOwnRoutes } from './app/lib/own-routes';
 import { SESSIONS, STORE } from './app/lib/symbols';
 import { configureTus, registerTusRoutes } from './app/lib/tus/routes';
 
@@ -32,15 +33,11 @@ export default class SonofsAppBoot implements IBoot {
   }
 
   configDidLoad(): void {
-    // Config arrays are replaced, not merged, so add our prefix to whatever the app set.
-    const csrf = (this.app.config as any).security.csrf;
-    const ignore = csrf.ignore ? ([] as unknown[]).concat(csrf.ignore) : [];
-    csrf.ignore = [ ...ignore, this.app.config.sonofs.prefix ];
+    configureOwnRoutes(this.app);
     // first of all, so it sees every request until its response is done
     this.app.config.coreMiddleware.unshift('sonofsDrain');
     configureTus(this.app);
     configureChunked(this.app);
-    configureFupload(this.app);
   }
 
   async didLoad(): Promise<void> {

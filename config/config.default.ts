@@ -3,6 +3,10 @@ import type { EggAppConfig, EggAppInfo, Context } from 'egg';
 import type { TusCorsOptions } from '../lib/tus/cors';
 import type { FuploadConfig } from '../lib/fupload/task';
 
+/** `config.sonofs.authenticate`: the request's user id, or nothing for 401. */
+export type UserId = string | number;
+export type AuthenticateHook = (ctx: Context) => UserId | null | undefined | Promise<UserId | null | undefined>;
+
 /** The plugin's settings, under `config.sonofs`. */
 export interface SonofsConfig {
   /** Where bundles and the catalog live. */
@@ -15,6 +19,19 @@ export interface SonofsConfig {
   prefix: string;
   /** Register the built-in routes; turn off to mount your own. */
   routes: boolean;
+  /**
+   * Check Egg's CSRF token on the built-in routes that change what is stored
+   * (POST upload, update, delete, 秒传, chunked upload). Off by default, as
+   * the course's clients send no token; turn it on when `authenticate` reads
+   * a cookie or session, so another site cannot act as the signed-in user.
+   */
+  csrf: boolean;
+  /**
+   * Let `GET <prefix>/delete` delete, as the course does. Turn it off (405)
+   * when `authenticate` reads a cookie: a link or an image on another site
+   * would otherwise delete the user's file.
+   */
+  stateChangingGet: boolean;
   /** Size of a bundle file; allocated sparsely (default 1 GiB). */
   bundleSize: number;
   /** Space a worker leases from the agent at a time (default 64 MiB). */
@@ -23,8 +40,13 @@ export interface SonofsConfig {
   maxFileSize: number;
   /** fdatasync before acknowledging (group commit); off trades power-loss safety for speed. */
   fsync: boolean;
-  /** Who is asking: the id of the user whose links the request reads and writes. */
-  authenticate: (ctx: Context) => string | Promise<string>;
+  /**
+   * Who is asking: returns the id of the user whose files the request reads
+   * and writes (a string, or a number such as a database id). Return nothing
+   * (or throw) to answer 401. Default: every request is user `anonymous`.
+   * Optional so that egg's `PowerPartial<EggAppConfig>` keeps its parameter type.
+   */
+  authenticate?: AuthenticateHook;
   /** Resumable uploads (tus, the course's chunked upload, fupload tasks): one session engine. */
   uploads: {
     /** an unfinished upload idle this long is removed with its bytes (ms) */
@@ -71,6 +93,8 @@ export default (appInfo: EggAppInfo) => {
     server: 0,
     prefix: '/file',
     routes: true,
+    csrf: false,
+    stateChangingGet: true,
     bundleSize: GiB,
     extentSize: 64 * MiB,
     maxFileSize: 10 * GiB,
@@ -101,14 +125,6 @@ export default (appInfo: EggAppInfo) => {
       finishRetryAfter: 30_000,
       finishAttempts: 5,
     },
-  };
-
-  // egg-multipart's defaults (10 MB, an extension whitelist) would refuse most
-  // files; sonofs enforces its own maxFileSize and treats names as labels.
-  (config as any).multipart = {
-    mode: 'stream',
-    fileSize: '10gb',
-    whitelist: () => true,
   };
 
   return config;

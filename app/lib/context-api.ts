@@ -19,6 +19,32 @@ interface PartLike {
 }
 
 /**
+ * Asks the app's hook who is calling. A number (a database id) counts as its
+ * decimal string. A refusal is logged with its reason, since the client only
+ * sees 401; an error the hook throws with a 4xx status (ctx.throw(403)) is
+ * answered as it is.
+ */
+async function userOf(ctx: Context): Promise<string> {
+  const hook = ctx.app.config.sonofs.authenticate ?? (() => 'anonymous');
+  let id: unknown;
+  try {
+    id = await hook(ctx);
+  } catch (err) {
+    const e = err as Error & { status?: number };
+    ctx.logger.warn('[egg-sonofs] %s %s refused: config.sonofs.authenticate threw %s', ctx.method, ctx.path, e?.message ?? e);
+    if (typeof e?.status === 'number' && e.status >= 400 && e.status < 500) throw err;
+    throw new UnauthorizedError();
+  }
+  if (typeof id === 'number' && Number.isFinite(id) || typeof id === 'bigint') id = String(id);
+  if (typeof id !== 'string' || !id) {
+    ctx.logger.warn('[egg-sonofs] %s %s refused: config.sonofs.authenticate returned %s (want a non-empty string or a number)',
+      ctx.method, ctx.path, typeof id === 'string' ? 'an empty string' : String(id));
+    throw new UnauthorizedError();
+  }
+  return id;
+}
+
+/**
  * `ctx.sonofs`: the store seen by the request's user (from the configured
  * authenticate hook). Cached per request.
  */
@@ -29,11 +55,7 @@ export class SonofsContext {
 
   /** The request's user id, from config.sonofs.authenticate (called once per request). */
   user(): Promise<string> {
-    this.userId ??= (async () => {
-      const id = await this.ctx.app.config.sonofs.authenticate(this.ctx);
-      if (typeof id !== 'string' || !id) throw new UnauthorizedError();
-      return id;
-    })();
+    this.userId ??= userOf(this.ctx);
     return this.userId;
   }
 

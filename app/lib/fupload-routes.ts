@@ -7,6 +7,7 @@ import {
 } from '../../lib/fupload';
 import { FUPLOAD_ACTIONS } from './fupload-agent';
 import { answeringErrorsWith } from './http-errors';
+import { pluginParts } from './multipart';
 
 /**
  * fuploadServer's task API on the upload-session engine: a business server
@@ -183,15 +184,6 @@ export function fuploadEnabled(cfg: FuploadConfig | undefined): boolean {
   return !!cfg && (cfg.enabled || Object.keys(cfg.servers ?? {}).length > 0);
 }
 
-/** CSRF off for the task API: its callers are servers and upload clients, not browsers with cookies. */
-export function configureFupload(app: Application): void {
-  const config = app.config as any;
-  const cfg: FuploadConfig = config.sonofs.fupload;
-  if (!fuploadEnabled(cfg)) return;
-  const csrf = config.security.csrf;
-  csrf.ignore = [ ...(csrf.ignore ? ([] as unknown[]).concat(csrf.ignore) : []), cfg.prefix ];
-}
-
 export function registerFuploadRoutes(app: Application): void {
   const cfg = app.config.sonofs.fupload;
   if (!fuploadEnabled(cfg)) return;
@@ -266,7 +258,7 @@ export function registerFuploadRoutes(app: Application): void {
     if (!ctx.is('multipart')) throw paramError('send multipart/form-data with partMd5, startByte, endByte, then file');
     let parts: AsyncIterator<any>;
     try {
-      parts = (ctx.multipart({ autoFields: false }) as unknown as AsyncIterable<any>)[Symbol.asyncIterator]();
+      parts = pluginParts(ctx);
     } catch (err) {
       throw paramError(`multipart body could not be parsed: ${(err as Error).message}`);
     }

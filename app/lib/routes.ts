@@ -9,6 +9,7 @@ import {
 } from '../../lib';
 import { answeringErrorsWith, sendError } from './http-errors';
 import { uploadPage } from './upload-page';
+import { pluginParts } from './multipart';
 
 /** Responses of small files are sent from one positioned read; larger ones stream. */
 const SMALL_FILE = 64 * 1024;
@@ -108,7 +109,9 @@ export function registerRoutes(app: Application, prefix: string): void {
 
   r.get(`${p}/upload`, route(async ctx => {
     ctx.type = 'html';
-    ctx.body = uploadPage(p);
+    // with sonofs.csrf the form carries Egg's token in its action (the body is not parsed before the check)
+    const security = (app.config as any).security;
+    ctx.body = uploadPage(p, app.config.sonofs.csrf ? { name: security.csrf.queryName, value: ctx.csrf } : undefined);
   }));
 
   r.post(`${p}/upload`, route(async ctx => {
@@ -122,7 +125,7 @@ export function registerRoutes(app: Application, prefix: string): void {
     let result;
     let parts: AsyncIterator<any>;
     try {
-      parts = (ctx.multipart({ autoFields: false }) as unknown as AsyncIterable<any>)[Symbol.asyncIterator]();
+      parts = pluginParts(ctx);
     } catch (err) {
       // e.g. a multipart Content-Type without a boundary
       throw new BadRequestError('MALFORMED_MULTIPART', `multipart body could not be parsed: ${(err as Error).message}`);
@@ -244,6 +247,7 @@ export function registerRoutes(app: Application, prefix: string): void {
     await ctx.sonofs.remove(checkSha1(param(ctx, 'filehash')));
     ctx.body = { code: 0, msg: 'OK' };
   });
-  r.get(`${p}/delete`, remove);
+  // The course deletes by GET too; an app whose users sign in by cookie turns that off (stateChangingGet).
+  if (app.config.sonofs.stateChangingGet) r.get(`${p}/delete`, remove);
   r.post(`${p}/delete`, remove);
 }

@@ -1,5 +1,6 @@
 /** GET /file/upload: a plain form that works without JavaScript, as in the course. */
-export function uploadPage(prefix: string): string {
+export function uploadPage(prefix: string, csrf?: { name: string; value: string }): string {
+  const action = `${prefix}/upload` + (csrf ? `?${encodeURIComponent(csrf.name)}=${encodeURIComponent(csrf.value)}` : '');
   return `<!doctype html>
 <html lang="en">
 <head>
@@ -14,7 +15,7 @@ export function uploadPage(prefix: string): string {
 </head>
 <body>
 <h1>Upload a file</h1>
-<form id="upload" action="${prefix}/upload" method="post" enctype="multipart/form-data">
+<form id="upload" action="${action}" method="post" enctype="multipart/form-data">
   <input type="file" name="file" required>
   <button type="submit">Upload</button>
 </form>

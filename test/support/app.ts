@@ -17,16 +17,16 @@ export interface TestApp {
 }
 
 /**
- * The fixture app in this process (mm.app), listening on a free port too, so
+ * A fixture app (default test/fixtures/apps/sonofs-app) in this process (mm.app), listening on a free port too, so
  * both supertest (`app.httpRequest()`) and real clients can reach it.
  */
-export async function startInProcess(name: string): Promise<TestApp> {
+export async function startInProcess(name: string, baseDir = 'apps/sonofs-app'): Promise<TestApp> {
   // egg-mock's in-process messenger drops agent.sendTo(pid); this routes
   // every message in-process for the suite (see docs/egg-toolchain.md)
   process.env.SENDMESSAGE_ONE_PROCESS = 'true';
   const root = fs.mkdtempSync(path.join(os.tmpdir(), `sonofs-${name}-`));
   process.env.SONOFS_TEST_ROOT = root;
-  const app = mm.app({ baseDir: 'apps/sonofs-app' });
+  const app = mm.app({ baseDir, cache: false });
   await app.ready();
   const server: http.Server = app.listen(0);
   return {

@@ -64,17 +64,15 @@ export function registerTusRoutes(app: Application): void {
 }
 
 /**
- * At configDidLoad: tus clients send no CSRF token, and PATCH bodies of any
- * Content-Type must reach us unread (a wrong type is a 415, not a parsed
- * form), so the path is added to security.csrf.ignore and bodyParser.ignore
- * (appended: the app's own lists replace plugin defaults).
+ * At configDidLoad: PATCH bodies of any Content-Type must reach us unread (a
+ * wrong type is a 415, not a parsed form), so the path is added to
+ * bodyParser.ignore (appended: the app's own lists replace plugin defaults).
+ * CSRF: see own-routes.
  */
 export function configureTus(app: Application): void {
   const config = app.config as any;
   if (!config.sonofs.tus.enabled) return;
   const path = tusPath(app);
-  const csrf = config.security.csrf;
-  csrf.ignore = [ ...(csrf.ignore ? ([] as unknown[]).concat(csrf.ignore) : []), path ];
   const bp = config.bodyParser;
   if (!bp || bp.match) {
     // `match` and `ignore` cannot both be set: the app's match list must leave the path out itself.

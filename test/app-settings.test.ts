@@ -1,0 +1,126 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
+import mm, { MockApplication } from 'egg-mock';
+import { multipart, request, sha1 } from './support/http';
+import { startInProcess, TestApp } from './support/app';
+
+/**
+ * The plugin in an app with settings of its own (test/fixtures/apps/settings-app):
+ * multipart in file mode with a 100 KiB limit (what Egg's TypeScript scaffold
+ * writes), an app route under the plugin's prefix, numeric user ids.
+ */
+describe('plugin in an app with its own settings', () => {
+  let running: TestApp;
+  let app: MockApplication;
+
+  afterEach(mm.restore);
+
+  function post(path: string, parts: Parameters<typeof multipart>[0], headers: Record<string, string> = {}) {
+    const { body, contentType } = multipart(parts);
+    return request(`${running.base}${path}`, {
+      method: 'POST', body, headers: { Accept: 'application/json', 'Content-Type': contentType, 'Content-Length': body.length, ...headers },
+    });
+  }
+
+  describe('default settings', () => {
+    before(async () => {
+      running = await startInProcess('settings', 'apps/settings-app');
+      app = running.app;
+    });
+    after(() => running.close());
+
+    it('stores through /file/upload although the app parses multipart in file mode, with the plugin\'s limits', async () => {
+      const data = randomBytes(2 * 1024 * 1024); // 20 times the app's own fileSize, an extension outside its whitelist
+      const res = await post('/file/upload', [ { name: 'file', filename: 'big.bin', data } ], { 'x-uid': '42' });
+      assert.equal(res.status, 200, res.body.toString());
+      const d = res.json().data;
+      assert.equal(d.FileSha1, sha1(data));
+      const back = await request(`${running.base}/file/download?fileid=${d.FileId}`);
+      assert.equal(sha1(back.body), sha1(data));
+    });
+
+    it('leaves the app\'s multipart settings and mode as the app chose them', async () => {
+      const mp = app.config.multipart as any;
+      assert.equal(mp.mode, 'file');
+      assert.equal(mp.fileSize, 100 * 1024);
+      assert.notEqual(typeof mp.whitelist, 'function');
+      const small = await post('/mine/upload', [ { name: 'file', filename: 'note.png', data: 'x'.repeat(1000) } ]);
+      assert.equal(small.status, 200, small.body.toString());
+      assert.deepEqual(small.json(), { name: 'note.png', size: 1000 });
+      // the app's own limit still applies to the app's own route
+      const big = await post('/mine/upload', [ { name: 'file', filename: 'note.png', data: randomBytes(200 * 1024) } ]);
+      assert.equal(big.status, 413);
+    });
+
+    it('exempts exactly the plugin\'s routes from CSRF: an app route under /file keeps its check', async () => {
+      const mine = await request(`${running.base}/file/mine`, { method: 'POST' });
+      assert.equal(mine.status, 403, 'POST /file/mine without a CSRF token');
+      assert.match(mine.body.toString(), /csrf/i);
+      // the course's routes keep working without a token, as its clients expect
+      const up = await post('/file/upload', [ { name: 'file', filename: 'a.txt', data: 'csrf-free' } ], { 'x-uid': '7' });
+      assert.equal(up.status, 200);
+      const del = await request(`${running.base}/file/delete?filehash=${up.json().data.FileSha1}`, { headers: { 'x-uid': '7' } });
+      assert.equal(del.status, 200, 'GET /file/delete deletes, as in the course');
+    });
+
+    it('takes a numeric user id as its decimal string', async () => {
+      const res = await post('/file/upload', [ { name: 'file', filename: 'n.txt', data: 'numeric user' } ], { 'x-uid': '1001' });
+      assert.equal(res.status, 200, res.body.toString());
+      const mine = await app.httpRequest().get('/file/query').set('x-uid', '1001').expect(200);
+      assert.deepEqual(mine.body.map((f: any) => f.FileName), [ 'n.txt' ]);
+      // another number is another user
+      assert.deepEqual((await app.httpRequest().get('/file/query').set('x-uid', '1002').expect(200)).body, []);
+    });
+
+    it('logs why a request was refused (401)', async () => {
+      app.mockLog();
+      const res = await app.httpRequest().get('/file/query').expect(401);
+      assert.equal(res.body.code, 'UNAUTHORIZED');
+      app.expectLog(/GET \/file\/query refused: config\.sonofs\.authenticate returned undefined/);
+    });
+  });
+
+  describe('hardened settings (csrf: true, stateChangingGet: false)', () => {
+    before(async () => {
+      process.env.SONOFS_TEST_HARDENED = '1';
+      running = await startInProcess('settings-hardened', 'apps/settings-app');
+      app = running.app;
+    });
+    after(async () => {
+      delete process.env.SONOFS_TEST_HARDENED;
+      await running.close();
+    });
+
+    it('checks Egg\'s CSRF token on the routes that change what is stored', async () => {
+      const noToken = await post('/file/upload', [ { name: 'file', filename: 'a.txt', data: 'hardened' } ], { 'x-uid': '5' });
+      assert.equal(noToken.status, 403);
+      assert.deepEqual((await app.httpRequest().get('/file/query').set('x-uid', '5').expect(200)).body, [], 'nothing stored');
+      // the upload page carries the token, as a browser would send it back
+      const page = await request(`${running.base}/file/upload`, { headers: { 'x-uid': '5' } });
+      const action = /action="([^"]+)"/.exec(page.body.toString())![1];
+      const cookie = String(page.headers['set-cookie']).split(';')[0];
+      assert.match(action, /^\/file\/upload\?_csrf=/);
+      const withToken = await post(action, [ { name: 'file', filename: 'a.txt', data: 'hardened' } ], { 'x-uid': '5', Cookie: cookie });
+      assert.equal(withToken.status, 200, withToken.body.toString());
+      // reading needs no token
+      await app.httpRequest().post('/file/meta').set('x-uid', '5').type('form').send({ filehash: withToken.json().data.FileSha1 }).expect(200);
+    });
+
+    it('answers GET /file/delete with 405 and deletes nothing', async () => {
+      const stored = await app.sonofs.upload(Readable.from([ Buffer.from('keep me') ]), { user: '6', filename: 'k.txt' });
+      const res = await request(`${running.base}/file/delete?filehash=${stored.fileHash}`, { headers: { 'x-uid': '6' } });
+      assert.equal(res.status, 405);
+      assert.equal(res.json().code, 'METHOD_NOT_ALLOWED');
+      assert.equal(res.headers.allow, 'POST');
+      assert.ok(await app.sonofs.getUserFile('6', stored.fileHash), 'the file is still there');
+    });
+
+    it('leaves tus to its CORS settings: a tus client needs no token', async () => {
+      const res = await request(`${running.base}/files`, {
+        method: 'POST', headers: { 'Tus-Resumable': '1.0.0', 'Upload-Length': '3', 'x-uid': '8' },
+      });
+      assert.equal(res.status, 201);
+    });
+  });
+});
