@@ -14,6 +14,52 @@ const EXTENSIONS = [
 ];
 const MAX = 32 * 1024 * 1024; // the fixture app's maxFileSize
 
+interface RawAnswer { status: number; head: string; headers: Record<string, string>; body: Buffer }
+
+/** The first HTTP response on a socket, read by hand: what a client gets, without a client's forgiveness. */
+function readAnswer(sock: net.Socket, ms = 5000): Promise<RawAnswer> {
+  return new Promise((resolve, reject) => {
+    let got = Buffer.alloc(0);
+    const timer = setTimeout(() => done(new Error(`no whole answer in ${ms} ms: ${got.toString().slice(0, 300)}`)), ms);
+    const parse = (): RawAnswer | undefined => {
+      const end = got.indexOf('\r\n\r\n');
+      if (end < 0) return undefined;
+      const head = got.subarray(0, end).toString();
+      const headers: Record<string, string> = {};
+      for (const line of head.split('\r\n').slice(1)) headers[line.slice(0, line.indexOf(':')).toLowerCase()] = line.slice(line.indexOf(':') + 1).trim();
+      const body = got.subarray(end + 4);
+      const length = Number(headers['content-length'] ?? 0);
+      if (body.length < length) return undefined;
+      return { status: Number(head.split(' ')[1]), head, headers, body: body.subarray(0, length) };
+    };
+    const done = (err?: Error, answer?: RawAnswer) => {
+      clearTimeout(timer);
+      sock.off('data', onData);
+      if (answer) resolve(answer); else reject(err);
+    };
+    const onData = (d: Buffer) => {
+      got = Buffer.concat([ got, d ]);
+      const answer = parse();
+      if (answer) done(undefined, answer);
+    };
+    sock.on('data', onData);
+    sock.once('close', () => done(new Error(`closed before a whole answer: ${got.toString().slice(0, 300)}`)));
+  });
+}
+
+/** One request written by hand on a fresh connection, and its answer. */
+async function rawExchange(port: number, request: string): Promise<RawAnswer> {
+  const sock = net.connect(port, '127.0.0.1');
+  sock.on('error', () => undefined);
+  const answer = readAnswer(sock);
+  sock.write(request);
+  try {
+    return await answer;
+  } finally {
+    sock.destroy();
+  }
+}
+
 /**
  * Black-box tests of the tus 1.0.0 server against the protocol checklist
  * (docs tus-protocol.md §1.3: C1–C8, CR1–CR6, D1–D3, W1–W3, E1–E3, K1–K3,
@@ -208,6 +254,18 @@ describe('tus 1.0.0 server (mm.app)', () => {
       await app.httpRequest().get('/files').set('X-HTTP-Method-Override', 'OPTIONS').expect(204).expect('Tus-Version', '1.0.0');
     });
 
+    it('C8: a POST overridden to HEAD gets a whole HTTP answer, on the collection and on an upload', async () => {
+      const { path: p } = await create({ 'Upload-Length': '3' });
+      for (const [ path, status ] of [ [ '/files', 405 ], [ p, 200 ] ] as const) {
+        const res = await rawExchange(port, `POST ${path} HTTP/1.1\r\nHost: x\r\nx-user: alice\r\nTus-Resumable: 1.0.0\r\n` +
+          'X-HTTP-Method-Override: HEAD\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+        assert.equal(res.status, status, res.head);
+        assert.equal(res.body.length, Number(res.headers['content-length'] ?? res.body.length), `${path}: the body is as long as announced`);
+        if (status === 405) assert.equal(JSON.parse(res.body.toString()).code, 'METHOD_NOT_ALLOWED');
+        else assert.equal(res.headers['upload-offset'], '0');
+      }
+    });
+
     it('SHOULD: PATCH with another Content-Type is 415, answered without reading the body', async () => {
       const { path: p } = await create({ 'Upload-Length': '100' });
       for (const type of [ 'application/json', 'application/x-www-form-urlencoded', 'text/plain', 'application/octet-stream' ]) {
@@ -245,11 +303,17 @@ describe('tus 1.0.0 server (mm.app)', () => {
       assert.ok(Date.now() - started < 1000, 'HEAD must not wait for the lock');
       // the resuming client: a PATCH from the offset it knows (0) takes over; the
       // stalled request stops and keeps its bytes, so the offset moved: 409
+      const firstAnswer = readAnswer(sock);
       const takeover = await patch(p, 0, data);
       assert.ok([ 204, 409 ].includes(takeover.status), `${takeover.status} ${JSON.stringify(takeover.body)}`);
       const offset = Number((await head(p)).headers['upload-offset']);
+      // the stalled request is answered with what it stored, which is the upload's offset now
+      const first = await firstAnswer;
+      assert.equal(first.status, 204, first.head);
+      assert.equal(first.headers.connection, 'close');
+      assert.equal(Number(first.headers['upload-offset']), takeover.status === 409 ? offset : 0);
       if (takeover.status === 409) {
-        assert.ok(offset > 0);
+        assert.ok(offset > 0 && offset <= 100_000);
         await patch(p, offset, data.subarray(offset)).expect(204);
       }
       sock.destroy();

@@ -362,8 +362,7 @@ export class UploadSessions {
     const position = (at: number) => (s.space ? dataPosition(s.space, at) : at);
     const space = s.space;
     const behind = this.opts.fsync && space ? new WriteBehind(() => this.store.files.sync(space.bundle)) : undefined;
-    const onRelease = () => w.source.destroy(new LockReleased());
-    released.addEventListener('abort', onRelease);
+    let onRelease = () => undefined as void;
     try {
       const sink = new Writable({
         highWaterMark: 1 << 20,
@@ -403,6 +402,10 @@ export class UploadSessions {
           });
         },
       });
+      // Another request takes over: stop reading this one, but leave its
+      // connection alone, so it is still answered (with what it stored).
+      onRelease = () => sink.destroy(new LockReleased());
+      released.addEventListener('abort', onRelease);
       try {
         await pump(w.source, sink);
       } catch (err) {

@@ -48,7 +48,6 @@ export async function headUpload(t: TusRequest, id: string): Promise<void> {
   t.setExpires(s);
   t.setFile(s.result);
   ctx.status = 200;
-  if (ctx.method !== 'HEAD') ctx.body = ''; // a HEAD sent as X-HTTP-Method-Override
 }
 
 /** GET <path>/<id>: a finished upload's bytes, streamed from the stored file. */

@@ -49,6 +49,16 @@ async function dispatch(ctx: Context, path: string, id: string | undefined): Pro
     if ((err as SonofsError).status === 412) ctx.set('Tus-Version', TUS_VERSION);
     sendError(ctx, err);
   }
+  // An answer before the whole body was read (refused, or another request
+  // took over): close the connection rather than read the rest to reuse it.
+  if (!ctx.req.complete && ctx.get('Content-Length') !== '0' && (ctx.get('Content-Length') || ctx.get('Transfer-Encoding'))) ctx.set('Connection', 'close');
+  // Egg's overrideMethod made this POST a HEAD, so Koa would send a HEAD's
+  // headers (a Content-Length) without the body; answer it as the POST it is
+  // (Node drops the body itself if the request really was a HEAD).
+  if (ctx.method === 'HEAD' && method === 'HEAD' && ctx.get('X-HTTP-Method-Override')) {
+    ctx.method = 'POST';
+    if (ctx.body === undefined || ctx.body === null) ctx.body = '';
+  }
 }
 
 /** Registers the tus endpoint (config.sonofs.tus) on the app's router. */
