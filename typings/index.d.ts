@@ -3,6 +3,11 @@ import type { SonofsConfig } from '../config/config.default';
 import type { SonofsContext } from '../app/lib/context-api';
 import type { SonofsStore, UploadSessions } from '../lib';
 
+// `require('egg-sonofs')` is lib/index.js (package.json `main`): the same API, typed.
+export * from '../lib';
+export type { SonofsConfig, AuthenticateHook, UserId } from '../config/config.default';
+export type { SonofsContext, CtxUploadOptions } from '../app/lib/context-api';
+
 declare module 'egg' {
   interface Context {
     /** The file store as seen by this request's user. */
