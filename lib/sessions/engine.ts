@@ -12,7 +12,7 @@ import { SMALL_RECORD_MAX, SonofsStore, UploadResult } from '../store';
 import { checkName, checkUser } from '../validate';
 import { addRange, missingRanges, prefixEnd, removeRange } from './ranges';
 import { SessionSpace, dataPosition, releaseSpace, readSessionData, readSpaceHeader } from './space';
-import { WriteBehind, bundlePath, punchHole, writevFully } from '../bundle-files';
+import { BundleFiles, WriteBehind, bundlePath, punchHole, writevFully } from '../bundle-files';
 import type { ByteRange, LockMode, Session, SessionProtocol, SessionStore } from './types';
 
 const fdatasync = promisify(fs.fdatasync);
@@ -60,6 +60,8 @@ export interface WriteRequest {
   checksum?: { algorithm: string; digest: Buffer };
   /** keep what arrived of a body cut short (tus), instead of discarding it */
   keepPartial?: boolean;
+  /** when this write brings in the last missing byte, store the file before letting go of the lock (one lock, fewer commits) */
+  complete?: CompleteOptions;
 }
 
 export interface WriteOutcome {
@@ -113,7 +115,7 @@ export class UploadSessions {
       if (c.length > this.opts.maxFileSize) throw new FileTooLargeError(this.opts.maxFileSize);
     }
     const maxOpen = this.opts.maxOpenPerUser ?? 1000;
-    if ((await this.db.keys(openKeyPrefix(user), maxOpen)).length >= maxOpen) {
+    if (await this.db.countKeys(openKeyPrefix(user), maxOpen) >= maxOpen) {
       throw new SonofsError(429, 'TOO_MANY_UPLOADS', `you have ${maxOpen} unfinished uploads; finish or cancel some first`);
     }
     const id = randomBytes(16).toString('base64url');
@@ -133,9 +135,7 @@ export class UploadSessions {
       fs.mkdirSync(this.stagingDir(), { recursive: true });
       fs.closeSync(fs.openSync(s.staging, 'wx'));
     }
-    await this.db.put(s);
-    if (c.key) await this.db.setKey(c.key, id);
-    await this.db.setKey(openKey(s), id);
+    await this.db.put(s, keysOf(s));
     await this.db.durable();
     return s;
   }
@@ -180,8 +180,14 @@ export class UploadSessions {
   async write(id: string, w: WriteRequest): Promise<WriteOutcome> {
     const mode: LockMode = w.ordered ? 'exclusive' : 'shared';
     try {
-      return await this.withLock(id, mode, async released => {
-        const s = await this.get(id, w.user);
+      return await this.withLock(id, mode, async (released, lock) => {
+        let s = await this.get(id, w.user);
+        // Stored already, though the session does not say so (a crash between the file's
+        // commit and the session's last update): never write into a stored file's bytes.
+        if (s.state === 'active' && s.space && spaceIsCommitted(this.opts.root, s, this.store.files)) {
+          const result = await this.completeLocked({ ...s, offset: s.length!, ranges: [ { start: 0, end: s.length! } ] }, {}, lock);
+          s = { ...s, state: 'done', result };
+        }
         if (s.state === 'done') throw new ConflictError('UPLOAD_FINISHED', 'this upload is already complete');
         if (s.state === 'paused') throw new ConflictError('UPLOAD_PAUSED', 'this upload is paused; resume it first');
         if (!Number.isSafeInteger(w.at) || w.at < 0) throw new BadRequestError('INVALID_OFFSET', 'the offset must be a non-negative integer');
@@ -195,7 +201,11 @@ export class UploadSessions {
         if (addRange(s.ranges, w.at, w.at + Math.max(w.length ?? 0, 1)).length > maxRanges) {
           throw new BadRequestError('TOO_FRAGMENTED', `the upload already has ${maxRanges} separate received ranges; send the gaps between them`);
         }
-        return await this.receive(s, w, w.length ?? room, released);
+        const out = await this.receive(s, w, w.length ?? room, released, !!w.complete);
+        const all = out.session;
+        if (!w.complete || out.interrupted || all.length === undefined || all.offset !== all.length || all.state !== 'active') return out;
+        const result = await this.completeLocked(all, w.complete, lock);
+        return { ...out, session: { ...all, state: 'done' as const, result } };
       }, w.ordered ? undefined : { start: w.at, end: w.at + (w.length ?? this.opts.maxFileSize) });
     } finally {
       if (!w.source.readableEnded && !w.source.destroyed) w.source.resume(); // drain what we will not read
@@ -224,27 +234,30 @@ export class UploadSessions {
 
   /** Turns a session whose bytes are all in into an ordinary file. Idempotent. */
   async complete(id: string, c: CompleteOptions = {}): Promise<UploadResult> {
-    return this.withLock(id, 'exclusive', async () => {
-      const s = await this.get(id, c.user);
-      if (s.state === 'done') return s.result!;
-      if (s.length === undefined) throw new ConflictError('LENGTH_UNKNOWN', 'the upload length is not known yet');
-      if (c.expectSize !== undefined && c.expectSize !== s.length) {
-        throw new BadRequestError('SIZE_MISMATCH', `the upload has ${s.length} bytes, not ${c.expectSize}`);
-      }
-      const gaps = missingRanges(s.ranges, s.length);
-      if (gaps.length) {
-        throw new ConflictError('UPLOAD_INCOMPLETE', `bytes missing: ${gaps.slice(0, 5).map(g => `${g.start}-${g.end - 1}`).join(', ')}${gaps.length > 5 ? ', ...' : ''}`);
-      }
-      const result = await this.commit(s, c);
-      // Content already stored: the space now holds only a link record; free the data blocks behind it.
-      if (result.deduplicated && s.space) {
-        const keep = HEADER_SIZE + SMALL_RECORD_MAX;
-        await punchHole(bundlePath(this.opts.root, s.space.bundle), s.space.offset + keep, s.space.length - keep);
-      }
-      this.hashes.delete(id);
-      await this.finish(s, { state: 'done', result });
-      return result;
-    });
+    return this.withLock(id, 'exclusive', async (_, lock) => this.completeLocked(await this.get(id, c.user), c, lock));
+  }
+
+  /** complete() for a holder of the session's lock; the last step also lets go of the lock. */
+  private async completeLocked(s: Session, c: CompleteOptions, lock: HeldLock): Promise<UploadResult> {
+    if (s.state === 'done') return s.result!;
+    if (s.length === undefined) throw new ConflictError('LENGTH_UNKNOWN', 'the upload length is not known yet');
+    if (c.expectSize !== undefined && c.expectSize !== s.length) {
+      throw new BadRequestError('SIZE_MISMATCH', `the upload has ${s.length} bytes, not ${c.expectSize}`);
+    }
+    const gaps = missingRanges(s.ranges, s.length);
+    if (gaps.length) {
+      throw new ConflictError('UPLOAD_INCOMPLETE', `bytes missing: ${gaps.slice(0, 5).map(g => `${g.start}-${g.end - 1}`).join(', ')}${gaps.length > 5 ? ', ...' : ''}`);
+    }
+    const result = await this.commit(s, c);
+    // Content already stored: the space now holds only a link record; free the data blocks behind it.
+    if (result.deduplicated && s.space) {
+      const keep = HEADER_SIZE + SMALL_RECORD_MAX;
+      await punchHole(bundlePath(this.opts.root, s.space.bundle), s.space.offset + keep, s.space.length - keep);
+    }
+    this.hashes.delete(s.id);
+    // with the ranges: the write that completed the upload left them to this step
+    await this.finish(s, { state: 'done', result, ranges: s.ranges, offset: s.offset, crc: s.crc }, lock);
+    return result;
   }
 
   /**
@@ -252,7 +265,7 @@ export class UploadSessions {
    * The parts stay as they are (a part may be used in several finals).
    */
   async concatenate(finalId: string, parts: Session[]): Promise<UploadResult> {
-    return this.withLock(finalId, 'exclusive', async () => {
+    return this.withLock(finalId, 'exclusive', async (_, lock) => {
       const s = await this.get(finalId);
       if (s.state === 'done') return s.result!;
       for (const p of parts) {
@@ -263,7 +276,7 @@ export class UploadSessions {
       const result = await this.store.upload(Readable.from(concatStreams(streams)), {
         user: s.user, filename: s.filename, mime: s.mime, size,
       });
-      await this.finish(s, { state: 'done', result, length: size, offset: size, ranges: size ? [ { start: 0, end: size } ] : [] });
+      await this.finish(s, { state: 'done', result, length: size, offset: size, ranges: size ? [ { start: 0, end: size } ] : [] }, lock);
       // The final's own space or staging file never held bytes: give it back.
       await discardSessionBytes(this.opts.root, s);
       return result;
@@ -272,12 +285,12 @@ export class UploadSessions {
 
   /** Stops an upload and gives its bytes back; the id answers 410 until the tombstone expires. */
   async cancel(id: string, user?: string): Promise<void> {
-    await this.withLock(id, 'exclusive', async () => {
+    await this.withLock(id, 'exclusive', async (_, lock) => {
       const s = await this.get(id, user);
       if (s.state === 'done') throw new ConflictError('UPLOAD_FINISHED', 'this upload is already a stored file');
       await discardSessionBytes(this.opts.root, s);
       this.hashes.delete(id);
-      await this.finish(s, { state: 'cancelled' });
+      await this.finish(s, { state: 'cancelled' }, lock);
     });
   }
 
@@ -294,9 +307,12 @@ export class UploadSessions {
     return path.join(this.opts.root, 'sessions', 'staging');
   }
 
-  private async finish(s: Session, change: Partial<Session>): Promise<void> {
-    await this.db.update(s.id, cur => ({ ...cur, ...change, expires: Date.now() + this.opts.doneTtlMs }));
-    await dropKeys(this.db, s);
+  /** The session's last change, its lookup keys dropped and (given the holder) its lock let go, in one commit. */
+  private async finish(s: Session, change: Partial<Session>, lock?: HeldLock): Promise<void> {
+    await this.db.update(s.id, cur => ({ ...cur, ...change, expires: Date.now() + this.opts.doneTtlMs }), {
+      dropKeys: keysOf(s), unlock: lock?.owner,
+    });
+    if (lock) lock.held = false;
   }
 
   /** Writes the file's record (or finds it, if a crash came between the commit and the session update). */
@@ -304,7 +320,7 @@ export class UploadSessions {
     const filename = c.filename ?? s.filename;
     const mime = c.mime ?? s.mime;
     const length = s.length!;
-    if (s.space && !spaceIsPending(this.opts.root, s)) return this.committedResult(s, filename);
+    if (s.space && !spaceIsPending(this.opts.root, s, this.store.files)) return this.committedResult(s, filename);
     let digest: { sha1: Buffer; crc: number; other?: Buffer } | undefined = c.expectDigest ? undefined : this.cachedDigest(s);
     if (!digest && (s.space || c.expectSha1 || c.expectDigest)) {
       digest = await digestOf(readSessionData(this.opts.root, s, 0, length), c.expectDigest?.algorithm);
@@ -327,7 +343,7 @@ export class UploadSessions {
   }
 
   private async committedResult(s: Session, filename: string | undefined): Promise<UploadResult> {
-    const sha1 = readSpaceHeader(this.opts.root, s.space!)!.sha1.toString('hex');
+    const sha1 = readSpaceHeader(this.opts.root, s.space!, this.store.files)!.sha1.toString('hex');
     const link = await this.store.getUserFile(s.user, sha1);
     if (!link) throw new ConflictError('UPLOAD_GONE', 'the upload was stored, then deleted');
     return {
@@ -344,7 +360,7 @@ export class UploadSessions {
   }
 
   /** Pumps the body into place, verifies it, makes it durable, then records the range. */
-  private async receive(s: Session, w: WriteRequest, limit: number, released: AbortSignal): Promise<WriteOutcome> {
+  private async receive(s: Session, w: WriteRequest, limit: number, released: AbortSignal, completing = false): Promise<WriteOutcome> {
     const inOrder = w.ordered === true && w.at === s.offset;
     const cached = this.hashes.get(s.id);
     let sha1 = inOrder ? (cached?.offset === w.at ? cached.hash.copy() : w.at === 0 ? createHash('sha1') : undefined) : undefined;
@@ -443,12 +459,17 @@ export class UploadSessions {
     }
 
     const end = w.at + received;
-    const session = (await this.db.update(s.id, cur => {
+    const record = (cur: Session): Session => {
       const ranges = addRange(cur.ranges, w.at, end);
       // The running crc holds only while bytes extend the prefix, in order.
       const stillInOrder = inOrder && cur.offset === w.at && crc !== undefined;
       return { ...cur, ranges, offset: prefixEnd(ranges), crc: stillInOrder ? crc : received ? undefined : cur.crc, expires: Date.now() + this.opts.ttlMs };
-    }))!;
+    };
+    // The write that completes an exclusive upload leaves its ranges to the
+    // file's commit, which records them with the done state in one step
+    // (should a crash come in between, the stored record tells: see write()).
+    const whole = completing && w.ordered && !cut && s.space !== undefined && end === s.length && s.offset === w.at;
+    const session = whole ? record(s) : (await this.db.update(s.id, record))!;
     if (sha1 && received) this.rememberHash(s.id, end, sha1);
     else if (received) this.hashes.delete(s.id);
     return { session, received, interrupted: !!cut };
@@ -475,7 +496,7 @@ export class UploadSessions {
    * to let go (tus: a client resuming after a dropped connection should not
    * wait for the old request to time out); the holder's `released` signal fires.
    */
-  private async withLock<T>(id: string, mode: LockMode, fn: (released: AbortSignal) => Promise<T>, range?: ByteRange): Promise<T> {
+  private async withLock<T>(id: string, mode: LockMode, fn: (released: AbortSignal, lock: HeldLock) => Promise<T>, range?: ByteRange): Promise<T> {
     const owner = `${process.pid}:${randomBytes(6).toString('hex')}`;
     const ttl = 10_000;
     const deadline = Date.now() + this.opts.lockTimeoutMs;
@@ -489,11 +510,12 @@ export class UploadSessions {
         .then(async held => held && mode === 'exclusive' ? this.db.releaseAsked(id, owner) : !held)
         .then(stop => { if (stop) released.abort(); }, () => undefined);
     }, 200);
+    const lock: HeldLock = { owner, held: true };
     try {
-      return await fn(released.signal);
+      return await fn(released.signal, lock);
     } finally {
       clearInterval(timer);
-      await this.db.unlock(id, owner);
+      if (lock.held) await this.db.unlock(id, owner);
     }
   }
 }
@@ -502,15 +524,29 @@ export class UploadSessions {
 const openKeyPrefix = (user: string) => `open:${user}:`;
 const openKey = (s: Session) => `${openKeyPrefix(s.user)}${s.id}`;
 
-/** Removes a session's lookup keys (its protocol key, its open-upload key). */
+/** A session's lookup keys: its protocol key, its open-upload key. */
+const keysOf = (s: Session): string[] => (s.key ? [ s.key, openKey(s) ] : [ openKey(s) ]);
+
+/** Removes a session's lookup keys that still point at it. */
 async function dropKeys(db: SessionStore, s: Session): Promise<void> {
-  if (s.key && await db.getKey(s.key) === s.id) await db.setKey(s.key, undefined);
-  await db.setKey(openKey(s), undefined);
+  await db.update(s.id, () => undefined, { dropKeys: keysOf(s) });
+}
+
+/** A session lock this request holds; `held` turns false once a last update let go of it. */
+interface HeldLock {
+  owner: string;
+  held: boolean;
 }
 
 /** True while a session's reserved space still carries its Pending header (not yet a file). */
-function spaceIsPending(root: string, s: Session): boolean {
-  return readSpaceHeader(root, s.space!)?.kind === RecordKind.Pending;
+function spaceIsPending(root: string, s: Session, files?: BundleFiles): boolean {
+  return readSpaceHeader(root, s.space!, files)?.kind === RecordKind.Pending;
+}
+
+/** True once a session's space holds its stored file's record. */
+function spaceIsCommitted(root: string, s: Session, files: BundleFiles): boolean {
+  const kind = readSpaceHeader(root, s.space!, files)?.kind;
+  return kind !== undefined && kind !== RecordKind.Pending && kind !== RecordKind.Padding;
 }
 
 /** A reserved space goes back as Padding (unless it already holds the committed file); staging is deleted. */

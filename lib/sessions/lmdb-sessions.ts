@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { open, RootDatabase } from 'lmdb';
-import type { ByteRange, LockMode, Session, SessionStore } from './types';
+import type { ByteRange, LockMode, Session, SessionStore, UpdateAlso } from './types';
 import { isAlive } from '../pid';
 import { txnWrites } from '../lmdb-retry';
 
@@ -50,14 +50,19 @@ export class LmdbSessionStore implements SessionStore {
     return this.db.get(sessionKey(id));
   }
 
-  async put(s: Session): Promise<void> {
-    await this.w.transaction(() => this.write(s));
+  async put(s: Session, keys: string[] = []): Promise<void> {
+    await this.w.transaction(() => {
+      this.write(s);
+      for (const k of keys) this.w.put(lookupKey(k), s.id);
+    });
   }
 
-  async update(id: string, fn: (s: Session) => Session | undefined): Promise<Session | undefined> {
+  async update(id: string, fn: (s: Session) => Session | undefined, also: UpdateAlso = {}): Promise<Session | undefined> {
     return this.w.transaction(() => {
+      if (also.unlock) this.release(id, also.unlock);
       const cur: Session | undefined = this.db.get(sessionKey(id));
       if (!cur) return undefined;
+      for (const k of also.dropKeys ?? []) if (this.db.get(lookupKey(k)) === id) this.w.del(lookupKey(k));
       const next = fn(cur);
       if (next) this.write(next);
       return next ?? cur;
@@ -80,6 +85,11 @@ export class LmdbSessionStore implements SessionStore {
   async setKey(key: string, id: string | undefined): Promise<void> {
     // In a transaction like every other write, so a commit lmdb-js fails is tried again.
     await this.w.transaction(() => (id === undefined ? this.w.del(lookupKey(key)) : this.w.put(lookupKey(key), id)));
+  }
+
+  async countKeys(prefix: string, limit: number): Promise<number> {
+    // lookup keys are [ 'k', key ]: every key starting with prefix sorts below [ 'k', prefix + U+FFFF ]
+    return this.db.getKeysCount({ start: lookupKey(prefix), end: lookupKey(`${prefix}\uffff`), limit });
   }
 
   async keys(prefix: string, limit: number): Promise<Array<{ key: string; id: string }>> {
@@ -141,14 +151,7 @@ export class LmdbSessionStore implements SessionStore {
   }
 
   async unlock(id: string, owner: string): Promise<void> {
-    await this.w.transaction(() => {
-      const lock: LockRecord | undefined = this.db.get(lockKey(id));
-      if (!lock) return;
-      if (lock.exclusive?.owner === owner) delete lock.exclusive;
-      delete lock.shared[owner];
-      if (!lock.exclusive && Object.keys(lock.shared).length === 0) this.w.del(lockKey(id));
-      else this.w.put(lockKey(id), lock);
-    });
+    await this.w.transaction(() => this.release(id, owner));
   }
 
   async durable(): Promise<void> {
@@ -157,6 +160,16 @@ export class LmdbSessionStore implements SessionStore {
 
   async close(): Promise<void> {
     await this.db.close();
+  }
+
+  /** Drops `owner`'s hold on the lock (inside a transaction). */
+  private release(id: string, owner: string): void {
+    const lock: LockRecord | undefined = this.db.get(lockKey(id));
+    if (!lock) return;
+    if (lock.exclusive?.owner === owner) delete lock.exclusive;
+    delete lock.shared[owner];
+    if (!lock.exclusive && Object.keys(lock.shared).length === 0) this.w.del(lockKey(id));
+    else this.w.put(lockKey(id), lock);
   }
 
   /** Puts a session and moves its expiry index entry (inside a transaction). */

@@ -72,11 +72,14 @@ export function readSessionData(root: string, where: { space?: SpaceRef; staging
   return fs.createReadStream(where.staging!, { start, end: end - 1, highWaterMark: 1 << 20 });
 }
 
-/** The header at the start of a session's space: Pending until the upload commits. */
-export function readSpaceHeader(root: string, ref: SpaceRef): RecordHeader | undefined {
+/**
+ * The header at the start of a session's space: Pending until the upload
+ * commits. Through `files`, a worker reads it on the bundle's open fd.
+ */
+export function readSpaceHeader(root: string, ref: SpaceRef, files?: BundleFiles): RecordHeader | undefined {
   let fd: number;
   try {
-    fd = fs.openSync(bundlePath(root, ref.bundle), 'r');
+    fd = files ? files.acquire(ref.bundle) : fs.openSync(bundlePath(root, ref.bundle), 'r');
   } catch {
     return undefined;
   }
@@ -85,6 +88,7 @@ export function readSpaceHeader(root: string, ref: SpaceRef): RecordHeader | und
     fs.readSync(fd, head, 0, HEADER_SIZE, ref.offset);
     return decodeHeader(head);
   } finally {
-    fs.closeSync(fd);
+    if (files) files.release(ref.bundle);
+    else fs.closeSync(fd);
   }
 }

@@ -58,6 +58,12 @@ export interface Session {
   result?: UploadResult;
 }
 
+/** What else a session update does in the same atomic step. */
+export interface UpdateAlso {
+  dropKeys?: string[];
+  unlock?: string;
+}
+
 /** exclusive: one writer of an ordered stream (tus), complete, cancel. shared: writers of disjoint ranges (chunks, blocks). */
 export type LockMode = 'exclusive' | 'shared';
 
@@ -67,14 +73,21 @@ export type LockMode = 'exclusive' | 'shared';
  */
 export interface SessionStore {
   get(id: string): Promise<Session | undefined>;
-  /** Creates or replaces a session (its expiry index follows). */
-  put(s: Session): Promise<void>;
-  /** Atomic read-modify-write; `fn` returns the new value, or undefined to leave it. */
-  update(id: string, fn: (s: Session) => Session | undefined): Promise<Session | undefined>;
+  /** Creates or replaces a session (its expiry index follows), with lookup keys pointing at it, in one step. */
+  put(s: Session, keys?: string[]): Promise<void>;
+  /**
+   * Atomic read-modify-write; `fn` returns the new value, or undefined to
+   * leave it. In the same step (one commit instead of several): `dropKeys`
+   * removes lookup keys that still point at this session, `unlock` releases
+   * that owner's lock.
+   */
+  update(id: string, fn: (s: Session) => Session | undefined, also?: UpdateAlso): Promise<Session | undefined>;
   remove(id: string): Promise<void>;
   /** A protocol's lookup key (e.g. user + file hash) → session id. */
   getKey(key: string): Promise<string | undefined>;
   setKey(key: string, id: string | undefined): Promise<void>;
+  /** How many lookup keys start with `prefix`, counting up to `limit` at most. */
+  countKeys(prefix: string, limit: number): Promise<number>;
   /** Lookup keys starting with `prefix` (sorted), e.g. a protocol's queue of sessions needing work. */
   keys(prefix: string, limit: number): Promise<Array<{ key: string; id: string }>>;
   /** Ids of sessions whose expiry is before `now`, oldest first. */

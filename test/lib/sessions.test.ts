@@ -55,6 +55,35 @@ describe('lib: upload sessions', () => {
     fs.rmSync(root, { recursive: true, force: true });
   });
 
+  it('stores the file in the write that brings the last byte, in one lock, with its ranges recorded', async () => {
+    const data = randomBytes(300_000);
+    const s = await sessions.create({ protocol: 'tus', user: 'alice', length: data.length, filename: 'one.bin' });
+    await sessions.write(s.id, { user: 'alice', at: 0, source: Readable.from([ data.subarray(0, 1000) ]), ordered: true, complete: { user: 'alice' } });
+    assert.equal((await sessions.get(s.id)).state, 'active', 'not complete yet');
+    const out = await sessions.write(s.id, { user: 'alice', at: 1000, source: Readable.from([ data.subarray(1000) ]), ordered: true, complete: { user: 'alice' } });
+    assert.equal(out.session.state, 'done');
+    assert.equal(out.session.result!.fileHash, sha1(data));
+    const stored = await sessions.get(s.id);
+    assert.deepEqual([ stored.state, stored.offset, stored.ranges ], [ 'done', data.length, [ { start: 0, end: data.length } ] ]);
+    assert.ok((await node.store.getFile(out.session.result!.fileId)).buffer.equals(data));
+    assert.equal(await sessions.db.countKeys(`open:alice:`, 10), 0, 'no longer counted as open');
+  });
+
+  it('never writes into a stored file whose session missed its last update (a crash between the two)', async () => {
+    const data = randomBytes(200_000);
+    const s = await sessions.create({ protocol: 'tus', user: 'alice', length: data.length });
+    const out = await sessions.write(s.id, { user: 'alice', at: 0, source: Readable.from([ data ]), ordered: true, complete: { user: 'alice' } });
+    const fileId = out.session.result!.fileId;
+    // the session as a crash right after the file's commit leaves it
+    await sessions.db.update(s.id, cur => ({ ...cur, state: 'active', offset: 0, ranges: [], result: undefined }));
+    await rejectsWith(sessions.write(s.id, {
+      user: 'alice', at: 0, source: Readable.from([ randomBytes(data.length) ]), ordered: true, complete: { user: 'alice' },
+    }), 409, 'UPLOAD_FINISHED');
+    assert.ok((await node.store.getFile(fileId)).buffer.equals(data), 'the stored file is intact');
+    const after = await sessions.get(s.id);
+    assert.deepEqual([ after.state, after.result?.fileId, after.offset ], [ 'done', fileId, data.length ]);
+  });
+
   it('takes ordered writes into reserved space and completes into an ordinary, deduplicated file', async () => {
     const data = randomBytes(2 * MiB + 123);
     const s = await sessions.create({ protocol: 'tus', user: 'alice', length: data.length, filename: 'big.bin' });
@@ -148,7 +177,6 @@ describe('lib: upload sessions', () => {
     const acquire = files.acquire.bind(files);
     const readOnly = fs.openSync(bundlePath(root, s.space!.bundle), 'r');
     files.acquire = (bundle: number) => {
-      files.acquire = acquire;
       acquire(bundle); // balanced by the write's release()
       return readOnly;
     };
@@ -159,6 +187,7 @@ describe('lib: upload sessions', () => {
       assert.equal(out.session.offset, 100_000);
       assert.equal(out.session.crc, before.crc, 'the crc of what is on disk, not of the bytes that failed to land');
     } finally {
+      files.acquire = acquire;
       fs.closeSync(readOnly);
     }
     await sessions.write(s.id, { user: 'u', at: 100_000, source: Readable.from([ data.subarray(100_000) ]), ordered: true });

@@ -22,7 +22,7 @@ export function bodyCheck(t: TusRequest): BodyCheck {
  * stalled writer let go). Without a checksum, what arrived of a cut body is
  * kept (Core SHOULD); with one, the chunk is all or nothing.
  */
-export function writeBody(t: TusRequest, id: string, user: string, at: number, check: BodyCheck): Promise<WriteOutcome> {
+export function writeBody(t: TusRequest, id: string, user: string, at: number, check: BodyCheck, complete = false): Promise<WriteOutcome> {
   let source: Readable = t.ctx.req;
   if (check.trailer) {
     const verified = new TrailerChecksum(t.ctx.req as unknown as ConstructorParameters<typeof TrailerChecksum>[0]);
@@ -30,6 +30,6 @@ export function writeBody(t: TusRequest, id: string, user: string, at: number, c
     source = verified;
   }
   return t.engine.write(id, {
-    user, at, source, ordered: true, checksum: check.checksum, keepPartial: !check.trailer,
+    user, at, source, ordered: true, checksum: check.checksum, keepPartial: !check.trailer, complete: complete ? { user } : undefined,
   });
 }

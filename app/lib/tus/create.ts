@@ -57,7 +57,7 @@ export async function createUpload(t: TusRequest): Promise<void> {
 
   let s = await t.engine.create({ protocol: 'tus', user: c.user, length, filename: c.filename, mime: c.mime, extra: c.extra as Record<string, unknown> });
   try {
-    if (withBody) s = (await writeBody(t, s.id, c.user, 0, check)).session;
+    if (withBody) s = (await writeBody(t, s.id, c.user, 0, check, !concat)).session;
     s = await finishIfComplete(t, s); // CR6: Upload-Length 0 is complete at once
   } catch (err) {
     // The client never learns this upload's URL: give its space back.

@@ -31,7 +31,9 @@ export async function patchUpload(t: TusRequest, id: string): Promise<void> {
     throw s.length === undefined ? new FileTooLargeError(t.maxSize) : tusErrors.exceedsLength(s.length);
   }
 
-  const out = await writeBody(t, id, user, offset, check);
+  // An ordinary upload becomes a file in the request that brings its last byte, under the
+  // same lock; partials and finals finish through concatenation instead.
+  const out = await writeBody(t, id, user, offset, check, !tusExtra(s).concat);
   s = await finishIfComplete(t, out.session);
   // C6: the new offset counts only bytes stored (an interrupted body keeps what arrived).
   t.ctx.set('Upload-Offset', String(s.offset));
