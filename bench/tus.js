@@ -2,8 +2,12 @@
 'use strict';
 // tus benchmark (S4), the same client (tus-js-client, the official one) against each peer:
 //   S4a  --count (2,000) uploads of --size-kib (16) KiB, --concurrency (16) in flight,
-//        creation-with-upload (one POST carries the bytes), after --warmup (300) uploads;
-//        --client raw sends the same POSTs from node:http instead of tus-js-client
+//        after --warmup (300) uploads, in each --modes: `post-patch` (tus-js-client's
+//        default: POST creates, PATCH sends the bytes) and `with-upload`
+//        (creation-with-upload: one POST carries the bytes); --client raw sends the
+//        same requests from node:http instead of tus-js-client. CPU is counted from
+//        /proc: the server's processes (user + system), the kernel's own threads,
+//        the client, and any other process, per upload.
 //   S4b  one --big-mib (1,024) MiB upload from a file, one PATCH (chunkSize Infinity)
 // Peers: demo (egg-sonofs's tus endpoint /files/, 2 workers, fsync on) and
 // tus-server (@tus/server + @tus/file-store, one process, no fsync).
@@ -17,11 +21,17 @@ const { runClosedLoop } = require('./lib/load');
 const { PEERS, startPeer } = require('./lib/peers');
 const { startServer } = require('./lib/server-process');
 const { formatTable, ratioRow } = require('./lib/table');
-const { tempDir, writeRandomFile, readWholeFile, describeRun, writeResults, sha1Hex, parseFlags } = require('./lib/system');
+const {
+  tempDir, writeRandomFile, readWholeFile, describeRun, writeResults, sha1Hex, parseFlags, cpuSnapshot, ownProcessGroup,
+} = require('./lib/system');
 
 const KiB = 1024;
 const MiB = 1024 * 1024;
-const DEFAULTS = { count: 2000, concurrency: 16, warmup: 300, 'size-kib': 16, 'big-mib': 1024, peers: 'demo,tus-server', client: 'tus-js-client' };
+const DEFAULTS = {
+  count: 2000, concurrency: 16, warmup: 300, 'size-kib': 16, 'big-mib': 1024, peers: 'demo,tus-server', client: 'tus-js-client',
+  modes: 'post-patch,with-upload',
+};
+const MODES = [ 'post-patch', 'with-upload' ];
 
 const TUS_PEERS = {
   demo: {
@@ -66,7 +76,8 @@ function tusUpload(endpoint, source, opts) {
 }
 
 /** S4a: many small uploads, each body distinct in its first bytes so no peer can deduplicate. */
-async function smallUploads(endpoint, flags) {
+async function smallUploads(endpoint, flags, mode) {
+  const withCreation = mode === 'with-upload';
   const size = flags['size-kib'] * KiB;
   const bodies = Array.from({ length: flags.concurrency }, () => require('node:crypto').randomBytes(size));
   let serial = 0;
@@ -76,22 +87,51 @@ async function smallUploads(endpoint, flags) {
   const { port } = new URL(endpoint);
   const rawPost = async (body, index) => {
     const res = await request({
-      agent, port, method: 'POST', path: '/files/', body,
+      agent, port, method: 'POST', path: '/files/', body: withCreation ? body : undefined,
       headers: {
-        'Tus-Resumable': '1.0.0', 'Upload-Length': String(body.length), 'Content-Type': 'application/offset+octet-stream',
-        'Content-Length': body.length, 'Upload-Metadata': `filename ${Buffer.from(`s4-${index}.bin`).toString('base64')}`,
+        'Tus-Resumable': '1.0.0', 'Upload-Length': String(body.length), 'Upload-Metadata': `filename ${Buffer.from(`s4-${index}.bin`).toString('base64')}`,
+        ...(withCreation ? { 'Content-Type': 'application/offset+octet-stream', 'Content-Length': body.length } : { 'Content-Length': 0 }),
       },
     });
-    if (res.status !== 201) throw new Error(`HTTP ${res.status}: ${res.body.toString().slice(0, 200)}`);
+    if (res.status !== 201) throw new Error(`POST: HTTP ${res.status}: ${res.body.toString().slice(0, 200)}`);
+    if (withCreation) return;
+    const patch = await request({
+      agent, port, method: 'PATCH', path: new URL(res.headers.location, endpoint).pathname, body,
+      headers: { 'Tus-Resumable': '1.0.0', 'Upload-Offset': '0', 'Content-Type': 'application/offset+octet-stream', 'Content-Length': body.length },
+    });
+    if (patch.status !== 204) throw new Error(`PATCH: HTTP ${patch.status}: ${patch.body.toString().slice(0, 200)}`);
   };
   const task = async (index, lane) => {
     const body = Buffer.from(bodies[lane]);
     body.writeUInt32LE(serial++, 0);
     if (flags.client === 'raw') await rawPost(body, index);
-    else await tusUpload(endpoint, body, { filename: `s4-${index}.bin`, withCreation: true });
+    else await tusUpload(endpoint, body, { filename: `s4-${index}.bin`, withCreation });
   };
   await runClosedLoop({ count: flags.warmup, concurrency: flags.concurrency, task });
-  return runClosedLoop({ count: flags.count, concurrency: flags.concurrency, task });
+  const before = cpuSnapshot();
+  const clientBefore = process.cpuUsage();
+  const result = await runClosedLoop({ count: flags.count, concurrency: flags.concurrency, task });
+  const client = process.cpuUsage(clientBefore);
+  return { ...result, cpu: cpuPerUpload(before, cpuSnapshot(), (client.user + client.system) / 1000, result.ok) };
+}
+
+/** Where the CPU went during a run, in ms per upload: the server's process group, the kernel's threads, the client, the rest. */
+function cpuPerUpload(before, after, clientMs, uploads) {
+  const serverGroup = cpuPerUpload.serverGroup;
+  const own = ownProcessGroup();
+  const ticks = { server: 0, kernel: 0, client: 0 };
+  for (const [ pid, p ] of after.processes) {
+    const delta = p.ticks - (before.processes.get(pid)?.ticks ?? 0);
+    if (p.pgrp === serverGroup) ticks.server += delta;
+    else if (p.pgrp === 0) ticks.kernel += delta;
+    else if (p.pgrp === own) ticks.client += delta;
+  }
+  const busy = after.busy - before.busy;
+  const ms = t => (t * 10) / uploads; // a tick is 10 ms (USER_HZ 100)
+  return {
+    serverMs: ms(ticks.server), kernelThreadsMs: ms(ticks.kernel), clientMs: clientMs / uploads,
+    otherMs: Math.max(0, ms(busy - ticks.server - ticks.kernel - ticks.client)),
+  };
 }
 
 /** S4b: one big upload streamed from a file; the stored bytes are read back and checked. */
@@ -109,10 +149,16 @@ async function benchPeer(name, flags, big, workDir) {
   PEERS[name] = TUS_PEERS[name]; // startPeer looks peers up by name
   const { peer, server, port, dataDir } = await startPeer(name, workDir, log);
   const endpoint = `http://127.0.0.1:${port}/files/`;
+  cpuPerUpload.serverGroup = server.pid; // startServer makes each server the leader of its own process group
   try {
-    const s4a = await smallUploads(endpoint, flags);
-    log(`${name} S4a: ${s4a.ok} uploads in ${s4a.seconds.toFixed(1)} s = ${s4a.opsPerSec.toFixed(0)}/s, p50 ${s4a.p50Ms.toFixed(1)} ms, ` +
-      `p99 ${s4a.p99Ms.toFixed(1)} ms, errors ${s4a.errors}${s4a.errorSamples.length ? `\n  ${s4a.errorSamples.join('\n  ')}` : ''}`);
+    const s4a = {};
+    for (const mode of flags.modes.split(',')) {
+      const r = s4a[mode] = await smallUploads(endpoint, flags, mode);
+      log(`${name} S4a ${mode}: ${r.ok} uploads in ${r.seconds.toFixed(1)} s = ${r.opsPerSec.toFixed(0)}/s, p50 ${r.p50Ms.toFixed(1)} ms, ` +
+        `p99 ${r.p99Ms.toFixed(1)} ms, errors ${r.errors}; CPU ms per upload: server ${r.cpu.serverMs.toFixed(2)}, ` +
+        `kernel threads ${r.cpu.kernelThreadsMs.toFixed(2)}, client ${r.cpu.clientMs.toFixed(2)}, other ${r.cpu.otherMs.toFixed(2)}` +
+        `${r.errorSamples.length ? `\n  ${r.errorSamples.join('\n  ')}` : ''}`);
+    }
     let s4b;
     if (big) {
       s4b = await bigUpload(peer, port, endpoint, big, dataDir).catch(err => ({ error: err.message }));
@@ -133,7 +179,8 @@ async function main() {
   if (![ 'tus-js-client', 'raw' ].includes(flags.client)) throw new Error('--client is tus-js-client or raw');
   for (const n of peerNames) if (!TUS_PEERS[n]) throw new Error(`unknown peer ${n}; peers: ${Object.keys(TUS_PEERS).join(', ')}`);
   const { command, machine, date } = describeRun('tus benchmark', __filename, args, log);
-  log(`S4a: ${flags.count} tus uploads of ${flags['size-kib']} KiB (creation-with-upload, client ${flags.client}), ${flags.concurrency} in flight, after ${flags.warmup} warm-up uploads`);
+  for (const m of flags.modes.split(',')) if (!MODES.includes(m)) throw new Error(`--modes takes ${MODES.join(', ')}`);
+  log(`S4a: ${flags.count} tus uploads of ${flags['size-kib']} KiB (${flags.modes}, client ${flags.client}), ${flags.concurrency} in flight, after ${flags.warmup} warm-up uploads`);
   log(`S4b: one ${flags['big-mib']} MiB tus upload from a file` + (flags['big-mib'] > 0 ? '' : ' (skipped)'));
   log(`peers: ${peerNames.map(n => `${n} (${TUS_PEERS[n].describe})`).join('; ')}\n`);
   // tus-js-client uses node:http's global agent: keep connections alive like a browser would
@@ -152,22 +199,33 @@ async function main() {
     await work.remove();
   }
 
+  const modes = flags.modes.split(',');
   const rows = peerNames.map(name => {
     const { s4a, s4b } = results[name];
-    return { peer: name, uploadsPerSec: s4a.opsPerSec, p50: s4a.p50Ms, p99: s4a.p99Ms, mibPerSec: s4b && s4b.mibPerSec, errors: s4a.errors };
+    const row = { peer: name, mibPerSec: s4b && s4b.mibPerSec };
+    for (const m of modes) {
+      Object.assign(row, { [`${m}/s`]: s4a[m].opsPerSec, [`${m} p50`]: s4a[m].p50Ms, [`${m} server ms`]: s4a[m].cpu.serverMs,
+        [`${m} kernel ms`]: s4a[m].cpu.kernelThreadsMs + s4a[m].cpu.otherMs });
+    }
+    return row;
   });
-  if (rows.length === 2) rows.push(ratioRow(rows[0], rows[1], [ 'uploadsPerSec', 'p50', 'p99', 'mibPerSec' ], `${rows[0].peer} / ${rows[1].peer}`));
+  const keys = [ ...modes.flatMap(m => [ `${m}/s`, `${m} p50`, `${m} server ms`, `${m} kernel ms` ]), 'mibPerSec' ];
+  if (rows.length === 2) rows.push(ratioRow(rows[0], rows[1], keys, `${rows[0].peer} / ${rows[1].peer}`));
   console.log(`\n${formatTable([
     { key: 'peer', title: 'peer' },
-    { key: 'uploadsPerSec', title: 'S4a uploads/s', digits: 0 },
-    { key: 'p50', title: 'p50 ms', digits: 1 },
-    { key: 'p99', title: 'p99 ms', digits: 1 },
+    ...modes.flatMap(m => [
+      { key: `${m}/s`, title: `${m} uploads/s`, digits: 0 },
+      { key: `${m} p50`, title: 'p50 ms', digits: 1 },
+      { key: `${m} server ms`, title: 'server CPU ms', digits: 2 },
+      { key: `${m} kernel ms`, title: 'kernel+other ms', digits: 2 },
+    ]),
     { key: 'mibPerSec', title: 'S4b MiB/s', digits: 1 },
-    { key: 'errors', title: 'S4a errors', digits: 0 },
   ], rows)}\n`);
+  console.log('server CPU ms: user + system time of the server\'s processes per upload; kernel+other ms: the kernel\'s own threads ' +
+    '(writeback, ...) and any process that is neither the client nor a server, per upload\n');
   const file = writeResults({ scenario: 'tus', date, command, machine, settings: flags, peers: results });
   log(`results: ${path.relative(process.cwd(), file)}`);
-  const bad = peerNames.filter(n => results[n].s4a.errors || (results[n].s4b && results[n].s4b.error));
+  const bad = peerNames.filter(n => Object.values(results[n].s4a).some(r => r.errors) || (results[n].s4b && results[n].s4b.error));
   if (bad.length) {
     console.error(`\nSOMETHING WENT WRONG for ${bad.join(', ')}`);
     process.exitCode = 1;
