@@ -8,7 +8,8 @@
 //        same requests from node:http instead of tus-js-client. CPU is counted from
 //        /proc: the server's processes (user + system), the kernel's own threads,
 //        the client, and any other process, per upload.
-//   S4b  one --big-mib (1,024) MiB upload from a file, one PATCH (chunkSize Infinity)
+//   S4b  one --big-mib (1,024) MiB upload from a file, one PATCH (chunkSize Infinity; --client raw:
+//        the PATCH from node:http)
 // Peers: demo (egg-sonofs's tus endpoint /files/, 2 workers, fsync on) and
 // tus-server (@tus/server + @tus/file-store, one process, no fsync).
 const fs = require('node:fs');
@@ -134,11 +135,29 @@ function cpuPerUpload(before, after, clientMs, uploads) {
   };
 }
 
+/** S4b by hand: POST, then one PATCH streaming the file from node:http (what --client raw measures). */
+async function rawBigUpload(endpoint, big) {
+  const { port } = new URL(endpoint);
+  const created = await request({
+    port, method: 'POST', path: '/files/', headers: { 'Tus-Resumable': '1.0.0', 'Upload-Length': String(big.size), 'Content-Length': 0 },
+  });
+  if (created.status !== 201) throw new Error(`POST: HTTP ${created.status}`);
+  const url = new URL(created.headers.location, endpoint).href;
+  const patch = await request({
+    port, method: 'PATCH', path: new URL(url).pathname, body: fs.createReadStream(big.file, { highWaterMark: MiB }),
+    headers: { 'Tus-Resumable': '1.0.0', 'Upload-Offset': '0', 'Content-Type': 'application/offset+octet-stream', 'Content-Length': big.size },
+  });
+  if (patch.status !== 204) throw new Error(`PATCH: HTTP ${patch.status}: ${patch.body.toString().slice(0, 200)}`);
+  return url;
+}
+
 /** S4b: one big upload streamed from a file; the stored bytes are read back and checked. */
-async function bigUpload(peer, port, endpoint, big, dataDir) {
+async function bigUpload(peer, port, endpoint, big, dataDir, client) {
   await readWholeFile(big.file);
   const start = performance.now();
-  const url = await tusUpload(endpoint, fs.createReadStream(big.file), { filename: 'big.bin', withCreation: false, size: big.size });
+  const url = client === 'raw'
+    ? await rawBigUpload(endpoint, big)
+    : await tusUpload(endpoint, fs.createReadStream(big.file), { filename: 'big.bin', withCreation: false, size: big.size });
   const seconds = (performance.now() - start) / 1000;
   const back = await peer.fetchBack(port, url, dataDir);
   const sha1Ok = back.sha1 === big.sha1;
@@ -161,7 +180,7 @@ async function benchPeer(name, flags, big, workDir) {
     }
     let s4b;
     if (big) {
-      s4b = await bigUpload(peer, port, endpoint, big, dataDir).catch(err => ({ error: err.message }));
+      s4b = await bigUpload(peer, port, endpoint, big, dataDir, flags.client).catch(err => ({ error: err.message }));
       log(s4b.error ? `${name} S4b: FAILED: ${s4b.error}` : `${name} S4b: ${big.size / MiB} MiB in ${s4b.seconds.toFixed(2)} s = ${s4b.mibPerSec.toFixed(1)} MiB/s, sha1 checked`);
     }
     return { s4a, s4b };

@@ -443,7 +443,9 @@ export class UploadSessions {
         throw new ChecksumMismatchError(`the bytes do not match their ${w.checksum!.algorithm} checksum; they were discarded`);
       }
       await behind?.settled();
-      if (this.opts.fsync && received > 0) {
+      // The write that completes an upload leaves the sync to the file's commit, which
+      // syncs data and header together before answering (as a one-request upload does).
+      if (this.opts.fsync && received > 0 && !(completing && completes(s, w, received, !!cut))) {
         if (s.space) await this.store.files.sync(s.space.bundle);
         else await fdatasync(fd);
       }
@@ -468,7 +470,7 @@ export class UploadSessions {
     // The write that completes an exclusive upload leaves its ranges to the
     // file's commit, which records them with the done state in one step
     // (should a crash come in between, the stored record tells: see write()).
-    const whole = completing && w.ordered && !cut && s.space !== undefined && end === s.length && s.offset === w.at;
+    const whole = completing && completes(s, w, received, !!cut);
     const session = whole ? record(s) : (await this.db.update(s.id, record))!;
     if (sha1 && received) this.rememberHash(s.id, end, sha1);
     else if (received) this.hashes.delete(s.id);
@@ -523,6 +525,11 @@ export class UploadSessions {
 /** The key that counts an unfinished upload against its user's limit. */
 const openKeyPrefix = (user: string) => `open:${user}:`;
 const openKey = (s: Session) => `${openKeyPrefix(s.user)}${s.id}`;
+
+/** True when an ordered write of `received` bytes, not cut short, brings a reserved upload's last byte. */
+function completes(s: Session, w: WriteRequest, received: number, cut: boolean): boolean {
+  return !!w.ordered && !cut && s.space !== undefined && s.offset === w.at && w.at + received === s.length;
+}
 
 /** A session's lookup keys: its protocol key, its open-upload key. */
 const keysOf = (s: Session): string[] => (s.key ? [ s.key, openKey(s) ] : [ openKey(s) ]);
