@@ -105,6 +105,8 @@ export interface Catalog {
   replay(records: ReplayRecord[]): Promise<number>;
   /** True when the catalog holds nothing (new or lost): rebuild from bundles. */
   isEmpty(): Promise<boolean>;
+  /** Some stored content, any: its file id tells which node identity the store's ids carry. */
+  anyBlob(): Promise<BlobInfo | undefined>;
 
   // allocation leader state (agent only)
   getAllocState(): Promise<AllocState | undefined>;

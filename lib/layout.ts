@@ -30,9 +30,10 @@ const FILE = 'layout.json';
  * so the extent size must not change under existing bundles; file ids carry
  * the node's group and server, so those are fixed too. The first start
  * writes root/layout.json; later starts must agree with it.
- * `adopted` lists settings a store from an older version did not record yet.
+ * `adopted` lists settings a store from an older version did not record yet;
+ * `held` is the identity its stored file ids carry, if it has any.
  */
-export function fixLayout(root: string, want: Pinned): StoreLayout & { adopted: string[] } {
+export function fixLayout(root: string, want: Pinned, held?: Pick<Pinned, 'group' | 'server'>): StoreLayout & { adopted: string[] } {
   const file = path.join(root, FILE);
   let saved: StoreLayout | undefined;
   try {
@@ -43,11 +44,13 @@ export function fixLayout(root: string, want: Pinned): StoreLayout & { adopted: 
   const adopted: string[] = [];
   if (saved) {
     for (const key of PINNED) {
-      if (saved[key] === undefined) {
+      // A store from before identity was pinned: the ids it handed out say which it has.
+      const was = saved[key] ?? (key === 'group' || key === 'server' ? held?.[key] : undefined);
+      if (saved[key] === undefined && (was === undefined || was === want[key])) {
         adopted.push(key);
-      } else if (saved[key] !== want[key]) {
-        throw new Error(`[egg-sonofs] the store under ${root} was created with ${key} ${saved[key]}; config.sonofs.${key} is ${want[key]}. ` +
-          `Set config.sonofs.${key} to ${saved[key]}: ${WHY[key]}. (Another value needs another root.)`);
+      } else if (was !== want[key]) {
+        throw new Error(`[egg-sonofs] the store under ${root} was created with ${key} ${was}; config.sonofs.${key} is ${want[key]}. ` +
+          `Set config.sonofs.${key} to ${was}: ${WHY[key]}. (Another value needs another root.)`);
       }
     }
     if (!adopted.length) return { ...saved, adopted };

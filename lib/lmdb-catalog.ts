@@ -154,6 +154,11 @@ export class LmdbCatalog implements Catalog {
     return true;
   }
 
+  async anyBlob(): Promise<BlobInfo | undefined> {
+    for (const { value } of this.db.getRange({ start: [ 'b' ], end: [ 'b', '\uffff' ], limit: 1 })) return value as BlobInfo;
+    return undefined;
+  }
+
   async getAllocState(): Promise<AllocState | undefined> {
     return this.db.get(ALLOC);
   }

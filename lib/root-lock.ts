@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -7,15 +8,19 @@ import { currentBootId } from './unsynced-marker';
 /**
  * One leader per store root. Two agents on one root would each run an
  * allocator over the same bundles and hand out the same space twice. The lock
- * is a file naming its holder (pid, host, boot id, process start time), as
- * PostgreSQL's postmaster.pid: a holder that is gone (crashed, killed, the
- * machine rebooted) leaves a stale lock that the next start takes over.
+ * is a file naming its holder, as PostgreSQL's postmaster.pid, which the
+ * holder also touches every few seconds. A holder this process can see (same
+ * host, same pid namespace) is judged by its pid and start time; any other
+ * (another container on a shared volume, another machine) by that heartbeat.
+ * A holder that is gone leaves a stale lock that the next start takes over.
  */
 export interface RootLockHolder {
   pid: number;
   host: string;
   /** the system boot the holder ran in (a reboot makes every old lock stale) */
   bootId?: string;
+  /** the holder's pid namespace (a container's pids mean nothing outside it) */
+  pidNs?: string;
   /** the holder's start time in clock ticks since boot, so a reused pid is not taken for it */
   startTime?: number;
   since: string;
@@ -26,7 +31,16 @@ export interface RootLock {
   release(): void;
 }
 
+export interface RootLockOptions {
+  /** how often the holder touches the lock */
+  heartbeatMs?: number;
+  /** a lock of a holder we cannot see that was not touched this long is stale */
+  staleMs?: number;
+}
+
 const FILE = 'sonofs.lock';
+const HEARTBEAT_MS = 2000;
+const STALE_MS = 10_000;
 
 /** Field 22 of /proc/<pid>/stat (Linux), undefined elsewhere or when the process is gone. */
 function processStartTime(pid: number): number | undefined {
@@ -40,29 +54,88 @@ function processStartTime(pid: number): number | undefined {
   }
 }
 
+function pidNamespace(): string | undefined {
+  try {
+    return fs.readlinkSync('/proc/self/ns/pid');
+  } catch {
+    return undefined;
+  }
+}
+
 function me(): RootLockHolder {
   return {
-    pid: process.pid, host: os.hostname(), bootId: currentBootId(), startTime: processStartTime(process.pid),
+    pid: process.pid, host: os.hostname(), bootId: currentBootId(), pidNs: pidNamespace(), startTime: processStartTime(process.pid),
     since: new Date().toISOString(),
   };
 }
 
-/** True when the holder may still be running; a holder on another host cannot be judged from here. */
-function mayBeAlive(h: RootLockHolder): boolean {
-  if (h.host !== os.hostname()) return true;
-  if (h.bootId && h.bootId !== currentBootId()) return false;
-  if (!isAlive(h.pid)) return false;
+/** 'stale' or 'alive' for a holder this process can see; 'unseen' when only its heartbeat can tell. */
+function judge(h: RootLockHolder): 'alive' | 'stale' | 'unseen' {
+  const self = me();
+  if (h.host !== self.host || h.pidNs !== self.pidNs) return 'unseen';
+  if (h.bootId && self.bootId && h.bootId !== self.bootId) return 'stale';
+  if (!isAlive(h.pid)) return 'stale';
   const started = processStartTime(h.pid);
-  return h.startTime === undefined || started === undefined || started === h.startTime;
+  return h.startTime === undefined || started === undefined || started === h.startTime ? 'alive' : 'stale';
 }
 
-function readHolder(file: string): RootLockHolder | undefined {
+/** The lock's content and its last touch, or undefined when there is no lock. */
+function readLock(file: string): { text: string; holder?: RootLockHolder; touched: number } | undefined {
   try {
-    const h = JSON.parse(fs.readFileSync(file, 'utf8')) as RootLockHolder;
-    return Number.isInteger(h.pid) && typeof h.host === 'string' ? h : undefined;
+    const text = fs.readFileSync(file, 'utf8');
+    const touched = fs.statSync(file).mtimeMs;
+    let holder: RootLockHolder | undefined;
+    try {
+      const h = JSON.parse(text) as RootLockHolder;
+      if (Number.isInteger(h.pid) && typeof h.host === 'string') holder = h;
+    } catch { /* not ours, or damaged: nobody holds it */ }
+    return { text, holder, touched };
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw err;
-    return undefined; // torn by a crash between create and write: nobody holds it
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+}
+
+/** Puts `text` at `file` only if there is no file there: written in full first, then linked in one step. */
+function createExclusive(file: string, text: string): boolean {
+  const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}`;
+  const fd = fs.openSync(tmp, 'wx');
+  try {
+    fs.writeSync(fd, text);
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  try {
+    fs.linkSync(tmp, file);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw err;
+  } finally {
+    fs.rmSync(tmp, { force: true });
+  }
+}
+
+/**
+ * Removes the lock if it still holds `text` (the stale lock we judged): it is
+ * first moved aside, which only one taker can do, then checked; a fresh lock
+ * moved by mistake (taken between our read and the move) is put back.
+ */
+function removeIfUnchanged(file: string, text: string): void {
+  const aside = `${file}.stale.${process.pid}.${randomBytes(4).toString('hex')}`;
+  try {
+    fs.renameSync(file, aside);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw err;
+  }
+  try {
+    if (fs.readFileSync(aside, 'utf8') !== text) fs.linkSync(aside, file);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  } finally {
+    fs.rmSync(aside, { force: true });
   }
 }
 
@@ -86,55 +159,66 @@ export function prepareRoot(root: string): void {
 }
 
 /**
- * Takes the root for this process, or throws naming the holder. A process may
- * take its own root again (a test reopening a store it left open, as a crash
- * would).
+ * Takes the root for this process, or throws naming the holder. A holder it
+ * cannot see is watched until its heartbeat stops (at most `staleMs`). A
+ * process may take its own root again (a test reopening a store it left
+ * open, as a crash would).
  */
-export function lockRoot(root: string): RootLock {
+export async function lockRoot(root: string, opts: RootLockOptions = {}): Promise<RootLock> {
+  const staleMs = opts.staleMs ?? STALE_MS;
   const file = path.join(root, FILE);
   const mine = me();
-  for (let attempt = 0; attempt < 20; attempt++) {
-    try {
-      const fd = fs.openSync(file, 'wx');
-      try {
-        fs.writeSync(fd, JSON.stringify(mine) + '\n');
-        fs.fsyncSync(fd);
-      } finally {
-        fs.closeSync(fd);
-      }
-      return held(file);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  const text = JSON.stringify(mine) + '\n';
+  const deadline = Date.now() + staleMs + 1000;
+  for (;;) {
+    if (createExclusive(file, text)) return held(file, text, opts.heartbeatMs ?? HEARTBEAT_MS);
+    const cur = readLock(file);
+    if (!cur) continue; // released meanwhile
+    const h = cur.holder;
+    const ours = h?.pid === mine.pid && h.host === mine.host && h.pidNs === mine.pidNs && h.startTime === mine.startTime;
+    const verdict = !h || ours ? 'stale' : judge(h);
+    const beating = Date.now() - cur.touched < staleMs;
+    if (verdict === 'stale' || (verdict === 'unseen' && !beating)) {
+      removeIfUnchanged(file, cur.text);
+      continue;
     }
-    let holder: RootLockHolder | undefined;
-    try {
-      holder = readHolder(file);
-    } catch {
-      continue; // released meanwhile: try again
+    if (verdict === 'unseen' && Date.now() < deadline) {
+      // another host or container: wait to see whether it still beats
+      await new Promise(r => setTimeout(r, Math.min(500, staleMs / 4)));
+      continue;
     }
-    const ours = holder?.pid === process.pid && holder.host === mine.host && holder.startTime === mine.startTime;
-    if (holder && !ours && mayBeAlive(holder)) {
-      throw new Error(`[egg-sonofs] config.sonofs.root ${root} is in use by pid ${holder.pid} on host ${holder.host} ` +
-        `(since ${holder.since}): one node per root. Stop that node, or give this one another root` +
-        (holder.host === mine.host ? '' : `; if that node is gone for good, remove ${file}`));
-    }
-    // Stale (or our own): remove it and race for a fresh one; the loser finds the winner alive.
-    fs.rmSync(file, { force: true });
+    throw new Error(`[egg-sonofs] config.sonofs.root ${root} is in use by pid ${h!.pid} on host ${h!.host} (since ${h!.since}): ` +
+      'one node per root. Stop that node, or give this one another root' +
+      (verdict === 'unseen' ? ` (it runs in another host or container and still touches ${file})` : ''));
   }
-  throw new Error(`[egg-sonofs] could not take ${file}: it keeps changing hands`);
 }
 
-function held(file: string): RootLock {
+function held(file: string, text: string, heartbeatMs: number): RootLock {
   let released = false;
+  const stillOurs = () => {
+    try {
+      return fs.readFileSync(file, 'utf8') === text;
+    } catch {
+      return false;
+    }
+  };
+  // The heartbeat: a holder nobody can see by pid shows it lives by touching the lock.
+  const beat = setInterval(() => {
+    if (!stillOurs()) return;
+    const now = new Date();
+    try {
+      fs.utimesSync(file, now, now);
+    } catch { /* gone: nothing to keep alive */ }
+  }, heartbeatMs);
+  beat.unref();
   return {
     file,
     release() {
       if (released) return;
       released = true;
+      clearInterval(beat);
       // only our own lock: a test may have reopened the root in this process meanwhile
-      try {
-        if (readHolder(file)?.pid === process.pid) fs.rmSync(file, { force: true });
-      } catch { /* already gone */ }
+      if (stillOurs()) fs.rmSync(file, { force: true });
     },
   };
 }

@@ -1,6 +1,8 @@
 import path from 'node:path';
 import { ExtentAllocator } from './allocator';
-import { fixLayout } from './layout';
+import type { Catalog } from './catalog';
+import { decodeFileId } from './file-id';
+import { fixLayout, readLayout } from './layout';
 import { LmdbCatalog } from './lmdb-catalog';
 import { LocalExtentSource } from './local-source';
 import { recoverCatalog } from './scanner';
@@ -26,7 +28,7 @@ export function catalogDir(root: string): string {
  */
 export async function openLeader(opts: NodeOptions) {
   prepareRoot(opts.root);
-  const lock = lockRoot(opts.root);
+  const lock = await lockRoot(opts.root);
   try {
     return { ...await lead(opts), lock };
   } catch (err) {
@@ -36,12 +38,18 @@ export async function openLeader(opts: NodeOptions) {
 }
 
 async function lead(opts: NodeOptions) {
-  const { adopted } = fixLayout(opts.root, opts);
   const dir = catalogDir(opts.root);
   const bootId = bootIdFrom(opts.bootId);
   // An OS crash may have torn the unsynced catalog: rebuild it from the bundles.
   const tornByOsCrash = dropCatalogTornByOsCrash(dir, bootId);
   const catalog = new LmdbCatalog(dir, { bootId: bootId ?? null });
+  let adopted: string[];
+  try {
+    ({ adopted } = fixLayout(opts.root, opts, await storedIdentity(catalog, opts.root)));
+  } catch (err) {
+    await catalog.close();
+    throw err;
+  }
   const recovery = await recoverCatalog(catalog, opts.root, {
     group: opts.group, server: opts.server, extentSize: opts.extentSize, verifyData: true,
   });
@@ -54,6 +62,14 @@ async function lead(opts: NodeOptions) {
   return { catalog, allocator, recovery: { ...recovery, tornByOsCrash, adoptedLayout: adopted } };
 }
 
+
+/** The node identity the ids of a store from before layout.json pinned it carry (none for a new or pinned store). */
+async function storedIdentity(catalog: Catalog, root: string): Promise<{ group: number; server: number } | undefined> {
+  const layout = readLayout(root);
+  if (!layout || (layout.group !== undefined && layout.server !== undefined)) return undefined;
+  const blob = await catalog.anyBlob();
+  return blob && decodeFileId(blob.fileId);
+}
 
 /** A whole node in one process, without Egg: leader and store together. */
 export async function openStandalone(opts: NodeOptions) {

@@ -1,21 +1,25 @@
 import assert from 'node:assert/strict';
-import { ChildProcess, spawn } from 'node:child_process';
+import { ChildProcess, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { NodeOptions, openLeader, openStandalone } from '../../lib';
+import { lockRoot } from '../../lib/root-lock';
 
 const MiB = 1 << 20;
 const HOLDER = path.join(__dirname, '..', 'fixtures', 'scripts', 'hold-root.ts');
+/** this process's pid namespace: a lock written by hand as if by a process beside it */
+const PID_NS = fs.existsSync('/proc/self/ns/pid') ? fs.readlinkSync('/proc/self/ns/pid') : undefined;
 
 function options(root: string, over: Partial<NodeOptions> = {}): NodeOptions {
   return { root, group: 1, server: 2, bundleSize: 8 * MiB, extentSize: 1 * MiB, maxFileSize: 64 * MiB, fsync: true, ...over };
 }
 
 /** hold-root.ts in a child process (as `uid`, if given); resolves with its first line of output. */
-function holdRoot(root: string, uid?: number): { child: ChildProcess; said: Promise<string> } {
-  const child = spawn(process.execPath, [ '-r', 'ts-node/register/transpile-only', HOLDER, root ], {
+function holdRoot(root: string, uid?: number, wrap: string[] = []): { child: ChildProcess; said: Promise<string> } {
+  const [ command, ...args ] = [ ...wrap, process.execPath, '-r', 'ts-node/register/transpile-only', HOLDER, root ];
+  const child = spawn(command, args, {
     stdio: [ 'ignore', 'pipe', 'pipe' ], ...(uid === undefined ? {} : { uid, gid: uid, env: { ...process.env, HOME: os.tmpdir() } }),
   });
   let out = '';
@@ -68,17 +72,36 @@ describe('lib: what a node refuses at start', () => {
       await again.close();
     });
 
-    it('pins the identity of a store whose layout.json predates it, as configured', async () => {
-      await (await openStandalone(options(root))).close();
+    /** Rewrites layout.json as versions before the identity pin wrote it. */
+    function olderLayout() {
       const file = path.join(root, 'layout.json');
       const { group, server, ...older } = JSON.parse(fs.readFileSync(file, 'utf8'));
       assert.deepEqual([ group, server ], [ 1, 2 ]);
       fs.writeFileSync(file, JSON.stringify(older));
-      const node = await openLeader(options(root));
+    }
+
+    it('takes the identity of a store whose layout.json predates the pin from the ids it handed out', async () => {
+      const node = await openStandalone(options(root));
+      await node.store.upload(Readable.from([ Buffer.from('old store') ]), { user: 'u', filename: 'o.txt' });
+      await node.close();
+      olderLayout();
+      await assert.rejects(openLeader(options(root, { group: 0, server: 0 })),
+        /created with group 1; config\.sonofs\.group is 0\. Set config\.sonofs\.group to 1/);
+      const again = await openLeader(options(root));
+      assert.deepEqual(again.recovery.adoptedLayout, [ 'group', 'server' ]);
+      await again.catalog.close({ last: true });
+      again.lock.release();
+      await assert.rejects(openLeader(options(root, { server: 3 })), /created with server 2/);
+    });
+
+    it('pins the configured identity of an older store that holds no file yet', async () => {
+      await (await openStandalone(options(root))).close();
+      olderLayout();
+      const node = await openLeader(options(root, { group: 5, server: 6 }));
       assert.deepEqual(node.recovery.adoptedLayout, [ 'group', 'server' ]);
       await node.catalog.close({ last: true });
       node.lock.release();
-      await assert.rejects(openLeader(options(root, { server: 3 })), /created with server 2/);
+      await assert.rejects(openLeader(options(root)), /created with group 5/);
     });
   });
 
@@ -106,8 +129,8 @@ describe('lib: what a node refuses at start', () => {
 
     it('takes over a lock whose pid now belongs to another process, or that was left by another boot', async () => {
       const file = path.join(root, 'sonofs.lock');
-      const reused = { pid: 1, host: os.hostname(), startTime: -1, since: 'then' }; // pid 1 lives, but started at another time
-      const otherBoot = { pid: 1, host: os.hostname(), bootId: 'a-boot-long-ago', since: 'then' };
+      const reused = { pid: 1, host: os.hostname(), pidNs: PID_NS, startTime: -1, since: 'then' }; // pid 1 lives, but started at another time
+      const otherBoot = { pid: 1, host: os.hostname(), pidNs: PID_NS, bootId: 'a-boot-long-ago', since: 'then' };
       for (const stale of [ reused, otherBoot ]) {
         fs.writeFileSync(file, JSON.stringify(stale));
         const node = await openLeader(options(root));
@@ -117,9 +140,53 @@ describe('lib: what a node refuses at start', () => {
       }
     });
 
-    it('refuses a lock held from another host, saying how to clear it', async () => {
-      fs.writeFileSync(path.join(root, 'sonofs.lock'), JSON.stringify({ pid: 4242, host: 'elsewhere', since: 'then' }));
-      await assert.rejects(openLeader(options(root)), /in use by pid 4242 on host elsewhere .*if that node is gone for good, remove .*sonofs\.lock/);
+    it('judges a holder on another host by its heartbeat: refused while it beats, taken over once it stops', async () => {
+      const file = path.join(root, 'sonofs.lock');
+      fs.writeFileSync(file, JSON.stringify({ pid: 4242, host: 'elsewhere', since: 'then' }));
+      const beat = setInterval(() => fs.utimesSync(file, new Date(), new Date()), 100);
+      try {
+        await assert.rejects(lockRoot(root, { staleMs: 1000 }), /in use by pid 4242 on host elsewhere .*another host or container and still touches/);
+      } finally {
+        clearInterval(beat);
+      }
+      const lock = await lockRoot(root, { staleMs: 1000 });
+      assert.equal(JSON.parse(fs.readFileSync(file, 'utf8')).pid, process.pid);
+      lock.release();
+    });
+
+    it('judges a holder in another pid namespace (a container on the same host) by its heartbeat', async function() {
+      const unshare = [ 'unshare', '--pid', '--fork', '--kill-child', '--mount-proc' ];
+      if (spawnSync(unshare[0], [ ...unshare.slice(1), 'true' ]).status !== 0) this.skip();
+      const holder = holdRoot(root, undefined, unshare);
+      children.push(holder.child);
+      assert.equal(await holder.said, 'ready');
+      await assert.rejects(lockRoot(root, { staleMs: 2500 }), /another host or container and still touches/);
+      await killed(holder.child);
+      const lock = await lockRoot(root, { staleMs: 2500 });
+      assert.equal(JSON.parse(fs.readFileSync(path.join(root, 'sonofs.lock'), 'utf8')).pid, process.pid);
+      lock.release();
+    });
+
+    it('lets exactly one of two nodes starting at once take over a stale lock', async () => {
+      const dead = spawnSync(process.execPath, [ '-e', 'process.stdout.write(String(process.pid))' ], { encoding: 'utf8' });
+      for (let round = 0; round < 3; round++) {
+        fs.writeFileSync(path.join(root, 'sonofs.lock'), JSON.stringify({ pid: Number(dead.stdout), host: os.hostname(), pidNs: PID_NS, since: 'then' }));
+        const pair = [ holdRoot(root), holdRoot(root) ];
+        children.push(...pair.map(h => h.child));
+        const said = await Promise.all(pair.map(h => h.said.catch((err: Error) => `exited: ${err.message}`)));
+        assert.equal(said.filter(line => line === 'ready').length, 1, said.join(' | '));
+        assert.match(said.find(line => line !== 'ready')!, /is in use by pid \d+/);
+        await Promise.all(children.splice(0).map(killed));
+      }
+    });
+
+    it('a released handle never removes a lock taken again since', async () => {
+      const first = await lockRoot(root);
+      const second = await lockRoot(root); // this process again: a test reopening its store
+      first.release();
+      assert.ok(fs.existsSync(path.join(root, 'sonofs.lock')), 'the second still holds it');
+      second.release();
+      assert.equal(fs.existsSync(path.join(root, 'sonofs.lock')), false);
     });
   });
 
