@@ -64,6 +64,11 @@ describe('plugin in an app with its own settings', () => {
       assert.equal(del.status, 200, 'GET /file/delete deletes, as in the course');
     });
 
+    it('treats /file/upload/ (a trailing slash, the same route to Egg) as the plugin\'s route too', async () => {
+      const res = await post('/file/upload/', [ { name: 'file', filename: 'slash.bin', data: randomBytes(200 * 1024) } ], { 'x-uid': '42' });
+      assert.equal(res.status, 200, res.body.toString());
+    });
+
     it('takes a numeric user id as its decimal string', async () => {
       const res = await post('/file/upload', [ { name: 'file', filename: 'n.txt', data: 'numeric user' } ], { 'x-uid': '1001' });
       assert.equal(res.status, 200, res.body.toString());
@@ -78,17 +83,28 @@ describe('plugin in an app with its own settings', () => {
       const res = await app.httpRequest().get('/file/query').expect(401);
       assert.equal(res.body.code, 'UNAUTHORIZED');
       app.expectLog(/GET \/file\/query refused: config\.sonofs\.authenticate returned undefined/);
+      // a number past 2^53 has lost digits: refused, never taken for another user's id
+      await app.httpRequest().get('/file/query').set('x-uid', String(2 ** 64)).expect(401);
+      app.expectLog(/returned 18446744073709552000, not a safe integer: return ids this large as strings/);
+    });
+
+    it('logs no refusal for a download by file id, which needs no user', async () => {
+      const up = await post('/file/upload', [ { name: 'file', filename: 'shared.txt', data: 'anyone with the id' } ], { 'x-uid': '9' });
+      app.mockLog();
+      const res = await app.httpRequest().get(`/file/download?fileid=${up.json().data.FileId}`).expect(200);
+      assert.equal(res.text, 'anyone with the id');
+      app.notExpectLog(/refused/);
     });
   });
 
   describe('hardened settings (csrf: true, stateChangingGet: false)', () => {
     before(async () => {
-      process.env.SONOFS_TEST_HARDENED = '1';
+      process.env.SONOFS_TEST_VARIANT = 'hardened';
       running = await startInProcess('settings-hardened', 'apps/settings-app');
       app = running.app;
     });
     after(async () => {
-      delete process.env.SONOFS_TEST_HARDENED;
+      delete process.env.SONOFS_TEST_VARIANT;
       await running.close();
     });
 
@@ -107,6 +123,18 @@ describe('plugin in an app with its own settings', () => {
       await app.httpRequest().post('/file/meta').set('x-uid', '5').type('form').send({ filehash: withToken.json().data.FileSha1 }).expect(200);
     });
 
+    it('checks the token on every built-in route that changes what is stored, and on none that only reads', async () => {
+      const changing = [ 'upload', 'update', 'delete', 'fastupload', 'mpupload/init', 'mpupload/uppart', 'mpupload/complete', 'mpupload/cancel' ];
+      for (const route of changing) {
+        const res = await request(`${running.base}/file/${route}`, { method: 'POST', headers: { 'x-uid': '5' } });
+        assert.equal(res.status, 403, `POST /file/${route} without a token`);
+      }
+      for (const route of [ 'meta', 'query', 'mpupload/status' ]) {
+        const res = await request(`${running.base}/file/${route}`, { method: 'POST', headers: { 'x-uid': '5' } });
+        assert.notEqual(res.status, 403, `POST /file/${route} only reads`);
+      }
+    });
+
     it('answers GET /file/delete with 405 and deletes nothing', async () => {
       const stored = await app.sonofs.upload(Readable.from([ Buffer.from('keep me') ]), { user: '6', filename: 'k.txt' });
       const res = await request(`${running.base}/file/delete?filehash=${stored.fileHash}`, { headers: { 'x-uid': '6' } });
@@ -121,6 +149,56 @@ describe('plugin in an app with its own settings', () => {
         method: 'POST', headers: { 'Tus-Resumable': '1.0.0', 'Upload-Length': '3', 'x-uid': '8' },
       });
       assert.equal(res.status, 201);
+    });
+  });
+
+  describe('an app that sets security.csrf.match, and tus.path with a trailing slash', () => {
+    before(async () => {
+      process.env.SONOFS_TEST_VARIANT = 'csrf-match';
+      running = await startInProcess('settings-match', 'apps/settings-app');
+      app = running.app;
+    });
+    after(async () => {
+      delete process.env.SONOFS_TEST_VARIANT;
+      await running.close();
+    });
+
+    it('still checks sonofs.csrf routes, and the app\'s matched routes, and only those', async () => {
+      const upload = await post('/file/upload', [ { name: 'file', filename: 'a.txt', data: 'match' } ], { 'x-uid': '3' });
+      assert.equal(upload.status, 403, 'sonofs.csrf: the upload needs a token although the app\'s match does not name it');
+      assert.equal((await request(`${running.base}/file/mine`, { method: 'POST' })).status, 403, 'the app\'s matched route');
+      const mine = await post('/mine/upload', [ { name: 'file', filename: 'n.png', data: 'x' } ]);
+      assert.equal(mine.status, 200, 'a route outside the app\'s match is not checked');
+    });
+
+    it('serves tus at the configured /files/ without asking tus clients for a token', async () => {
+      const tus = { 'Tus-Resumable': '1.0.0', 'x-uid': '3' };
+      const created = await request(`${running.base}/files/`, { method: 'POST', headers: { ...tus, 'Upload-Length': '3' } });
+      assert.equal(created.status, 201, created.body.toString());
+      const p = new URL(String(created.headers.location)).pathname;
+      const patched = await request(`${running.base}${p}`, {
+        method: 'PATCH', body: Buffer.from('abc'),
+        headers: { ...tus, 'Upload-Offset': '0', 'Content-Type': 'application/offset+octet-stream', 'Content-Length': 3 },
+      });
+      assert.equal(patched.status, 204, patched.body.toString());
+    });
+  });
+
+  describe('an app that turns CSRF off (security.csrf: false)', () => {
+    before(async () => {
+      process.env.SONOFS_TEST_VARIANT = 'csrf-off';
+      running = await startInProcess('settings-off', 'apps/settings-app');
+      app = running.app;
+    });
+    after(async () => {
+      delete process.env.SONOFS_TEST_VARIANT;
+      await running.close();
+    });
+
+    it('starts, and its routes and the plugin\'s take no token', async () => {
+      assert.equal((await request(`${running.base}/file/mine`, { method: 'POST' })).status, 200);
+      const up = await post('/file/upload', [ { name: 'file', filename: 'a.txt', data: 'off' } ], { 'x-uid': '4' });
+      assert.equal(up.status, 200);
     });
   });
 });

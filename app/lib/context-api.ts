@@ -24,22 +24,26 @@ interface PartLike {
  * sees 401; an error the hook throws with a 4xx status (ctx.throw(403)) is
  * answered as it is.
  */
-async function userOf(ctx: Context): Promise<string> {
+async function userOf(ctx: Context, quiet = false): Promise<string> {
   const hook = ctx.app.config.sonofs.authenticate ?? (() => 'anonymous');
+  const refuse = (why: string, ...args: unknown[]) => {
+    if (!quiet) ctx.logger.warn(`[egg-sonofs] %s %s refused: config.sonofs.authenticate ${why}`, ctx.method, ctx.path, ...args);
+    return new UnauthorizedError();
+  };
   let id: unknown;
   try {
     id = await hook(ctx);
   } catch (err) {
     const e = err as Error & { status?: number };
-    ctx.logger.warn('[egg-sonofs] %s %s refused: config.sonofs.authenticate threw %s', ctx.method, ctx.path, e?.message ?? e);
+    const refused = refuse('threw %s', e?.message ?? e);
     if (typeof e?.status === 'number' && e.status >= 400 && e.status < 500) throw err;
-    throw new UnauthorizedError();
+    throw refused;
   }
-  if (typeof id === 'number' && Number.isFinite(id) || typeof id === 'bigint') id = String(id);
+  // A number past 2^53 has lost digits already: two users could become one.
+  if (typeof id === 'number' && !Number.isSafeInteger(id)) throw refuse('returned %s, not a safe integer: return ids this large as strings', id);
+  if (typeof id === 'number' || typeof id === 'bigint') id = String(id);
   if (typeof id !== 'string' || !id) {
-    ctx.logger.warn('[egg-sonofs] %s %s refused: config.sonofs.authenticate returned %s (want a non-empty string or a number)',
-      ctx.method, ctx.path, typeof id === 'string' ? 'an empty string' : String(id));
-    throw new UnauthorizedError();
+    throw refuse('returned %s (want a non-empty string or an integer)', typeof id === 'string' ? 'an empty string' : String(id));
   }
   return id;
 }
@@ -57,6 +61,12 @@ export class SonofsContext {
   user(): Promise<string> {
     this.userId ??= userOf(this.ctx);
     return this.userId;
+  }
+
+  /** The request's user if the hook names one, without answering 401 or logging a refusal (an anonymous download). */
+  async userIfAny(): Promise<string | undefined> {
+    this.userId ??= userOf(this.ctx, true);
+    return this.userId.catch(() => undefined);
   }
 
   /**

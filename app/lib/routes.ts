@@ -70,7 +70,8 @@ async function nextPart(parts: AsyncIterator<any>): Promise<IteratorResult<any>>
  * is only asked for the caller's own name of the file, and a refusal is fine.
  */
 async function downloadName(ctx: Context, st: FileStat): Promise<string> {
-  const own = await ctx.sonofs.meta(st.fileHash).catch(() => undefined);
+  const user = await ctx.sonofs.userIfAny();
+  const own = user === undefined ? undefined : await ctx.app.sonofs.getUserFile(user, st.fileHash);
   const ext = mimeExtension(st.mime);
   return own?.name ?? (ext ? `${st.fileId}.${ext}` : st.fileId);
 }
