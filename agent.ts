@@ -12,6 +12,7 @@ export default class SonofsAgentBoot implements IBoot {
   private sessions: LmdbSessionStore | undefined;
   private sweeper: NodeJS.Timeout | undefined;
   private fupload: ReturnType<typeof startFuploadAgent>;
+  private stopServing: (() => void) | undefined;
 
   constructor(private readonly agent: Agent) {}
 
@@ -25,7 +26,7 @@ export default class SonofsAgentBoot implements IBoot {
     if (tornByOsCrash) this.agent.coreLogger.warn('[egg-sonofs] the system went down with the catalog open: rebuilding it from the bundles');
     this.agent.coreLogger.info('[egg-sonofs] leader ready in %d ms: %s applied %d records (%d corrupt) under %s',
       Date.now() - started, mode, applied, corrupt, opts.root);
-    serveAllocations(this.agent.messenger as any, this.leader.allocator, err => this.agent.coreLogger.error(err));
+    this.stopServing = serveAllocations(this.agent.messenger as any, this.leader.allocator, err => this.agent.coreLogger.error(err));
     this.startSweeper(opts.root);
     // Workers that outlived a previous agent re-send what was in flight.
     this.agent.messenger.on('egg-ready', () => this.agent.messenger.sendToApp(ACTIONS.leaderUp, { pid: process.pid }));
@@ -54,6 +55,7 @@ export default class SonofsAgentBoot implements IBoot {
 
   async beforeClose(): Promise<void> {
     clearInterval(this.sweeper);
+    this.stopServing?.();
     await this.fupload?.close();
     await this.sessions?.close();
     // Syncs the catalog and marks it clean, unless a worker still has it open.

@@ -47,14 +47,19 @@ export interface LeaderMessenger {
   sendTo(pid: number, action: string, data: unknown): void;
   sendToApp(action: string, data: unknown): void;
   on(action: string, listener: (data: any) => void): void;
+  removeListener(action: string, listener: (data: any) => void): void;
 }
 
-/** Leader side: answers allocation requests from workers. */
-export function serveAllocations(messenger: LeaderMessenger, allocator: ExtentAllocator, log: (err: Error) => void): void {
+/**
+ * Leader side: answers allocation requests from workers. Returns `stop`, for
+ * before the catalog closes: a release that comes later leaves its lease open,
+ * and the next start rescans that extent, as after a crash.
+ */
+export function serveAllocations(messenger: LeaderMessenger, allocator: ExtentAllocator, log: (err: Error) => void): () => void {
   // A worker re-sends a request that got no reply in time; answer it from the
   // same allocation instead of leasing a second extent.
   const recent = new Map<string, Promise<ExtentLease>>();
-  messenger.on(ACTIONS.allocate, (req: AllocateRequest) => {
+  const allocate = (req: AllocateRequest) => {
     const key = `${req.pid}:${req.id}`;
     let lease = recent.get(key);
     if (!lease) {
@@ -71,10 +76,16 @@ export function serveAllocations(messenger: LeaderMessenger, allocator: ExtentAl
           id: req.id, pid: req.pid, error: { status: e.status, code: e.code, message: e.message },
         } satisfies Reply);
       });
-  });
-  messenger.on(ACTIONS.release, (req: ReleaseRequest) => {
+  };
+  const release = (req: ReleaseRequest) => {
     allocator.release(req.lease.bundle, req.lease.offset).catch(log);
-  });
+  };
+  messenger.on(ACTIONS.allocate, allocate);
+  messenger.on(ACTIONS.release, release);
+  return () => {
+    messenger.removeListener(ACTIONS.allocate, allocate);
+    messenger.removeListener(ACTIONS.release, release);
+  };
 }
 
 interface Pending {
