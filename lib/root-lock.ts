@@ -99,13 +99,7 @@ function readLock(file: string): { text: string; holder?: RootLockHolder; touche
 /** Puts `text` at `file` only if there is no file there: written in full first, then linked in one step. */
 function createExclusive(file: string, text: string): boolean {
   const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}`;
-  const fd = fs.openSync(tmp, 'wx');
-  try {
-    fs.writeSync(fd, text);
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
+  fs.writeFileSync(tmp, text, { flag: 'wx', flush: true });
   try {
     fs.linkSync(tmp, file);
     return true;

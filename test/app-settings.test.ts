@@ -16,6 +16,19 @@ describe('plugin in an app with its own settings', () => {
 
   afterEach(mm.restore);
 
+  /** The fixture app with SONOFS_TEST_VARIANT (its config.default.ts) for the suite it is called in. */
+  function runVariant(variant?: string) {
+    before(async () => {
+      if (variant) process.env.SONOFS_TEST_VARIANT = variant;
+      running = await startInProcess(`settings-${variant ?? 'default'}`, 'apps/settings-app');
+      app = running.app;
+    });
+    after(async () => {
+      delete process.env.SONOFS_TEST_VARIANT;
+      await running.close();
+    });
+  }
+
   function post(path: string, parts: Parameters<typeof multipart>[0], headers: Record<string, string> = {}) {
     const { body, contentType } = multipart(parts);
     return request(`${running.base}${path}`, {
@@ -24,11 +37,7 @@ describe('plugin in an app with its own settings', () => {
   }
 
   describe('default settings', () => {
-    before(async () => {
-      running = await startInProcess('settings', 'apps/settings-app');
-      app = running.app;
-    });
-    after(() => running.close());
+    runVariant();
 
     it('stores through /file/upload although the app parses multipart in file mode, with the plugin\'s limits', async () => {
       const data = randomBytes(2 * 1024 * 1024); // 20 times the app's own fileSize, an extension outside its whitelist
@@ -98,15 +107,7 @@ describe('plugin in an app with its own settings', () => {
   });
 
   describe('hardened settings (csrf: true, stateChangingGet: false)', () => {
-    before(async () => {
-      process.env.SONOFS_TEST_VARIANT = 'hardened';
-      running = await startInProcess('settings-hardened', 'apps/settings-app');
-      app = running.app;
-    });
-    after(async () => {
-      delete process.env.SONOFS_TEST_VARIANT;
-      await running.close();
-    });
+    runVariant('hardened');
 
     it('checks Egg\'s CSRF token on the routes that change what is stored', async () => {
       const noToken = await post('/file/upload', [ { name: 'file', filename: 'a.txt', data: 'hardened' } ], { 'x-uid': '5' });
@@ -153,15 +154,7 @@ describe('plugin in an app with its own settings', () => {
   });
 
   describe('an app that sets security.csrf.match, and tus.path with a trailing slash', () => {
-    before(async () => {
-      process.env.SONOFS_TEST_VARIANT = 'csrf-match';
-      running = await startInProcess('settings-match', 'apps/settings-app');
-      app = running.app;
-    });
-    after(async () => {
-      delete process.env.SONOFS_TEST_VARIANT;
-      await running.close();
-    });
+    runVariant('csrf-match');
 
     it('still checks sonofs.csrf routes, and the app\'s matched routes, and only those', async () => {
       const upload = await post('/file/upload', [ { name: 'file', filename: 'a.txt', data: 'match' } ], { 'x-uid': '3' });
@@ -185,15 +178,7 @@ describe('plugin in an app with its own settings', () => {
   });
 
   describe('an app that turns CSRF off (security.csrf: false)', () => {
-    before(async () => {
-      process.env.SONOFS_TEST_VARIANT = 'csrf-off';
-      running = await startInProcess('settings-off', 'apps/settings-app');
-      app = running.app;
-    });
-    after(async () => {
-      delete process.env.SONOFS_TEST_VARIANT;
-      await running.close();
-    });
+    runVariant('csrf-off');
 
     it('starts, and its routes and the plugin\'s take no token', async () => {
       assert.equal((await request(`${running.base}/file/mine`, { method: 'POST' })).status, 200);

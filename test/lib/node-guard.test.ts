@@ -191,14 +191,28 @@ describe('lib: what a node refuses at start', () => {
   });
 
   describe('a root this process cannot write', () => {
-    it('says so, naming the root and the uid, and creates nothing', async function() {
-      if (process.getuid?.() !== 0) this.skip(); // needs to start a process as another user
+    it('says so for a directory of another user, naming the root and the uid, and creates nothing', async function() {
+      // The user must reach the code: a checkout under a private (0700) directory is out of its reach.
+      const reach = [ process.execPath, '-e', `require.resolve('ts-node/register/transpile-only'); require('fs').accessSync(${JSON.stringify(HOLDER)})` ];
+      if (process.getuid?.() !== 0 || spawnSync(reach[0], reach.slice(1), { uid: 65534, gid: 65534 }).status !== 0) this.skip();
       fs.chmodSync(root, 0o755); // nobody can look in, not write
       const store = path.join(root, 'store');
       fs.mkdirSync(store, { mode: 0o755 });
       const holder = holdRoot(store, 65534);
       children.push(holder.child);
       assert.equal(await holder.said, `error: [egg-sonofs] config.sonofs.root ${store} is not writable by uid 65534 (EACCES)`);
+      assert.deepEqual(fs.readdirSync(store), []);
+    });
+
+    it('says so for a read-only mount, and creates nothing', async function() {
+      const store = path.join(root, 'store');
+      fs.mkdirSync(store);
+      // a read-only bind mount in a mount namespace of the child's own, gone with it
+      const script = `mount --bind "$1" "$1" && mount -o remount,ro,bind "$1" && exec "$0" -r ts-node/register/transpile-only "$2" "$1"`;
+      const probe = spawnSync('unshare', [ '--mount', 'sh', '-c', 'mount --bind / /mnt 2>/dev/null || mount -t tmpfs none /mnt' ]);
+      if (probe.status !== 0) this.skip(); // no right to mount here
+      const child = spawnSync('unshare', [ '--mount', 'sh', '-c', script, process.execPath, store, HOLDER ], { encoding: 'utf8', timeout: 60_000 });
+      assert.equal(child.stdout.trim(), `error: [egg-sonofs] config.sonofs.root ${store} is not writable by uid ${process.getuid?.()} (EROFS)`, child.stderr);
       assert.deepEqual(fs.readdirSync(store), []);
     });
   });
