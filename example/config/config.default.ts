@@ -14,7 +14,7 @@ export default (appInfo: EggAppInfo) => ({
     // SONOFS_FSYNC=0 answers before data reaches the disk (faster, not power-loss safe)
     fsync: process.env.SONOFS_FSYNC !== '0',
   },
-  // The demo's own API; the plugin adds its prefix (/file) to this list itself.
+  // The demo's own API; the plugin exempts exactly its own routes itself.
   security: {
     csrf: { ignore: [ '/demo' ] },
   },

@@ -18,7 +18,7 @@ export interface FuploadServer {
 export interface FuploadConfig {
   /** register the routes even when `servers` is empty */
   enabled: boolean;
-  /** URL prefix (default `/api/upload`, as fuploadServer); exempt from CSRF */
+  /** URL prefix (default `/api/upload`, as fuploadServer); its routes are exempt from CSRF */
   prefix: string;
   /** token → business server; a task is created only with one of these tokens */
   servers: Record<string, FuploadServer>;
