@@ -7,7 +7,8 @@
 //        (creation-with-upload: one POST carries the bytes); --client raw sends the
 //        same requests from node:http instead of tus-js-client. CPU is counted from
 //        /proc: the server's processes (user + system), the kernel's own threads,
-//        the client, and any other process, per upload.
+//        the client, and any other process, per upload. --content same sends one body
+//        over and over (every upload after the first is a duplicate: a link to stored content).
 //   S4b  one --big-mib (1,024) MiB upload from a file, one PATCH (chunkSize Infinity; --client raw:
 //        the PATCH from node:http)
 // Peers: demo (egg-sonofs's tus endpoint /files/, 2 workers, fsync on) and
@@ -30,7 +31,7 @@ const KiB = 1024;
 const MiB = 1024 * 1024;
 const DEFAULTS = {
   count: 2000, concurrency: 16, warmup: 300, 'size-kib': 16, 'big-mib': 1024, peers: 'demo,tus-server', client: 'tus-js-client',
-  modes: 'post-patch,with-upload',
+  modes: 'post-patch,with-upload', content: 'distinct',
 };
 const MODES = [ 'post-patch', 'with-upload' ];
 
@@ -76,7 +77,7 @@ function tusUpload(endpoint, source, opts) {
   });
 }
 
-/** S4a: many small uploads, each body distinct in its first bytes so no peer can deduplicate. */
+/** S4a: many small uploads, each body distinct in its first bytes so no peer can deduplicate (unless --content same). */
 async function smallUploads(endpoint, flags, mode) {
   const withCreation = mode === 'with-upload';
   const size = flags['size-kib'] * KiB;
@@ -103,8 +104,8 @@ async function smallUploads(endpoint, flags, mode) {
     if (patch.status !== 204) throw new Error(`PATCH: HTTP ${patch.status}: ${patch.body.toString().slice(0, 200)}`);
   };
   const task = async (index, lane) => {
-    const body = Buffer.from(bodies[lane]);
-    body.writeUInt32LE(serial++, 0);
+    const body = Buffer.from(bodies[flags.content === 'same' ? 0 : lane]);
+    if (flags.content !== 'same') body.writeUInt32LE(serial++, 0);
     if (flags.client === 'raw') await rawPost(body, index);
     else await tusUpload(endpoint, body, { filename: `s4-${index}.bin`, withCreation });
   };
@@ -199,7 +200,8 @@ async function main() {
   for (const n of peerNames) if (!TUS_PEERS[n]) throw new Error(`unknown peer ${n}; peers: ${Object.keys(TUS_PEERS).join(', ')}`);
   const { command, machine, date } = describeRun('tus benchmark', __filename, args, log);
   for (const m of flags.modes.split(',')) if (!MODES.includes(m)) throw new Error(`--modes takes ${MODES.join(', ')}`);
-  log(`S4a: ${flags.count} tus uploads of ${flags['size-kib']} KiB (${flags.modes}, client ${flags.client}), ${flags.concurrency} in flight, after ${flags.warmup} warm-up uploads`);
+  if (![ 'distinct', 'same' ].includes(flags.content)) throw new Error('--content is distinct or same');
+  log(`S4a: ${flags.count} tus uploads of ${flags['size-kib']} KiB (${flags.modes}, client ${flags.client}, ${flags.content} content), ${flags.concurrency} in flight, after ${flags.warmup} warm-up uploads`);
   log(`S4b: one ${flags['big-mib']} MiB tus upload from a file` + (flags['big-mib'] > 0 ? '' : ' (skipped)'));
   log(`peers: ${peerNames.map(n => `${n} (${TUS_PEERS[n].describe})`).join('; ')}\n`);
   // tus-js-client uses node:http's global agent: keep connections alive like a browser would

@@ -61,9 +61,19 @@ export function createBundle(root: string, bundle: number, size: number): void {
   fsyncDir(path.dirname(p));
 }
 
-/** Frees [offset, offset + length) of a file's blocks; reads of it return zeros. */
+/**
+ * Runs shorter than this keep their blocks until compaction: node has no
+ * fallocate(2), and starting the fallocate program costs more (a process, a
+ * fork of the worker's address space) than a small run's blocks are worth.
+ */
+export const PUNCH_MIN = 1 << 20;
+
+/**
+ * Frees [offset, offset + length) of a file's blocks (reads of it return
+ * zeros), for a run of at least PUNCH_MIN; best effort. True when punched.
+ */
 export async function punchHole(file: string, offset: number, length: number): Promise<boolean> {
-  if (length <= 0) return true;
+  if (length < PUNCH_MIN) return false;
   try {
     // node has no fallocate(2); util-linux's fallocate is on every Debian (no shell involved)
     await execFile('fallocate', [ '--punch-hole', '--offset', String(offset), '--length', String(length), file ]);

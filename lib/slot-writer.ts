@@ -3,9 +3,6 @@ import { BundleFiles, punchHole, writevFully } from './bundle-files';
 import type { ExtentLease } from './catalog';
 import { HEADER_SIZE, align, paddingHeader, pendingHeader } from './record';
 
-/** An aborted slot this large gives its blocks back at once (one fallocate run); a smaller one waits for compaction. */
-const PUNCH_MIN = 1 << 20;
-
 /** Where a worker gets extents from: the agent over the messenger, or in-process. */
 export interface ExtentSource {
   allocate(bytes: number): Promise<ExtentLease>;
@@ -140,9 +137,9 @@ export class Slot {
     return this.punchFrom(align(used));
   }
 
-  /** Gives the blocks of [from, length) of the slot back, when that is at least PUNCH_MIN (best effort). */
+  /** Gives the blocks of [from, length) of the slot back, for a run of PUNCH_MIN or more (best effort). */
   private async punchFrom(from: number): Promise<void> {
-    if (this.length - from >= PUNCH_MIN) await punchHole(this.writer.files.path(this.bundle), this.offset + from, this.length - from);
+    await punchHole(this.writer.files.path(this.bundle), this.offset + from, this.length - from);
   }
 
   /** Waits until everything written to this bundle so far is durable. */
