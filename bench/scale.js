@@ -6,7 +6,8 @@
 // the node and start it again, then report
 //   - start-up time after the restart (process start to the ready line),
 //   - RSS of every process of the node (launcher, egg-scripts, master, agent, workers),
-//   - inodes (files + dirs) and disk used under the data dir,
+//   - inodes (files + dirs) and disk used under the data dir, and the allocated bytes
+//     per stored file split into bundles, catalog and sessions (du: blocks, not apparent size),
 //   - private RAM per stored file: agent + workers' private RSS after the restart minus
 //     the same right after the first start (empty store), divided by the files,
 //   - random reads right after the restart, no warm-up (that is the point): first
@@ -140,6 +141,20 @@ function diskUsedMiB(dir) {
   return Number(execFileSync('du', [ '-sk', dir ]).toString().split('\t')[0]) / 1024;
 }
 
+/**
+ * Allocated bytes per stored file (du: blocks, not apparent size), split into
+ * the catalog (root/meta), upload sessions (root/sessions) and the rest: the bundles.
+ */
+function bytesPerFile(dataDir, files) {
+  const fs = require('node:fs');
+  const part = name => (fs.existsSync(path.join(dataDir, name)) ? diskUsedMiB(path.join(dataDir, name)) : 0);
+  const total = diskUsedMiB(dataDir);
+  const catalog = part('meta');
+  const sessions = part('sessions');
+  const per = mib => (mib * 1024 * 1024) / files;
+  return { total: per(total), catalog: per(catalog), sessions: per(sessions), bundles: per(total - catalog - sessions) };
+}
+
 async function main() {
   const args = process.argv.slice(2);
   const flags = parseFlags(args, DEFAULTS);
@@ -175,8 +190,10 @@ async function main() {
     await server.stop();
     r.stopSeconds = (performance.now() - stopAt) / 1000;
     log(`stopped in ${r.stopSeconds.toFixed(1)} s`);
-    r.dataDir = { ...await countInodes(started.dataDir), diskMiB: diskUsedMiB(started.dataDir) };
-    log(`data dir: ${r.dataDir.inodes} inodes (${r.dataDir.files} files, ${r.dataDir.dirs} dirs), ${r.dataDir.diskMiB.toFixed(0)} MiB on disk`);
+    r.dataDir = { ...await countInodes(started.dataDir), diskMiB: diskUsedMiB(started.dataDir), bytesPerFile: bytesPerFile(started.dataDir, r.store.ok) };
+    const b = r.dataDir.bytesPerFile;
+    log(`data dir: ${r.dataDir.inodes} inodes (${r.dataDir.files} files, ${r.dataDir.dirs} dirs), ${r.dataDir.diskMiB.toFixed(0)} MiB on disk; ` +
+      `allocated per file: ${b.total.toFixed(0)} B (bundles ${b.bundles.toFixed(0)}, catalog ${b.catalog.toFixed(0)}, sessions ${b.sessions.toFixed(0)})`);
 
     started = await startPeer(name, work.dir, log); // same data dir; startPeer syncs first
     server = started.server;
@@ -232,6 +249,7 @@ async function main() {
     { what: 'RSS agent + workers after the reads, MiB', value: fmt(r.rssAfterReads.agentAndWorkersMiB) },
     { what: 'inodes under the data dir', value: fmt(r.dataDir.inodes) },
     { what: 'disk used, MiB', value: fmt(r.dataDir.diskMiB) },
+    { what: 'allocated per file, B: bundles / catalog / sessions', value: ['bundles', 'catalog', 'sessions'].map(k => fmt(r.dataDir.bytesPerFile[k])).join(' / ') },
     { what: 'read p50 / p99 ms, one at a time (cold)', value: `${fmt(r.latencyReads.p50Ms, 2)} / ${fmt(r.latencyReads.p99Ms, 2)}` },
     { what: `reads/s, ${flags['read-concurrency']} in flight`, value: fmt(r.reads.opsPerSec) },
     { what: `read p50 / p99 ms, ${flags['read-concurrency']} in flight`, value: `${fmt(r.reads.p50Ms, 2)} / ${fmt(r.reads.p99Ms, 2)}` },
