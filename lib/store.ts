@@ -401,7 +401,7 @@ export class SonofsStore {
   }
 
   /** With fsync: a record's bundle, and the bundle of the content it names (file id) when that is another, synced together. */
-  private async durable(bundle: number, contentFileId?: string): Promise<void> {
+  async durable(bundle: number, contentFileId?: string): Promise<void> {
     if (!this.opts.fsync) return;
     const content = contentFileId === undefined ? bundle : decodeFileId(contentFileId).bundle;
     await Promise.all([ this.files.sync(bundle), content !== bundle ? this.files.sync(content) : undefined ]);

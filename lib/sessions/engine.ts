@@ -184,10 +184,10 @@ export class UploadSessions {
         let s = await this.get(id, w.user);
         // Stored already, though the session does not say so (a crash between the file's
         // commit and the session's last update): never write into a stored file's bytes.
-        if (s.state === 'active' && s.space && spaceIsCommitted(this.opts.root, s, this.store.files)) {
-          const result = await this.completeLocked({ ...s, offset: s.length!, ranges: [ { start: 0, end: s.length! } ] }, {}, lock);
-          s = { ...s, state: 'done', result };
-        }
+        const settled = await this.settleLocked(s, lock);
+        // A resuming client that missed the answer (tus): the upload is whole, so say so.
+        if (settled !== s && w.ordered) return { session: settled, received: 0, interrupted: false };
+        s = settled;
         if (s.state === 'done') throw new ConflictError('UPLOAD_FINISHED', 'this upload is already complete');
         if (s.state === 'paused') throw new ConflictError('UPLOAD_PAUSED', 'this upload is paused; resume it first');
         if (!Number.isSafeInteger(w.at) || w.at < 0) throw new BadRequestError('INVALID_OFFSET', 'the offset must be a non-negative integer');
@@ -203,7 +203,7 @@ export class UploadSessions {
         }
         const out = await this.receive(s, w, w.length ?? room, released, !!w.complete);
         const all = out.session;
-        if (!w.complete || out.interrupted || all.length === undefined || all.offset !== all.length || all.state !== 'active') return out;
+        if (!w.complete || !w.ordered || out.interrupted || all.length === undefined || all.offset !== all.length || all.state !== 'active') return out;
         const result = await this.completeLocked(all, w.complete, lock);
         return { ...out, session: { ...all, state: 'done' as const, result } };
       }, w.ordered ? undefined : { start: w.at, end: w.at + (w.length ?? this.opts.maxFileSize) });
@@ -230,6 +230,24 @@ export class UploadSessions {
       await this.get(id, user);
       return (await this.db.update(id, fn))!;
     });
+  }
+
+  /**
+   * The session as it really is: one whose file was stored by a commit that
+   * a crash kept from its last update (or one still active) is finished now.
+   * Costs one header read for an active upload with reserved space.
+   */
+  async settle(s: Session): Promise<Session> {
+    if (s.state !== 'active' || !s.space || !spaceIsCommitted(this.opts.root, s, this.store.files)) return s;
+    return this.withLock(s.id, 'exclusive', async (_, lock) => this.settleLocked(await this.get(s.id, s.user), lock));
+  }
+
+  /** settle() for a holder of the lock: a stored file is never written into again. */
+  private async settleLocked(s: Session, lock: HeldLock): Promise<Session> {
+    if (s.state !== 'active' || !s.space || !spaceIsCommitted(this.opts.root, s, this.store.files)) return s;
+    const whole = { ...s, offset: s.length!, ranges: [ { start: 0, end: s.length! } ] };
+    const result = await this.completeLocked(whole, {}, lock);
+    return { ...whole, state: 'done', result };
   }
 
   /** Turns a session whose bytes are all in into an ordinary file. Idempotent. */
@@ -276,9 +294,9 @@ export class UploadSessions {
       const result = await this.store.upload(Readable.from(concatStreams(streams)), {
         user: s.user, filename: s.filename, mime: s.mime, size,
       });
-      await this.finish(s, { state: 'done', result, length: size, offset: size, ranges: size ? [ { start: 0, end: size } ] : [] }, lock);
       // The final's own space or staging file never held bytes: give it back.
       await discardSessionBytes(this.opts.root, s);
+      await this.finish(s, { state: 'done', result, length: size, offset: size, ranges: size ? [ { start: 0, end: size } ] : [] }, lock);
       return result;
     });
   }
@@ -346,6 +364,8 @@ export class UploadSessions {
     const sha1 = readSpaceHeader(this.opts.root, s.space!, this.store.files)!.sha1.toString('hex');
     const link = await this.store.getUserFile(s.user, sha1);
     if (!link) throw new ConflictError('UPLOAD_GONE', 'the upload was stored, then deleted');
+    // The commit that stored it may have died before its fdatasync: never answer for a file not on disk.
+    await this.store.durable(s.space!.bundle, link.fileId);
     return {
       fileId: link.fileId, fileHash: sha1, size: link.size, mime: link.mime, filename: filename ?? link.name,
       uploadAt: link.at, deduplicated: false,
@@ -443,9 +463,9 @@ export class UploadSessions {
         throw new ChecksumMismatchError(`the bytes do not match their ${w.checksum!.algorithm} checksum; they were discarded`);
       }
       await behind?.settled();
-      // The write that completes an upload leaves the sync to the file's commit, which
-      // syncs data and header together before answering (as a one-request upload does).
-      if (this.opts.fsync && received > 0 && !(completing && completes(s, w, received, !!cut))) {
+      // Synced before the file's commit writes its header: a record whose header
+      // reached the disk always has its data there (a synced catalog trusts it).
+      if (this.opts.fsync && received > 0) {
         if (s.space) await this.store.files.sync(s.space.bundle);
         else await fdatasync(fd);
       }

@@ -88,8 +88,11 @@ export class LmdbSessionStore implements SessionStore {
   }
 
   async countKeys(prefix: string, limit: number): Promise<number> {
-    // lookup keys are [ 'k', key ]: every key starting with prefix sorts below [ 'k', prefix + U+FFFF ]
-    return this.db.getKeysCount({ start: lookupKey(prefix), end: lookupKey(`${prefix}\uffff`), limit });
+    // lookup keys are [ 'k', key ]: every key starting with prefix sorts below [ 'k', prefix + U+FFFF ];
+    // keys only, no values read, and no more than `limit` of them (getKeysCount ignores a limit)
+    let n = 0;
+    for (const _key of this.db.getKeys({ start: lookupKey(prefix), end: lookupKey(`${prefix}\uffff`), limit })) n++;
+    return n;
   }
 
   async keys(prefix: string, limit: number): Promise<Array<{ key: string; id: string }>> {

@@ -75,13 +75,32 @@ describe('lib: upload sessions', () => {
     const out = await sessions.write(s.id, { user: 'alice', at: 0, source: Readable.from([ data ]), ordered: true, complete: { user: 'alice' } });
     const fileId = out.session.result!.fileId;
     // the session as a crash right after the file's commit leaves it
-    await sessions.db.update(s.id, cur => ({ ...cur, state: 'active', offset: 0, ranges: [], result: undefined }));
-    await rejectsWith(sessions.write(s.id, {
-      user: 'alice', at: 0, source: Readable.from([ randomBytes(data.length) ]), ordered: true, complete: { user: 'alice' },
-    }), 409, 'UPLOAD_FINISHED');
+    const crashed = () => sessions.db.update(s.id, cur => ({ ...cur, state: 'active', offset: 0, ranges: [], result: undefined }));
+    await crashed();
+    // a resuming client (an ordered write) learns that the upload is whole; none of its bytes are written
+    const files = node.store.files;
+    const sync = files.sync.bind(files);
+    const synced: number[] = [];
+    files.sync = async (bundle: number) => { synced.push(bundle); return sync(bundle); };
+    try {
+      const resumed = await sessions.write(s.id, {
+        user: 'alice', at: 0, source: Readable.from([ randomBytes(data.length) ]), ordered: true, complete: { user: 'alice' },
+      });
+      assert.deepEqual([ resumed.received, resumed.session.state, resumed.session.result?.fileId ], [ 0, 'done', fileId ]);
+      assert.ok(synced.includes(s.space!.bundle), 'the file is made durable before it is reported (its commit may have died before its sync)');
+    } finally {
+      files.sync = sync;
+    }
     assert.ok((await node.store.getFile(fileId)).buffer.equals(data), 'the stored file is intact');
     const after = await sessions.get(s.id);
     assert.deepEqual([ after.state, after.result?.fileId, after.offset ], [ 'done', fileId, data.length ]);
+    // a writer of ranges (chunks) is refused; a reader (HEAD) sees the file
+    await crashed();
+    await rejectsWith(sessions.write(s.id, { user: 'alice', at: 0, length: 10, source: Readable.from([ randomBytes(10) ]) }), 409, 'UPLOAD_FINISHED');
+    await crashed();
+    const seen = await sessions.settle(await sessions.get(s.id));
+    assert.deepEqual([ seen.state, seen.offset, seen.result?.fileId ], [ 'done', data.length, fileId ]);
+    assert.ok((await node.store.getFile(fileId)).buffer.equals(data));
   });
 
   it('takes ordered writes into reserved space and completes into an ordinary, deduplicated file', async () => {

@@ -25,7 +25,8 @@ async function current(t: TusRequest, id: string): Promise<{ s: Session; parts?:
     const { session, parts } = await concatWhenReady(t, s);
     return { s: session, parts };
   }
-  return { s: tusExtra(s).concat === 'partial' ? s : await finishIfComplete(t, s) };
+  // settle: a file a crash stored without the session's last update is reported as the file it is
+  return { s: tusExtra(s).concat === 'partial' ? s : await finishIfComplete(t, await t.engine.settle(s)) };
 }
 
 /** HEAD <path>/<id> (C4, D2, CR5, X4). */
