@@ -3,12 +3,12 @@ import {
   AgentExtentSource, LmdbCatalog, LmdbSessionStore, SonofsStore, UploadSessions, catalogDir, checkNodeOptions, sessionsDir,
 } from './lib';
 import { registerRoutes } from './app/lib/routes';
-import { configureChunked, registerChunkedRoutes } from './app/lib/chunked-routes';
+import { registerChunkedRoutes } from './app/lib/chunked-routes';
 import { registerFuploadRoutes } from './app/lib/fupload-routes';
 import { requestDrain } from './app/lib/drain';
 import { configureOwnRoutes } from './app/lib/own-routes';
 import { SESSIONS, STORE } from './app/lib/symbols';
-import { configureTus, registerTusRoutes } from './app/lib/tus/routes';
+import { registerTusRoutes } from './app/lib/tus/routes';
 
 /** Each app worker writes and reads bytes itself, with space leased from the agent. */
 export default class SonofsAppBoot implements IBoot {
@@ -36,8 +36,6 @@ export default class SonofsAppBoot implements IBoot {
     configureOwnRoutes(this.app);
     // first of all, so it sees every request until its response is done
     this.app.config.coreMiddleware.unshift('sonofsDrain');
-    configureTus(this.app);
-    configureChunked(this.app);
   }
 
   async didLoad(): Promise<void> {

@@ -180,6 +180,25 @@ describe('plugin in an app with its own settings', () => {
   describe('an app that turns CSRF off (security.csrf: false)', () => {
     runVariant('csrf-off');
 
+    it('keeps the body parser off a course chunk although the app\'s bodyParser.match names /file', async () => {
+      const chunk = Buffer.from('a=bcd'); // parses as a form, but it is the file's bytes
+      const init = await request(`${running.base}/file/mpupload/init`, {
+        method: 'POST', body: Buffer.from(`filehash=${sha1(chunk)}&filesize=${chunk.length}`),
+        headers: { 'x-uid': '4', 'Content-Type': 'application/x-www-form-urlencoded' },
+      });
+      assert.equal(init.status, 200, init.body.toString());
+      const id = init.json().data.UploadID;
+      const part = await request(`${running.base}/file/mpupload/uppart?uploadid=${id}&index=1`, {
+        method: 'POST', body: chunk, headers: { 'x-uid': '4', 'Content-Type': 'application/x-www-form-urlencoded', 'Content-Length': chunk.length },
+      });
+      assert.equal(part.status, 200, part.body.toString());
+      const done = await request(`${running.base}/file/mpupload/complete`, {
+        method: 'POST', body: Buffer.from(`uploadid=${id}&filehash=${sha1(chunk)}&filesize=${chunk.length}&filename=c.txt`),
+        headers: { 'x-uid': '4', 'Content-Type': 'application/x-www-form-urlencoded' },
+      });
+      assert.equal(done.status, 200, done.body.toString());
+    });
+
     it('starts, and its routes and the plugin\'s take no token', async () => {
       assert.equal((await request(`${running.base}/file/mine`, { method: 'POST' })).status, 200);
       const up = await post('/file/upload', [ { name: 'file', filename: 'a.txt', data: 'off' } ], { 'x-uid': '4' });

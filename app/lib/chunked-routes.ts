@@ -166,7 +166,7 @@ function uploadInfo(s: Session) {
 
 /**
  * Adds the routes under `prefix`. The chunk route's body is raw bytes under
- * any Content-Type, so it must be kept from the body parser (configureChunked).
+ * any Content-Type, so it must be kept from the body parser (own-routes.ts).
  */
 export function registerChunkedRoutes(app: Application, prefix: string): void {
   const r = app.router;
@@ -278,16 +278,4 @@ export function registerChunkedRoutes(app: Application, prefix: string): void {
     const s = await getUpload(ctx, user);
     ok(ctx, { ...uploadInfo(s), State: s.state, ...(s.result ? { FileId: s.result.fileId } : {}) });
   }));
-}
-
-/** Keeps the body parser off the chunk route, whose body is raw bytes under any Content-Type. */
-export function configureChunked(app: Application): void {
-  const config = app.config as any;
-  const bp = config.bodyParser;
-  if (!bp || bp.match) {
-    // `match` and `ignore` cannot both be set: the app's match list must leave the route out itself.
-    app.coreLogger.warn('[egg-sonofs] bodyParser.match is set: make sure it does not match %s/mpupload/uppart', config.sonofs.prefix);
-    return;
-  }
-  bp.ignore = [ ...(bp.ignore ? ([] as unknown[]).concat(bp.ignore) : []), `${config.sonofs.prefix}/mpupload/uppart` ];
 }

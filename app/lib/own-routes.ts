@@ -31,7 +31,10 @@ export function ownRoutes(cfg: SonofsConfig) {
   // cross-site without a CORS preflight, which `tus.cors` governs.
   const isTus = (path: string) => tus !== undefined && (path === tus || path.startsWith(`${tus}/`));
   const checked = (path: string) => changing.has(path) && cfg.csrf;
+  const uppart = `${p}/mpupload/uppart`;
   return {
+    /** bodies that are raw bytes under any Content-Type (tus PATCH, a course chunk): never parsed as forms */
+    rawBody: (ctx => { const path = trimSlash(ctx.path); return isTus(path) || (cfg.routes && path === uppart); }) as Matcher,
     /** any route of the plugin's */
     all: (ctx => { const path = trimSlash(ctx.path); return changing.has(path) || exempt.has(path) || isTus(path); }) as Matcher,
     /** which of its routes Egg's CSRF check must pass over */
@@ -61,7 +64,8 @@ function decideOwnRoutes(app: Application, opts: { match?: unknown; ignore?: unk
  * - multipart: an app in `mode: 'file'` (Egg's TypeScript scaffold) would
  *   consume every multipart body before the route, so the plugin's routes are
  *   left out of that middleware and parse their bodies themselves, with the
- *   plugin's limits; the app's routes keep the mode and limits it chose.
+ *   plugin's limits; the app's routes keep the mode and limits it chose;
+ * - the body parser passes over the routes whose bodies are raw bytes.
  */
 export function configureOwnRoutes(app: Application): void {
   const config = app.config as any;
@@ -70,4 +74,6 @@ export function configureOwnRoutes(app: Application): void {
   // `csrf: false` (or `enable: false`) turns the check off for the whole app: nothing to exempt
   if (csrf && typeof csrf === 'object' && csrf.enable !== false) decideOwnRoutes(app, csrf, own.all, ctx => !own.csrfExempt(ctx));
   if (config.multipart) decideOwnRoutes(app, config.multipart, own.all, () => false);
+  // a tus PATCH of another type is a 415, not a parsed form; a chunk is the bytes as sent
+  if (config.bodyParser) decideOwnRoutes(app, config.bodyParser, own.rawBody, () => false);
 }

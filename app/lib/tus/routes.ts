@@ -72,22 +72,3 @@ export function registerTusRoutes(app: Application): void {
     sendError(ctx, new NotFoundError('NO_SUCH_ROUTE', `no route ${ctx.method} ${ctx.path}`));
   });
 }
-
-/**
- * At configDidLoad: PATCH bodies of any Content-Type must reach us unread (a
- * wrong type is a 415, not a parsed form), so the path is added to
- * bodyParser.ignore (appended: the app's own lists replace plugin defaults).
- * CSRF: see own-routes.
- */
-export function configureTus(app: Application): void {
-  const config = app.config as any;
-  if (!config.sonofs.tus.enabled) return;
-  const path = tusPath(app);
-  const bp = config.bodyParser;
-  if (!bp || bp.match) {
-    // `match` and `ignore` cannot both be set: the app's match list must leave the path out itself.
-    app.coreLogger.warn('[egg-sonofs] bodyParser.match is set: make sure it does not match %s', path);
-    return;
-  }
-  bp.ignore = [ ...(bp.ignore ? ([] as unknown[]).concat(bp.ignore) : []), path ];
-}
