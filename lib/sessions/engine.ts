@@ -204,7 +204,8 @@ export class UploadSessions {
         const out = await this.receive(s, w, w.length ?? room, released, !!w.complete);
         const all = out.session;
         if (!w.complete || !w.ordered || out.interrupted || all.length === undefined || all.offset !== all.length || all.state !== 'active') return out;
-        const result = await this.completeLocked(all, w.complete, lock);
+        // write() settled the session under this lock: its space is still Pending
+        const result = await this.completeLocked(all, w.complete, lock, true);
         return { ...out, session: { ...all, state: 'done' as const, result } };
       }, w.ordered ? undefined : { start: w.at, end: w.at + (w.length ?? this.opts.maxFileSize) });
     } finally {
@@ -255,8 +256,8 @@ export class UploadSessions {
     return this.withLock(id, 'exclusive', async (_, lock) => this.completeLocked(await this.get(id, c.user), c, lock));
   }
 
-  /** complete() for a holder of the session's lock; the last step also lets go of the lock. */
-  private async completeLocked(s: Session, c: CompleteOptions, lock: HeldLock): Promise<UploadResult> {
+  /** complete() for a holder of the session's lock; the last step also lets go of the lock. `knownPending`: the caller read the space header under this lock. */
+  private async completeLocked(s: Session, c: CompleteOptions, lock: HeldLock, knownPending = false): Promise<UploadResult> {
     if (s.state === 'done') return s.result!;
     if (s.length === undefined) throw new ConflictError('LENGTH_UNKNOWN', 'the upload length is not known yet');
     if (c.expectSize !== undefined && c.expectSize !== s.length) {
@@ -266,7 +267,7 @@ export class UploadSessions {
     if (gaps.length) {
       throw new ConflictError('UPLOAD_INCOMPLETE', `bytes missing: ${gaps.slice(0, 5).map(g => `${g.start}-${g.end - 1}`).join(', ')}${gaps.length > 5 ? ', ...' : ''}`);
     }
-    const result = await this.commit(s, c);
+    const result = await this.commit(s, c, knownPending);
     // Content already stored: the space now holds only a link record; free the data blocks behind it.
     if (result.deduplicated && s.space) {
       const keep = HEADER_SIZE + SMALL_RECORD_MAX;
@@ -334,11 +335,11 @@ export class UploadSessions {
   }
 
   /** Writes the file's record (or finds it, if a crash came between the commit and the session update). */
-  private async commit(s: Session, c: CompleteOptions): Promise<UploadResult> {
+  private async commit(s: Session, c: CompleteOptions, knownPending = false): Promise<UploadResult> {
     const filename = c.filename ?? s.filename;
     const mime = c.mime ?? s.mime;
     const length = s.length!;
-    if (s.space && !spaceIsPending(this.opts.root, s, this.store.files)) return this.committedResult(s, filename);
+    if (s.space && !knownPending && !spaceIsPending(this.opts.root, s, this.store.files)) return this.committedResult(s, filename);
     let digest: { sha1: Buffer; crc: number; other?: Buffer } | undefined = c.expectDigest ? undefined : this.cachedDigest(s);
     if (!digest && (s.space || c.expectSha1 || c.expectDigest)) {
       digest = await digestOf(readSessionData(this.opts.root, s, 0, length), c.expectDigest?.algorithm);
