@@ -7,7 +7,8 @@
 //        (creation-with-upload: one POST carries the bytes); --client raw sends the
 //        same requests from node:http instead of tus-js-client. CPU is counted from
 //        /proc: the server's processes (user + system), the kernel's own threads,
-//        the client, and any other process, per upload. --content same sends one body
+//        the client, and any other process, per upload; --threads adds the server's CPU
+//        thread by thread, user and kernel time apart. --content same sends one body
 //        over and over (every upload after the first is a duplicate: a link to stored content).
 //   S4b  one --big-mib (1,024) MiB upload from a file, one PATCH (chunkSize Infinity; --client raw:
 //        the PATCH from node:http)
@@ -23,6 +24,7 @@ const { runClosedLoop } = require('./lib/load');
 const { PEERS, startPeer } = require('./lib/peers');
 const { startServer } = require('./lib/server-process');
 const { formatTable, ratioRow } = require('./lib/table');
+const { threadSnapshot, threadCpu } = require('./lib/thread-cpu');
 const {
   tempDir, writeRandomFile, readWholeFile, describeRun, writeResults, sha1Hex, parseFlags, cpuSnapshot, ownProcessGroup,
 } = require('./lib/system');
@@ -31,7 +33,7 @@ const KiB = 1024;
 const MiB = 1024 * 1024;
 const DEFAULTS = {
   count: 2000, concurrency: 16, warmup: 300, 'size-kib': 16, 'big-mib': 1024, peers: 'demo,tus-server', client: 'tus-js-client',
-  modes: 'post-patch,with-upload', content: 'distinct',
+  modes: 'post-patch,with-upload', content: 'distinct', threads: false,
 };
 const MODES = [ 'post-patch', 'with-upload' ];
 
@@ -111,10 +113,12 @@ async function smallUploads(endpoint, flags, mode) {
   };
   await runClosedLoop({ count: flags.warmup, concurrency: flags.concurrency, task });
   const before = cpuSnapshot();
+  const threadsBefore = flags.threads ? threadSnapshot(cpuPerUpload.serverGroup) : undefined;
   const clientBefore = process.cpuUsage();
   const result = await runClosedLoop({ count: flags.count, concurrency: flags.concurrency, task });
   const client = process.cpuUsage(clientBefore);
-  return { ...result, cpu: cpuPerUpload(before, cpuSnapshot(), (client.user + client.system) / 1000, result.ok) };
+  const threads = threadsBefore && threadCpu(threadsBefore, threadSnapshot(cpuPerUpload.serverGroup), result.ok);
+  return { ...result, threads, cpu: cpuPerUpload(before, cpuSnapshot(), (client.user + client.system) / 1000, result.ok) };
 }
 
 /** Where the CPU went during a run, in ms per upload: the server's process group, the kernel's threads, the client, the rest. */
@@ -178,6 +182,10 @@ async function benchPeer(name, flags, big, workDir) {
         `p99 ${r.p99Ms.toFixed(1)} ms, errors ${r.errors}; CPU ms per upload: server ${r.cpu.serverMs.toFixed(2)}, ` +
         `kernel threads ${r.cpu.kernelThreadsMs.toFixed(2)}, client ${r.cpu.clientMs.toFixed(2)}, other ${r.cpu.otherMs.toFixed(2)}` +
         `${r.errorSamples.length ? `\n  ${r.errorSamples.join('\n  ')}` : ''}`);
+      if (r.threads) {
+        log(`${name} ${mode}: server CPU ms per upload by thread (user / kernel):\n` +
+          r.threads.map(t => `  ${t.role.padEnd(7)} ${t.thread.padEnd(18)} ${t.userMs.toFixed(2)} / ${t.systemMs.toFixed(2)}`).join('\n'));
+      }
     }
     let s4b;
     if (big) {

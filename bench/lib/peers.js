@@ -20,13 +20,13 @@ function checkFileAnswer(data, sent) {
 
 const byFileId = data => `/file/download?fileid=${encodeURIComponent(data.FileId)}`;
 
-/** The example app (scripts/start.js) with 2 workers; `env` on top of the demo's own. */
+/** The example app (scripts/start.js) with 2 workers (BENCH_EGG_WORKERS: another count); `env` on top of the demo's own. */
 function startDemo(name, port, dataDir, env) {
   return startServer({
     name,
     args: [ path.join(ROOT, 'scripts', 'start.js') ],
     cwd: ROOT,
-    env: { PORT: String(port), EGG_WORKERS: '2', SONOFS_ROOT: dataDir, EGG_TITLE: `sonofs-bench-${name}-${port}`, ...env },
+    env: { PORT: String(port), EGG_WORKERS: process.env.BENCH_EGG_WORKERS || '2', SONOFS_ROOT: dataDir, EGG_TITLE: `sonofs-bench-${name}-${port}`, ...env },
     ready: `egg started on http://127.0.0.1:${port}`,
     timeoutMs: 120_000,
   });

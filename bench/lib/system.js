@@ -259,6 +259,11 @@ function parseFlags(argv, defaults) {
   for (let i = 0; i < argv.length; i++) {
     const match = /^--([\w-]+)(?:=(.*))?$/.exec(argv[i]);
     if (!match || !(match[1] in defaults)) throw new Error(`unknown argument ${argv[i]}; flags: ${Object.keys(defaults).map(k => `--${k}`).join(' ')}`);
+    if (typeof defaults[match[1]] === 'boolean') {
+      // a switch: --name, or --name=0 / --name=false to turn it off
+      flags[match[1]] = match[2] === undefined || ![ '0', 'false', 'no' ].includes(match[2]);
+      continue;
+    }
     const raw = match[2] ?? argv[++i];
     if (raw === undefined) throw new Error(`--${match[1]} needs a value`);
     const value = typeof defaults[match[1]] === 'number' ? Number(raw) : raw;
