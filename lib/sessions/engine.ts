@@ -520,7 +520,7 @@ export class UploadSessions {
    * wait for the old request to time out); the holder's `released` signal fires.
    */
   private async withLock<T>(id: string, mode: LockMode, fn: (released: AbortSignal, lock: HeldLock) => Promise<T>, range?: ByteRange): Promise<T> {
-    const owner = `${process.pid}:${randomBytes(6).toString('hex')}`;
+    const owner = lockOwner();
     const ttl = 10_000;
     const deadline = Date.now() + this.opts.lockTimeoutMs;
     for (let wait = 5; !await this.db.tryLock(id, owner, mode, ttl, mode === 'exclusive', range); wait = Math.min(wait * 2, 100)) {
@@ -542,6 +542,15 @@ export class UploadSessions {
     }
   }
 }
+
+/**
+ * A name for one hold of a lock, unique across processes and restarts: the
+ * pid, a random tag drawn once per process (a reused pid gets another), and a
+ * counter (no random bytes per request).
+ */
+const OWNER_TAG = `${process.pid}:${randomBytes(6).toString('hex')}`;
+let ownerSerial = 0;
+const lockOwner = (): string => `${OWNER_TAG}:${++ownerSerial}`;
 
 /** The key that counts an unfinished upload against its user's limit. */
 const openKeyPrefix = (user: string) => `open:${user}:`;

@@ -34,6 +34,14 @@ interface LockRecord {
  * in a transaction, so taking it is atomic across processes; a holder that
  * died (kill -9) or stopped renewing is ignored after its pid is gone or its
  * time is up, so a lock is never stuck.
+ *
+ * Commits sync their pages but not the meta page (noMetaSync): the
+ * environment stays consistent after an OS crash, which may undo its last
+ * commit. Sessions can afford that: a file never depends on them (its record
+ * is synced in its bundle and the catalog rebuilds from bundles), a lock means
+ * nothing after a reboot, and a lost offset update makes the client send those
+ * bytes again (HEAD reports the older offset); a finished upload whose last
+ * update is lost is settled from its stored record (UploadSessions.settle).
  */
 export class LmdbSessionStore implements SessionStore {
   private readonly db: RootDatabase;
@@ -42,7 +50,7 @@ export class LmdbSessionStore implements SessionStore {
 
   constructor(readonly dir: string) {
     fs.mkdirSync(dir, { recursive: true });
-    this.db = open({ path: dir, compression: false });
+    this.db = open({ path: dir, compression: false, noMetaSync: true });
     this.w = txnWrites<Key>(this.db);
   }
 
