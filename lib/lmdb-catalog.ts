@@ -1,5 +1,6 @@
 import fs from 'node:fs';
-import { open, RootDatabase } from 'lmdb';
+import type { RootDatabase } from 'lmdb';
+import { formatError, formatOf, openCatalogEnv } from './catalog-format';
 import { NotFoundError } from './errors';
 import { isAlive } from './pid';
 import { txnWrites } from './lmdb-retry';
@@ -8,16 +9,14 @@ import type {
   AllocState, BlobInfo, Catalog, ExtentLease, LinkInfo, RecordWrite, ReplayRecord,
   UploadCommit, UploadOutcome, UserFile,
 } from './catalog';
+import {
+  ALLOC_KEY, BLOBS, FORMAT_KEY, FORMAT_VERSION, LEASES, SEQ_KEY, USER_COUNT_KEY, StoredLink, blobKey, decodeAlloc,
+  decodeBlob, decodeLease, decodeLink, decodeSeq, decodeUserId, encodeAlloc, encodeBlob, encodeLease, encodeLink,
+  encodeSeq, encodeU32, encodeUserId, leaseKey, linkKey, sha1Bytes, sha1OfBlobKey, sha1OfTimeKey, timeKey, timeRange,
+  userKey,
+} from './catalog-encoding';
 
-type Key = (string | number)[];
-interface StoredLink { name: string; at: number; mtime: number }
-
-const SEQ: Key = [ 'seq' ];
-const ALLOC: Key = [ 'alloc' ];
-const blobKey = (sha1: string): Key => [ 'b', sha1 ];
-const linkKey = (user: string, sha1: string): Key => [ 'l', user, sha1 ];
-const timeKey = (user: string, at: number, sha1: string): Key => [ 't', user, at, sha1 ];
-const leaseKey = (bundle: number, offset: number): Key => [ 'x', bundle, offset ];
+const NO_VALUE = Buffer.alloc(0);
 
 /**
  * Catalog on LMDB (the `lmdb` package): one memory-mapped B+tree shared by the
@@ -39,15 +38,19 @@ const leaseKey = (bundle: number, offset: number): Key => [ 'x', bundle, offset 
  * made small uploads about 10% faster, but a worker then waits on its main
  * thread for the write lock another process holds: reads during uploads went
  * from a p50 of 4.0–5.3 ms to 4.8–8.5 ms (bench/README.md, 2026-12-02).
+ *
+ * Keys and values are bytes laid out in catalog-encoding.ts. The environment
+ * records its format; one written in another format is refused here, and the
+ * leader rebuilds it from the bundles (catalog-format.ts).
  */
 export class LmdbCatalog implements Catalog {
-  private readonly db: RootDatabase;
+  private readonly db: RootDatabase<Buffer, Buffer>;
   /**
    * Its writes. A transaction's callback may run more than once (a failed commit is tried
    * again): the record it writes is an overwrite, and store.ts refuses a retry that changes
    * a link into a blob.
    */
-  private readonly w: ReturnType<typeof txnWrites<Key>>;
+  private readonly w: ReturnType<typeof txnWrites<Buffer>>;
   /** the boot id marking the catalog unsynced, or undefined when commits are synced */
   private readonly bootId: string | undefined;
 
@@ -59,23 +62,36 @@ export class LmdbCatalog implements Catalog {
     }
     fs.mkdirSync(dir, { recursive: true });
     if (this.bootId !== undefined) markUnsynced(dir, this.bootId);
-    this.db = open({ path: dir, compression: false, noSync: this.bootId !== undefined });
-    this.w = txnWrites<Key>(this.db);
+    this.db = openCatalogEnv(dir, this.bootId !== undefined);
+    const format = formatOf(this.db);
+    if (format === 0) {
+      // A new catalog says its format before it holds anything.
+      this.db.putSync(FORMAT_KEY, Buffer.from([ FORMAT_VERSION ]));
+    } else if (format !== FORMAT_VERSION) {
+      this.db.close().catch(() => undefined);
+      throw formatError(dir, format);
+    }
+    this.w = txnWrites<Buffer>(this.db);
   }
 
   async getBlob(sha1: string): Promise<BlobInfo | undefined> {
-    return this.db.get(blobKey(sha1));
+    const raw = sha1Bytes(sha1);
+    return raw && this.blob(raw, sha1);
   }
 
   async getUserFile(user: string, sha1: string): Promise<UserFile | undefined> {
-    return this.userFile(user, sha1);
+    const raw = sha1Bytes(sha1);
+    const uid = this.userId(user);
+    return raw && uid !== undefined ? this.userFile(user, uid, raw, sha1) : undefined;
   }
 
   async listUserFiles(user: string, limit: number): Promise<UserFile[]> {
     const out: UserFile[] = [];
-    const range = this.db.getKeys({ start: [ 't', user, '\uffff' ], end: [ 't', user ], reverse: true });
-    for (const key of range) {
-      const uf = this.userFile(user, (key as Key)[3] as string);
+    const uid = this.userId(user);
+    if (uid === undefined) return out;
+    for (const key of this.db.getKeys({ ...timeRange(uid), reverse: true })) {
+      const { sha1, hex } = sha1OfTimeKey(key);
+      const uf = this.userFile(user, uid, sha1, hex);
       if (uf) out.push(uf);
       if (out.length >= limit) break;
     }
@@ -83,65 +99,77 @@ export class LmdbCatalog implements Catalog {
   }
 
   async commitUpload(c: UploadCommit, writeBlob: RecordWrite, writeLink: RecordWrite): Promise<UploadOutcome> {
+    const sha1 = sha1Bytes(c.blob.sha1);
+    if (!sha1) throw new RangeError(`${c.blob.sha1} is not a sha1 in hex`);
     return this.w.transaction(() => {
-      const existing: BlobInfo | undefined = this.db.get(blobKey(c.blob.sha1));
+      const existing = this.blob(sha1, c.blob.sha1);
       if (existing?.fileId === c.blob.fileId) {
         // Run again after a commit that went through after all: the blob is this upload's own.
-        const link: StoredLink = this.db.get(linkKey(c.user, c.blob.sha1)) ?? { name: c.name, at: c.blob.time, mtime: c.blob.time };
+        const uid = this.userId(c.user);
+        const link = (uid !== undefined && this.storedLink(uid, sha1)) || { name: c.name, at: c.blob.time, mtime: c.blob.time };
         return { blob: existing, link: { user: c.user, sha1: c.blob.sha1, ...link }, created: true };
       }
       const seq = this.bumpSeq();
+      const uid = this.numberUser(c.user);
       if (existing) {
         writeLink(seq);
-        const link = this.putLink(c.user, c.blob.sha1, c.name, c.blob.time, c.blob.time, existing);
-        return { blob: this.db.get(blobKey(c.blob.sha1)), link, created: false };
+        const link = this.putLink(c.user, uid, sha1, c.blob.sha1, c.name, c.blob.time, c.blob.time, existing);
+        return { blob: this.blob(sha1, c.blob.sha1)!, link, created: false };
       }
       writeBlob(seq);
       // New content: no link can point to it yet, so blob, link and time index are written once each.
       const blob: BlobInfo = { ...c.blob, refs: 1 };
-      this.w.put(blobKey(c.blob.sha1), blob);
-      return { blob, link: this.putNewLink(c.user, c.blob.sha1, c.name, c.blob.time), created: true };
+      this.w.put(blobKey(sha1), encodeBlob(blob));
+      return { blob, link: this.putNewLink(c.user, uid, sha1, c.blob.sha1, c.name, c.blob.time), created: true };
     });
   }
 
   async link(user: string, sha1: string, name: string, write: RecordWrite): Promise<UserFile> {
+    const raw = sha1Bytes(sha1);
     return this.w.transaction(() => {
-      if (!this.db.get(blobKey(sha1))) throw new NotFoundError('FILE_NOT_FOUND', `no stored content has sha1 ${sha1}`);
+      if (!raw || !this.db.getBinaryFast(blobKey(raw))) throw new NotFoundError('FILE_NOT_FOUND', `no stored content has sha1 ${sha1}`);
       const seq = this.bumpSeq();
       write(seq);
       const now = Date.now();
-      this.putLink(user, sha1, name, now, now);
-      return this.userFile(user, sha1)!;
+      const uid = this.numberUser(user);
+      this.putLink(user, uid, raw, sha1, name, now, now);
+      return this.userFile(user, uid, raw, sha1)!;
     });
   }
 
   async rename(user: string, sha1: string, name: string, write: RecordWrite): Promise<UserFile> {
+    const raw = sha1Bytes(sha1);
     return this.w.transaction(() => {
-      const link: StoredLink | undefined = this.db.get(linkKey(user, sha1));
-      if (!link) throw new NotFoundError('FILE_NOT_FOUND', `you have no file with sha1 ${sha1}`);
+      const uid = this.userId(user);
+      const link = raw && uid !== undefined ? this.storedLink(uid, raw) : undefined;
+      if (!raw || uid === undefined || !link) throw new NotFoundError('FILE_NOT_FOUND', `you have no file with sha1 ${sha1}`);
       write(this.bumpSeq());
-      this.putLink(user, sha1, name, link.at, Date.now());
-      return this.userFile(user, sha1)!;
+      this.putLink(user, uid, raw, sha1, name, link.at, Date.now());
+      return this.userFile(user, uid, raw, sha1)!;
     });
   }
 
   async unlink(user: string, sha1: string, write: RecordWrite): Promise<boolean> {
+    const raw = sha1Bytes(sha1);
     return this.w.transaction(() => {
-      if (!this.db.get(linkKey(user, sha1))) throw new NotFoundError('FILE_NOT_FOUND', `you have no file with sha1 ${sha1}`);
+      const uid = this.userId(user);
+      if (!raw || uid === undefined || !this.db.getBinaryFast(linkKey(uid, raw))) {
+        throw new NotFoundError('FILE_NOT_FOUND', `you have no file with sha1 ${sha1}`);
+      }
       write(this.bumpSeq());
-      return this.dropLink(user, sha1);
+      return this.dropLink(uid, raw);
     });
   }
 
   async replay(records: ReplayRecord[]): Promise<number> {
     const sorted = [ ...records ].sort((a, b) => a.seq - b.seq || a.time - b.time);
     return this.w.transaction(() => {
-      const from: number = this.db.get(SEQ) ?? 0;
+      const from = decodeSeq(this.db.getBinaryFast(SEQ_KEY));
       let applied = 0;
       for (const r of sorted) {
         if (r.seq <= from) continue;
         this.applyRecord(r);
-        this.w.put(SEQ, r.seq);
+        this.w.put(SEQ_KEY, encodeSeq(r.seq));
         applied++;
       }
       return applied;
@@ -149,24 +177,25 @@ export class LmdbCatalog implements Catalog {
   }
 
   async isEmpty(): Promise<boolean> {
-    // Look at one key: counting them all read the whole map (650 MiB for a million files) at every start.
-    for (const _key of this.db.getKeys({ limit: 1 })) return false;
+    // Look at two keys (the format's and one more): counting them all read the whole map at every start.
+    for (const key of this.db.getKeys({ limit: 2 })) if (!FORMAT_KEY.equals(key)) return false;
     return true;
   }
 
   async anyBlob(): Promise<BlobInfo | undefined> {
-    for (const { value } of this.db.getRange({ start: [ 'b' ], end: [ 'b', '\uffff' ], limit: 1 })) return value as BlobInfo;
+    for (const { key, value } of this.db.getRange({ ...BLOBS, limit: 1 })) return decodeBlob(sha1OfBlobKey(key), value);
     return undefined;
   }
 
   async getAllocState(): Promise<AllocState | undefined> {
-    return this.db.get(ALLOC);
+    const v = this.db.getBinaryFast(ALLOC_KEY);
+    return v && decodeAlloc(v);
   }
 
   async recordLease(state: AllocState, lease: ExtentLease): Promise<void> {
     await this.w.transaction(() => {
-      this.w.put(ALLOC, state);
-      this.w.put(leaseKey(lease.bundle, lease.offset), lease);
+      this.w.put(ALLOC_KEY, encodeAlloc(state));
+      this.w.put(leaseKey(lease.bundle, lease.offset), encodeLease(lease));
     });
   }
 
@@ -175,7 +204,7 @@ export class LmdbCatalog implements Catalog {
   }
 
   async openLeases(): Promise<ExtentLease[]> {
-    return [ ...this.db.getRange({ start: [ 'x' ], end: [ 'x', '\uffff' ] }) ].map(e => e.value as ExtentLease);
+    return [ ...this.db.getRange(LEASES) ].map(e => decodeLease(e.key, e.value));
   }
 
   async durable(): Promise<void> {
@@ -211,74 +240,107 @@ export class LmdbCatalog implements Catalog {
   // --- one code path for live operations and replay ---
 
   private applyRecord(r: ReplayRecord): void {
+    const sha1 = sha1Bytes(r.sha1);
+    if (!sha1) return;
     switch (r.kind) {
       case 'blob':
-        if (!this.db.get(blobKey(r.sha1))) {
-          this.w.put(blobKey(r.sha1), {
-            sha1: r.sha1, fileId: r.fileId!, size: r.size!, mime: r.mime!, time: r.time, refs: 0,
-          } satisfies BlobInfo);
+        if (!this.db.getBinaryFast(blobKey(sha1))) {
+          this.w.put(blobKey(sha1), encodeBlob({ fileId: r.fileId!, size: r.size!, mime: r.mime!, time: r.time, refs: 0 }));
         }
-        this.putLink(r.user, r.sha1, r.name ?? '', r.time, r.time);
+        this.putLink(r.user, this.numberUser(r.user), sha1, r.sha1, r.name ?? '', r.time, r.time);
         break;
       case 'link':
         // A link to content that is gone (garbage collected) cannot be revived.
-        if (this.db.get(blobKey(r.sha1))) this.putLink(r.user, r.sha1, r.name ?? '', r.at ?? r.time, r.time);
+        if (this.db.getBinaryFast(blobKey(sha1))) {
+          this.putLink(r.user, this.numberUser(r.user), sha1, r.sha1, r.name ?? '', r.at ?? r.time, r.time);
+        }
         break;
-      case 'unlink':
-        if (this.db.get(linkKey(r.user, r.sha1))) this.dropLink(r.user, r.sha1);
+      case 'unlink': {
+        const uid = this.userId(r.user);
+        if (uid !== undefined && this.db.getBinaryFast(linkKey(uid, sha1))) this.dropLink(uid, sha1);
         break;
+      }
     }
   }
 
   private bumpSeq(): number {
-    const seq = (this.db.get(SEQ) ?? 0) + 1;
-    this.w.put(SEQ, seq);
+    const seq = decodeSeq(this.db.getBinaryFast(SEQ_KEY)) + 1;
+    this.w.put(SEQ_KEY, encodeSeq(seq));
     return seq;
   }
 
+  // getBinaryFast answers in a buffer the next read reuses: each value is decoded at once.
+
+  /** The user's number; undefined for a user who never had a file. */
+  private userId(user: string): number | undefined {
+    const v = this.db.getBinaryFast(userKey(user));
+    return v && decodeUserId(v);
+  }
+
+  /** The user's number, given at the user's first link (inside a write transaction). */
+  private numberUser(user: string): number {
+    const known = this.userId(user);
+    if (known !== undefined) return known;
+    const count = this.db.getBinaryFast(USER_COUNT_KEY);
+    const uid = count ? count.readUInt32BE(0) : 0;
+    this.w.put(userKey(user), encodeUserId(uid));
+    this.w.put(USER_COUNT_KEY, encodeU32(uid + 1));
+    return uid;
+  }
+
+  private blob(sha1: Buffer, hex: string): BlobInfo | undefined {
+    const v = this.db.getBinaryFast(blobKey(sha1));
+    return v && decodeBlob(hex, v);
+  }
+
+  private storedLink(uid: number, sha1: Buffer): StoredLink | undefined {
+    const v = this.db.getBinaryFast(linkKey(uid, sha1));
+    return v && decodeLink(v);
+  }
+
   /** Creates, revives or renames a link; counts a new link on its blob. */
-  private putLink(user: string, sha1: string, name: string, at: number, mtime: number, blob?: BlobInfo): LinkInfo {
-    const old: StoredLink | undefined = this.db.get(linkKey(user, sha1));
+  private putLink(user: string, uid: number, sha1: Buffer, hex: string, name: string, at: number, mtime: number, blob?: BlobInfo): LinkInfo {
+    const old = this.storedLink(uid, sha1);
     if (old) {
       if (old.at === at) {
-        this.w.put(linkKey(user, sha1), { name, at, mtime } satisfies StoredLink);
-        return { user, sha1, name, at, mtime };
+        this.w.put(linkKey(uid, sha1), encodeLink({ name, at, mtime }));
+        return { user, sha1: hex, name, at, mtime };
       }
-      this.w.del(timeKey(user, old.at, sha1));
+      this.w.del(timeKey(uid, old.at, sha1));
     } else {
-      const b: BlobInfo = blob ?? this.db.get(blobKey(sha1));
-      this.w.put(blobKey(sha1), { ...b, refs: b.refs + 1 });
+      const b = blob ?? this.blob(sha1, hex)!;
+      this.w.put(blobKey(sha1), encodeBlob({ ...b, refs: b.refs + 1 }));
     }
-    return this.putNewLink(user, sha1, name, at, mtime);
+    return this.putNewLink(user, uid, sha1, hex, name, at, mtime);
   }
 
   /** The link and its time-index entry, for a user who has no link to this content. */
-  private putNewLink(user: string, sha1: string, name: string, at: number, mtime = at): LinkInfo {
-    this.w.put(linkKey(user, sha1), { name, at, mtime } satisfies StoredLink);
-    this.w.put(timeKey(user, at, sha1), 1);
-    return { user, sha1, name, at, mtime };
+  private putNewLink(user: string, uid: number, sha1: Buffer, hex: string, name: string, at: number, mtime = at): LinkInfo {
+    this.w.put(linkKey(uid, sha1), encodeLink({ name, at, mtime }));
+    this.w.put(timeKey(uid, at, sha1), NO_VALUE);
+    return { user, sha1: hex, name, at, mtime };
   }
 
   /** Removes a link; drops the blob when it was the last one. */
-  private dropLink(user: string, sha1: string): boolean {
-    const old: StoredLink = this.db.get(linkKey(user, sha1));
-    this.w.del(linkKey(user, sha1));
-    this.w.del(timeKey(user, old.at, sha1));
-    const blob: BlobInfo | undefined = this.db.get(blobKey(sha1));
+  private dropLink(uid: number, sha1: Buffer): boolean {
+    const old = this.storedLink(uid, sha1)!;
+    this.w.del(linkKey(uid, sha1));
+    this.w.del(timeKey(uid, old.at, sha1));
+    const blob = this.blob(sha1, '');
     if (!blob) return false;
     if (blob.refs <= 1) {
       this.w.del(blobKey(sha1));
       return true;
     }
-    this.w.put(blobKey(sha1), { ...blob, refs: blob.refs - 1 });
+    this.w.put(blobKey(sha1), encodeBlob({ ...blob, refs: blob.refs - 1 }));
     return false;
   }
 
-  private userFile(user: string, sha1: string): UserFile | undefined {
-    const link: StoredLink | undefined = this.db.get(linkKey(user, sha1));
+  private userFile(user: string, uid: number, sha1: Buffer, hex: string): UserFile | undefined {
+    const link = this.storedLink(uid, sha1);
     if (!link) return undefined;
-    const blob: BlobInfo | undefined = this.db.get(blobKey(sha1));
+    const blob = this.blob(sha1, hex);
     if (!blob) return undefined;
-    return { user, sha1, ...link, fileId: blob.fileId, size: blob.size, mime: blob.mime };
+    return { user, sha1: hex, ...link, fileId: blob.fileId, size: blob.size, mime: blob.mime };
   }
 }

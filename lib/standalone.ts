@@ -1,8 +1,8 @@
 import path from 'node:path';
 import { ExtentAllocator } from './allocator';
-import type { Catalog } from './catalog';
 import { decodeFileId } from './file-id';
 import { fixLayout, readLayout } from './layout';
+import { dropOutdatedCatalog, probeCatalog } from './catalog-format';
 import { LmdbCatalog } from './lmdb-catalog';
 import { LocalExtentSource } from './local-source';
 import { recoverCatalog } from './scanner';
@@ -42,14 +42,12 @@ async function lead(opts: NodeOptions) {
   const bootId = bootIdFrom(opts.bootId);
   // An OS crash may have torn the unsynced catalog: rebuild it from the bundles.
   const tornByOsCrash = dropCatalogTornByOsCrash(dir, bootId);
+  const probe = await probeCatalog(dir);
+  // Before a catalog of an older format goes: the identity its ids carry is pinned first.
+  const { adopted } = fixLayout(opts.root, opts, storedIdentity(opts.root, probe.anyFileId));
+  // Such a catalog is rebuilt from the bundles, as a torn one is.
+  const outdatedFormat = dropOutdatedCatalog(dir, probe.format);
   const catalog = new LmdbCatalog(dir, { bootId: bootId ?? null });
-  let adopted: string[];
-  try {
-    ({ adopted } = fixLayout(opts.root, opts, await storedIdentity(catalog, opts.root)));
-  } catch (err) {
-    await catalog.close();
-    throw err;
-  }
   const recovery = await recoverCatalog(catalog, opts.root, {
     group: opts.group, server: opts.server, extentSize: opts.extentSize, verifyData: true,
   });
@@ -59,16 +57,15 @@ async function lead(opts: NodeOptions) {
   }
   const allocator = new ExtentAllocator(catalog, opts);
   await allocator.init();
-  return { catalog, allocator, recovery: { ...recovery, tornByOsCrash, adoptedLayout: adopted } };
+  return { catalog, allocator, recovery: { ...recovery, tornByOsCrash, outdatedFormat, adoptedLayout: adopted } };
 }
 
 
 /** The node identity the ids of a store from before layout.json pinned it carry (none for a new or pinned store). */
-async function storedIdentity(catalog: Catalog, root: string): Promise<{ group: number; server: number } | undefined> {
+function storedIdentity(root: string, anyFileId: string | undefined): { group: number; server: number } | undefined {
   const layout = readLayout(root);
   if (!layout || (layout.group !== undefined && layout.server !== undefined)) return undefined;
-  const blob = await catalog.anyBlob();
-  return blob && decodeFileId(blob.fileId);
+  return anyFileId === undefined ? undefined : decodeFileId(anyFileId);
 }
 
 /** A whole node in one process, without Egg: leader and store together. */

@@ -1,0 +1,71 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { open, RootDatabase } from 'lmdb';
+import { fsyncDir } from './bundle-files';
+import { BLOBS, FORMAT_KEY, FORMAT_VERSION, decodeBlob } from './catalog-encoding';
+
+/** The catalog's environment: binary keys and values (catalog-encoding.ts). */
+export function openCatalogEnv(dir: string, noSync: boolean): RootDatabase<Buffer, Buffer> {
+  return open<Buffer, Buffer>({ path: dir, compression: false, noSync, keyEncoding: 'binary', encoding: 'binary' });
+}
+
+/**
+ * The format of the catalog in `db`: a number stored with it since format 2;
+ * 1 for the msgpack catalog before (no version), 0 for an empty environment.
+ */
+export function formatOf(db: RootDatabase<Buffer, Buffer>): number {
+  const v = db.getBinaryFast(FORMAT_KEY);
+  if (v) return v[0];
+  for (const _key of db.getKeys({ limit: 1 })) return 1;
+  return 0;
+}
+
+export function formatError(dir: string, format: number): Error {
+  return new Error(format < FORMAT_VERSION
+    ? `[egg-sonofs] the catalog in ${dir} is in format ${format}, older than this version's ${FORMAT_VERSION}; the leader must rebuild it first`
+    : `[egg-sonofs] the catalog in ${dir} is in format ${format}, newer than this version's ${FORMAT_VERSION}: run a version of egg-sonofs that reads it`);
+}
+
+/**
+ * Leader only, before anything opens the catalog: its format, and a file id it
+ * holds (the node identity its ids carry, which a catalog dropped for its
+ * format would take along). A newer format is refused.
+ */
+export async function probeCatalog(dir: string): Promise<{ format: number; anyFileId?: string }> {
+  if (!fs.existsSync(path.join(dir, 'data.mdb'))) return { format: 0 };
+  const db = openCatalogEnv(dir, true);
+  let format: number;
+  let anyFileId: string | undefined;
+  try {
+    format = formatOf(db);
+    if (format > FORMAT_VERSION) throw formatError(dir, format);
+    if (format === FORMAT_VERSION) for (const { value } of db.getRange({ ...BLOBS, limit: 1 })) anyFileId = decodeBlob('', value).fileId;
+  } finally {
+    await db.close();
+  }
+  if (format === 1) {
+    // Format 1: ordered-binary array keys, msgpack values; a blob is ['b', sha1 hex] -> { fileId, ... }.
+    const v1 = open({ path: dir, compression: false, noSync: true });
+    try {
+      for (const { value } of v1.getRange({ start: [ 'b' ], end: [ 'b', '\uffff' ], limit: 1 })) anyFileId = value?.fileId;
+    } finally {
+      await v1.close();
+    }
+  }
+  return { format, anyFileId };
+}
+
+/**
+ * Leader only, before anything opens the catalog: deletes a catalog of an
+ * older `format` (probeCatalog), to be rebuilt from the bundles as an empty
+ * one is. True when it did. A kill at any point is safe: the environment
+ * either keeps its old data file, whole, and is dropped again at the next
+ * start, or has none and is rebuilt; the rebuild is one transaction, and until
+ * it commits the new catalog holds nothing but its format.
+ */
+export function dropOutdatedCatalog(dir: string, format: number): boolean {
+  if (format === 0 || format === FORMAT_VERSION) return false;
+  fs.rmSync(dir, { recursive: true, force: true });
+  fsyncDir(path.dirname(dir));
+  return true;
+}
