@@ -4,7 +4,7 @@ const { spawn } = require('node:child_process');
 const readline = require('node:readline');
 const { onCleanup } = require('./cleanup');
 
-const OUTPUT_LINES_KEPT = 40;
+const OUTPUT_LINES_KEPT = Number(process.env.BENCH_OUTPUT_LINES) || 40;
 const live = new Set();
 
 /**
