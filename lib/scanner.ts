@@ -92,7 +92,8 @@ export function scanAll(root: string, opts: ScanOptions): ScanResult {
   const all: ScanResult = { records: [], corrupt: 0 };
   for (const bundle of listBundles(root)) {
     const r = scanRange(root, bundle, 0, Number.MAX_SAFE_INTEGER, opts);
-    all.records.push(...r.records);
+    // not push(...records): a bundle of small files holds more records than a call takes arguments
+    for (const rec of r.records) all.records.push(rec);
     all.corrupt += r.corrupt;
   }
   return all;
@@ -184,7 +185,7 @@ export async function recoverCatalog(catalog: Catalog, root: string, opts: ScanO
   let corrupt = 0;
   for (const lease of await catalog.openLeases()) {
     const r = scanRange(root, lease.bundle, lease.offset, lease.offset + lease.length, opts);
-    records.push(...r.records);
+    for (const rec of r.records) records.push(rec);
     corrupt += r.corrupt;
   }
   return { mode: 'reconcile', applied: await catalog.replay(records), corrupt };

@@ -7,8 +7,8 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { open } from 'lmdb';
 import {
-  BlobInfo, ExtentAllocator, LmdbCatalog, LocalExtentSource, NodeOptions, SonofsStore, UserFile, catalogDir, encodeFileId,
-  fixLayout, mimeCode, openStandalone,
+  BlobInfo, ExtentAllocator, LmdbCatalog, LocalExtentSource, NodeOptions, RecordKind, SonofsStore, UserFile, bundlePath,
+  catalogDir, createBundle, encodeFileId, encodeSmallRecord, fixLayout, mimeCode, openStandalone, scanAll,
 } from '../../lib';
 import { decodeBlob, decodeLink, encodeBlob, encodeLink } from '../../lib/catalog-encoding';
 import { LmdbCatalogV1 } from '../fixtures/catalog-v1/lmdb-catalog-v1';
@@ -185,6 +185,23 @@ describe('lib: catalog format', () => {
     node = await openStandalone(options(root));
     assert.deepEqual(node.recovery.adoptedLayout, [ 'group', 'server' ]);
     assert.equal(node.recovery.outdatedFormat, true);
+  });
+
+  it('scans a bundle of more records than a call takes arguments, as a rebuild of a million small files meets', () => {
+    // link records end to end, written directly: the scan's own work, without storing 140,000 files
+    const count = 140_000;
+    const slot = 160;
+    const bundle = Buffer.alloc(count * slot);
+    const hash = randomBytes(20);
+    for (let i = 0; i < count; i++) {
+      encodeSmallRecord({ kind: RecordKind.Link, mimeCode: 0, slotLen: slot, seq: i + 1, time: 1, cookie: 0, sha1: hash }, { u: 'u', n: `f${i}`, at: 1 })
+        .copy(bundle, i * slot);
+    }
+    createBundle(root, 0, bundle.length);
+    fs.writeFileSync(bundlePath(root, 0), bundle);
+    const r = scanAll(root, { group: 1, server: 2, extentSize: 64 * MiB, verifyData: true });
+    assert.equal(r.records.length, count);
+    assert.equal(r.records[count - 1].name, `f${count - 1}`);
   });
 
   it('refuses a catalog of a newer format, and leaves it as it is', async () => {
