@@ -21,12 +21,13 @@ export default class SonofsAgentBoot implements IBoot {
     const started = Date.now();
     this.leader = await openLeader(opts);
     (this.agent as any)[LEADER] = this.leader;
-    const { mode, applied, corrupt, tornByOsCrash, outdatedFormat, adoptedLayout } = this.leader.recovery;
+    const { mode, applied, corrupt, verifiedData, tornByOsCrash, outdatedFormat, unfinishedRebuild, adoptedLayout } = this.leader.recovery;
     if (adoptedLayout.length) this.agent.coreLogger.warn('[egg-sonofs] %s/layout.json now pins %s as configured', opts.root, adoptedLayout.join(', '));
     if (tornByOsCrash) this.agent.coreLogger.warn('[egg-sonofs] the system went down with the catalog open: rebuilding it from the bundles');
     if (outdatedFormat) this.agent.coreLogger.warn('[egg-sonofs] the catalog was in an older format: rebuilding it from the bundles');
-    this.agent.coreLogger.info('[egg-sonofs] leader ready in %d ms: %s applied %d records (%d corrupt) under %s',
-      Date.now() - started, mode, applied, corrupt, opts.root);
+    if (unfinishedRebuild) this.agent.coreLogger.warn('[egg-sonofs] the last rebuild of the catalog was cut short: rebuilding it again');
+    this.agent.coreLogger.info('[egg-sonofs] leader ready in %d ms: %s applied %d records (%d corrupt; data %s) under %s',
+      Date.now() - started, mode, applied, corrupt, verifiedData ? 'checked' : 'not read', opts.root);
     this.stopServing = serveAllocations(this.agent.messenger as any, this.leader.allocator, err => this.agent.coreLogger.error(err));
     this.startSweeper(opts.root);
     // Workers that outlived a previous agent re-send what was in flight.

@@ -19,6 +19,7 @@ import { DEFAULT_MIME, mimeFromCode } from './mime';
  *   'f'                       format version u8
  *   'i' user (utf8)           the user's number: varint
  *   'l' uid | sha1            link: at u48 | zigzag varint (mtime - at) | name (utf8)
+ *   'r'                       a rebuild from the bundles under way: u8, 1 when it checks data
  *   's'                       last seq u48
  *   't' uid | at u48 | sha1   time index: no value
  * A user is numbered at its first link (uid, a varint: no number's bytes begin
@@ -37,6 +38,7 @@ const SHA1_HEX = /^[0-9a-f]{40}$/;
 
 export const ALLOC_KEY = Buffer.from('a');
 export const FORMAT_KEY = Buffer.from('f');
+export const REBUILD_KEY = Buffer.from('r');
 export const SEQ_KEY = Buffer.from('s');
 export const USER_COUNT_KEY = Buffer.from('c');
 export const BLOBS = { start: Buffer.from('b'), end: Buffer.from('c') };

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { open, RootDatabase } from 'lmdb';
 import { fsyncDir } from './bundle-files';
-import { BLOBS, FORMAT_KEY, FORMAT_VERSION, decodeBlob } from './catalog-encoding';
+import { BLOBS, FORMAT_KEY, FORMAT_VERSION, REBUILD_KEY, decodeBlob } from './catalog-encoding';
 
 /** The catalog's environment: binary keys and values (catalog-encoding.ts). */
 export function openCatalogEnv(dir: string, noSync: boolean): RootDatabase<Buffer, Buffer> {
@@ -26,20 +26,33 @@ export function formatError(dir: string, format: number): Error {
     : `[egg-sonofs] the catalog in ${dir} is in format ${format}, newer than this version's ${FORMAT_VERSION}: run a version of egg-sonofs that reads it`);
 }
 
+export interface CatalogProbe {
+  /** 0: no catalog, or an empty environment */
+  format: number;
+  anyFileId?: string;
+  /** a rebuild from the bundles was cut short (ReplayOptions.rebuild), and whether it checked data */
+  unfinishedRebuild?: { verifyData: boolean };
+}
+
 /**
  * Leader only, before anything opens the catalog: its format, and a file id it
  * holds (the node identity its ids carry, which a catalog dropped for its
  * format would take along). A newer format is refused.
  */
-export async function probeCatalog(dir: string): Promise<{ format: number; anyFileId?: string }> {
+export async function probeCatalog(dir: string): Promise<CatalogProbe> {
   if (!fs.existsSync(path.join(dir, 'data.mdb'))) return { format: 0 };
   const db = openCatalogEnv(dir, true);
   let format: number;
   let anyFileId: string | undefined;
+  let unfinishedRebuild: CatalogProbe['unfinishedRebuild'];
   try {
     format = formatOf(db);
     if (format > FORMAT_VERSION) throw formatError(dir, format);
-    if (format === FORMAT_VERSION) for (const { value } of db.getRange({ ...BLOBS, limit: 1 })) anyFileId = decodeBlob('', value).fileId;
+    if (format === FORMAT_VERSION) {
+      for (const { value } of db.getRange({ ...BLOBS, limit: 1 })) anyFileId = decodeBlob('', value).fileId;
+      const rebuild = db.getBinaryFast(REBUILD_KEY);
+      if (rebuild) unfinishedRebuild = { verifyData: rebuild[0] === 1 };
+    }
   } finally {
     await db.close();
   }
@@ -52,20 +65,25 @@ export async function probeCatalog(dir: string): Promise<{ format: number; anyFi
       await v1.close();
     }
   }
-  return { format, anyFileId };
+  return { format, anyFileId, unfinishedRebuild };
 }
 
 /**
  * Leader only, before anything opens the catalog: deletes a catalog of an
- * older `format` (probeCatalog), to be rebuilt from the bundles as an empty
- * one is. True when it did. A kill at any point is safe: the environment
- * either keeps its old data file, whole, and is dropped again at the next
- * start, or has none and is rebuilt; the rebuild is one transaction, and until
- * it commits the new catalog holds nothing but its format.
+ * older format, or one whose rebuild was cut short (probeCatalog), to be
+ * rebuilt from the bundles as an empty one is. A kill at any point is safe:
+ * the environment either keeps its old data file, whole, and is dropped again
+ * at the next start, or has none and is rebuilt. The rebuild takes many
+ * transactions: from the first to the last the catalog carries a rebuild
+ * marker (ReplayOptions.rebuild), so a partial one is dropped too; a kill
+ * before the first leaves an empty catalog, which is rebuilt.
  */
-export function dropOutdatedCatalog(dir: string, format: number): boolean {
-  if (format === 0 || format === FORMAT_VERSION) return false;
-  fs.rmSync(dir, { recursive: true, force: true });
-  fsyncDir(path.dirname(dir));
-  return true;
+export function dropCatalogToRebuild(dir: string, probe: CatalogProbe): { outdatedFormat: boolean; unfinishedRebuild: boolean } {
+  const outdatedFormat = probe.format !== 0 && probe.format !== FORMAT_VERSION;
+  const unfinishedRebuild = !outdatedFormat && probe.unfinishedRebuild !== undefined;
+  if (outdatedFormat || unfinishedRebuild) {
+    fs.rmSync(dir, { recursive: true, force: true });
+    fsyncDir(path.dirname(dir));
+  }
+  return { outdatedFormat, unfinishedRebuild };
 }

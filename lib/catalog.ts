@@ -52,6 +52,22 @@ export interface ReplayRecord {
   mime?: string;
 }
 
+export interface ReplayOptions {
+  /**
+   * The records are a batch of a rebuild from the bundles, which takes many
+   * transactions. Until the batch marked `last` commits, the catalog says a
+   * rebuild is under way (and whether it checks data), so a start after a kill
+   * drops the partial catalog and rebuilds it again, as thoroughly.
+   */
+  rebuild?: { verifyData: boolean; last: boolean };
+  /**
+   * With the last batch of a replay of every bundle: the allocator position past
+   * them all, so the next start does not take the catalog for one behind the
+   * disk and replay every bundle again.
+   */
+  allocState?: AllocState;
+}
+
 export interface UploadCommit {
   user: string;
   name: string;
@@ -101,8 +117,8 @@ export interface Catalog {
   /** Removes the user's link; resolves true when the content lost its last link. */
   unlink(user: string, sha1: string, write: RecordWrite): Promise<boolean>;
 
-  /** Applies scanned records newer than what the catalog holds, in seq order (idempotent). */
-  replay(records: ReplayRecord[]): Promise<number>;
+  /** Applies scanned records newer than what the catalog holds, in seq order (idempotent), in one transaction. */
+  replay(records: ReplayRecord[], opts?: ReplayOptions): Promise<number>;
   /** True when the catalog holds nothing (new or lost): rebuild from bundles. */
   isEmpty(): Promise<boolean>;
   /** Some stored content, any: its file id tells which node identity the store's ids carry. */

@@ -6,11 +6,11 @@ import { isAlive } from './pid';
 import { txnWrites } from './lmdb-retry';
 import { bootIdFrom, clearUnsynced, markUnsynced, tornByOsCrash } from './unsynced-marker';
 import type {
-  AllocState, BlobInfo, Catalog, ExtentLease, LinkInfo, RecordWrite, ReplayRecord,
+  AllocState, BlobInfo, Catalog, ExtentLease, LinkInfo, RecordWrite, ReplayOptions, ReplayRecord,
   UploadCommit, UploadOutcome, UserFile,
 } from './catalog';
 import {
-  ALLOC_KEY, BLOBS, FORMAT_KEY, FORMAT_VERSION, LEASES, SEQ_KEY, USER_COUNT_KEY, StoredLink, blobKey, decodeAlloc,
+  ALLOC_KEY, BLOBS, FORMAT_KEY, FORMAT_VERSION, LEASES, REBUILD_KEY, SEQ_KEY, USER_COUNT_KEY, StoredLink, blobKey, decodeAlloc,
   decodeBlob, decodeLease, decodeLink, decodeSeq, decodeUserId, encodeAlloc, encodeBlob, encodeLease, encodeLink,
   encodeSeq, encodeU32, encodeUserId, leaseKey, linkKey, sha1Bytes, sha1OfBlobKey, sha1OfTimeKey, timeKey, timeRange,
   userKey,
@@ -40,8 +40,9 @@ const NO_VALUE = Buffer.alloc(0);
  * from a p50 of 4.0–5.3 ms to 4.8–8.5 ms (bench/README.md, 2026-12-02).
  *
  * Keys and values are bytes laid out in catalog-encoding.ts. The environment
- * records its format; one written in another format is refused here, and the
- * leader rebuilds it from the bundles (catalog-format.ts).
+ * records its format; one written in another format is refused here, as is one
+ * whose rebuild is not finished, and the leader rebuilds it from the bundles
+ * (catalog-format.ts).
  */
 export class LmdbCatalog implements Catalog {
   private readonly db: RootDatabase<Buffer, Buffer>;
@@ -70,6 +71,9 @@ export class LmdbCatalog implements Catalog {
     } else if (format !== FORMAT_VERSION) {
       this.db.close().catch(() => undefined);
       throw formatError(dir, format);
+    } else if (this.db.getBinaryFast(REBUILD_KEY)) {
+      this.db.close().catch(() => undefined);
+      throw new Error(`[egg-sonofs] the catalog in ${dir} is partly rebuilt from the bundles; the leader must rebuild it first`);
     }
     this.w = txnWrites<Buffer>(this.db);
   }
@@ -161,8 +165,9 @@ export class LmdbCatalog implements Catalog {
     });
   }
 
-  async replay(records: ReplayRecord[]): Promise<number> {
+  async replay(records: ReplayRecord[], opts: ReplayOptions = {}): Promise<number> {
     const sorted = [ ...records ].sort((a, b) => a.seq - b.seq || a.time - b.time);
+    const { rebuild } = opts;
     return this.w.transaction(() => {
       const from = decodeSeq(this.db.getBinaryFast(SEQ_KEY));
       let applied = 0;
@@ -172,6 +177,9 @@ export class LmdbCatalog implements Catalog {
         this.w.put(SEQ_KEY, encodeSeq(r.seq));
         applied++;
       }
+      if (rebuild?.last) this.w.del(REBUILD_KEY);
+      else if (rebuild) this.w.put(REBUILD_KEY, Buffer.from([ rebuild.verifyData ? 1 : 0 ]));
+      if (opts.allocState) this.w.put(ALLOC_KEY, encodeAlloc(opts.allocState));
       return applied;
     });
   }

@@ -2,10 +2,10 @@ import path from 'node:path';
 import { ExtentAllocator } from './allocator';
 import { decodeFileId } from './file-id';
 import { fixLayout, readLayout } from './layout';
-import { dropOutdatedCatalog, probeCatalog } from './catalog-format';
+import { dropCatalogToRebuild, probeCatalog } from './catalog-format';
 import { LmdbCatalog } from './lmdb-catalog';
 import { LocalExtentSource } from './local-source';
-import { recoverCatalog } from './scanner';
+import { recoverCatalog } from './rebuild';
 import { SonofsStore, StoreOptions } from './store';
 import { isAlive } from './pid';
 import { lockRoot, prepareRoot } from './root-lock';
@@ -15,6 +15,8 @@ export interface NodeOptions extends StoreOptions {
   bundleSize: number;
   /** this system's boot id (default: read from the OS; tests pretend a reboot with another; null: synced catalog) */
   bootId?: string | null;
+  /** records per catalog transaction when recovery replays every bundle (default 10,000; tests take fewer) */
+  replayBatch?: number;
 }
 
 /** The catalog of a node lives beside its bundles. */
@@ -45,11 +47,17 @@ async function lead(opts: NodeOptions) {
   const probe = await probeCatalog(dir);
   // Before a catalog of an older format goes: the identity its ids carry is pinned first.
   const { adopted } = fixLayout(opts.root, opts, storedIdentity(opts.root, probe.anyFileId));
-  // Such a catalog is rebuilt from the bundles, as a torn one is.
-  const outdatedFormat = dropOutdatedCatalog(dir, probe.format);
+  // Such a catalog is rebuilt from the bundles, as a torn one is, and so is one whose rebuild was cut short.
+  const { outdatedFormat, unfinishedRebuild } = dropCatalogToRebuild(dir, probe);
+  // A rebuild reads every blob's data only where a header may be on disk without its data: after an OS
+  // crash, or when nothing tells (a lost catalog, an empty one). A killed process cannot leave that:
+  // a final header is written once its record's data and meta are in the page cache, which outlives the
+  // process; what a kill leaves half-written has a Pending header, in an extent still leased (which
+  // reconcile scans) or gone with a dropped catalog (which a rebuild walks whole).
+  const verifyData = tornByOsCrash || (probe.unfinishedRebuild?.verifyData ?? !outdatedFormat);
   const catalog = new LmdbCatalog(dir, { bootId: bootId ?? null });
   const recovery = await recoverCatalog(catalog, opts.root, {
-    group: opts.group, server: opts.server, extentSize: opts.extentSize, verifyData: true,
+    group: opts.group, server: opts.server, extentSize: opts.extentSize, verifyData, batch: opts.replayBatch,
   });
   // Extents of workers that are gone were just replayed; stop rescanning them.
   for (const lease of await catalog.openLeases()) {
@@ -57,7 +65,9 @@ async function lead(opts: NodeOptions) {
   }
   const allocator = new ExtentAllocator(catalog, opts);
   await allocator.init();
-  return { catalog, allocator, recovery: { ...recovery, tornByOsCrash, outdatedFormat, adoptedLayout: adopted } };
+  // replay and reconcile check the data of every record they read
+  const verifiedData = recovery.mode !== 'rebuild' || verifyData;
+  return { catalog, allocator, recovery: { ...recovery, verifiedData, tornByOsCrash, outdatedFormat, unfinishedRebuild, adoptedLayout: adopted } };
 }
 
 

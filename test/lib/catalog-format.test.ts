@@ -7,8 +7,8 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { open } from 'lmdb';
 import {
-  BlobInfo, ExtentAllocator, LmdbCatalog, LocalExtentSource, NodeOptions, RecordKind, SonofsStore, UserFile, bundlePath,
-  catalogDir, createBundle, encodeFileId, encodeSmallRecord, fixLayout, mimeCode, openStandalone, scanAll,
+  BlobInfo, ExtentAllocator, HEADER_SIZE, LmdbCatalog, LocalExtentSource, NodeOptions, RecordKind, SonofsStore, UserFile, bundlePath,
+  catalogDir, createBundle, decodeFileId, encodeFileId, encodeSmallRecord, fixLayout, mimeCode, openStandalone, scanAll,
 } from '../../lib';
 import { decodeBlob, decodeLink, encodeBlob, encodeLink } from '../../lib/catalog-encoding';
 import { LmdbCatalogV1 } from '../fixtures/catalog-v1/lmdb-catalog-v1';
@@ -152,22 +152,124 @@ describe('lib: catalog format', () => {
     assert.equal((await node.store.getFile(fresh.fileId)).buffer.toString(), 'after the rebuild');
   });
 
-  it('a kill during the rebuild leaves a catalog that the next start rebuilds whole', async () => {
-    const held = await writeFormat1Store(root);
-    const r = spawnSync(process.execPath, [ '-r', 'ts-node/register/transpile-only', CRASHER, root, BOOT, String(Math.floor(held.records / 2)) ],
-      { encoding: 'utf8', timeout: 60_000 });
+  /** Runs a start that dies by SIGKILL part way through its rebuild (see the script). */
+  function crashingRebuild(...args: string[]) {
+    const r = spawnSync(process.execPath, [ '-r', 'ts-node/register/transpile-only', CRASHER, root, BOOT, ...args ], { encoding: 'utf8', timeout: 60_000 });
     assert.equal(r.signal, 'SIGKILL', `the rebuild should die by SIGKILL: ${r.stdout} ${r.stderr}`);
-    // the old catalog is gone, the new one holds nothing but its format: the rebuild's transaction never committed
-    const probe = open({ path: catalogDir(root), keyEncoding: 'binary', encoding: 'binary', readOnly: true });
+  }
+
+  /** The keys of the catalog as a kill left it, by their first letter, with how many of each. */
+  async function keysLeft(): Promise<Record<string, number>> {
+    const probe = open<Buffer, Buffer>({ path: catalogDir(root), keyEncoding: 'binary', encoding: 'binary', readOnly: true });
     try {
-      assert.deepEqual([ ...probe.getKeys() ].map(k => k.toString()), [ 'f' ]);
+      const kinds: Record<string, number> = {};
+      for (const key of probe.getKeys()) {
+        const kind = String.fromCharCode(key[0]);
+        kinds[kind] = (kinds[kind] ?? 0) + 1;
+      }
+      return kinds;
     } finally {
       await probe.close();
     }
+  }
+
+  it('a kill inside a transaction of the rebuild leaves a catalog that the next start rebuilds whole', async () => {
+    const held = await writeFormat1Store(root);
+    crashingRebuild('inside', String(Math.floor(held.records / 2)));
+    // the old catalog is gone, the new one holds its format and the rebuild's marker: the batch never committed
+    assert.deepEqual(await keysLeft(), { f: 1, r: 1 });
 
     node = await openStandalone(options(root));
     assert.equal(node.recovery.outdatedFormat, false);
+    assert.equal(node.recovery.unfinishedRebuild, true);
     assert.equal(node.recovery.mode, 'rebuild');
+    assert.equal(node.recovery.applied, held.records);
+    await expectHeld(node, held);
+  });
+
+  it('a kill between two transactions of the rebuild leaves a catalog that the next start drops and rebuilds whole', async () => {
+    const held = await writeFormat1Store(root);
+    crashingRebuild('between', '3', '5');
+    // three batches of five records committed: a partial catalog, which says so
+    const left = await keysLeft();
+    assert.equal(left.r, 1);
+    assert(left.b > 0 && left.b < held.blobs.size + held.gone.length, `blobs left: ${left.b}`);
+    assert.throws(() => new LmdbCatalog(catalogDir(root), { bootId: BOOT }), /partly rebuilt from the bundles; the leader must rebuild it first/);
+
+    node = await openStandalone(options(root, { replayBatch: 5 }));
+    assert.equal(node.recovery.outdatedFormat, false);
+    assert.equal(node.recovery.unfinishedRebuild, true);
+    assert.equal(node.recovery.mode, 'rebuild');
+    // the rebuild cut short read no data (a clean upgrade): neither does its second run
+    assert.equal(node.recovery.verifiedData, false);
+    assert.equal(node.recovery.applied, held.records);
+    await expectHeld(node, held);
+    assert.equal((await keysLeft()).r, undefined);
+    await node.close();
+
+    node = await openStandalone(options(root));
+    assert.equal(node.recovery.unfinishedRebuild, false);
+    assert.equal(node.recovery.mode, 'reconcile');
+    await expectHeld(node, held);
+  });
+
+  it('reads no data to rebuild a catalog closed cleanly in an older format, and every blob\'s after an OS crash', async () => {
+    const held = await writeFormat1Store(root);
+    const [ alice ] = USERS;
+    const victim = held.lists.get(alice)!.find(f => f.name === 'file-000007.bin')!;
+    const others = held.lists.get(alice)!.filter(f => f !== victim);
+    // its data changes on disk; its header and meta do not
+    const loc = decodeFileId(victim.fileId);
+    const fd = fs.openSync(bundlePath(root, loc.bundle), 'r+');
+    fs.writeSync(fd, Buffer.from('not what was stored'), 0, 19, loc.offset + HEADER_SIZE + 10);
+    fs.closeSync(fd);
+    const format1 = fs.mkdtempSync(path.join(os.tmpdir(), 'sonofs-format1-'));
+    fs.cpSync(catalogDir(root), format1, { recursive: true });
+    const restoreFormat1 = () => {
+      fs.rmSync(catalogDir(root), { recursive: true, force: true });
+      fs.cpSync(format1, catalogDir(root), { recursive: true });
+    };
+
+    try {
+      // closed cleanly: headers and meta only, so the change goes unseen (until a read checks it)
+      node = await openStandalone(options(root));
+      assert.equal(node.recovery.outdatedFormat, true);
+      assert.equal(node.recovery.verifiedData, false);
+      assert.equal(node.recovery.corrupt, 0);
+      assert.equal((await node.store.getUserFile(alice, victim.sha1))?.name, victim.name);
+      await assert.rejects(node.store.getFile(victim.fileId), /failed its checksum/);
+      await node.close();
+
+      // the same catalog, open when the system went down: every blob's data is read
+      restoreFormat1();
+      fs.writeFileSync(`${catalogDir(root)}.unsynced`, 'boot-0\n');
+      node = await openStandalone(options(root));
+      assert.equal(node.recovery.tornByOsCrash, true);
+      assert.equal(node.recovery.verifiedData, true);
+      assert.equal(node.recovery.corrupt, 1);
+      assert.equal(await node.store.getUserFile(alice, victim.sha1), undefined);
+      assertSameFiles(await node.store.listUserFiles(alice, 1000), others, 'alice\'s files but the torn one');
+      await node.close();
+
+      // and a later rebuild that reads no data leaves it out too
+      restoreFormat1();
+      node = await openStandalone(options(root));
+      assert.equal(node.recovery.verifiedData, false);
+      assert.equal(node.recovery.corrupt, 0);
+      assertSameFiles(await node.store.listUserFiles(alice, 1000), others, 'alice\'s files after a clean upgrade');
+    } finally {
+      fs.rmSync(format1, { recursive: true, force: true });
+    }
+  });
+
+  it('a rebuild after an OS crash cut short by a kill reads every blob\'s data again', async () => {
+    const held = await writeFormat1Store(root);
+    fs.writeFileSync(`${catalogDir(root)}.unsynced`, 'boot-0\n');
+    crashingRebuild('between', '2', '5');
+    node = await openStandalone(options(root));
+    assert.equal(node.recovery.tornByOsCrash, false);
+    assert.equal(node.recovery.unfinishedRebuild, true);
+    assert.equal(node.recovery.verifiedData, true);
     assert.equal(node.recovery.applied, held.records);
     await expectHeld(node, held);
   });
