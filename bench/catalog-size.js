@@ -11,20 +11,31 @@
 // --in-flight: commits queued at once (lmdb-js commits those together), as uploads in flight on a node.
 // Runs the build (dist/, or SONOFS_BUILD_DIR) like the other scenarios, so two
 // builds (two catalog formats) can be compared with the same script.
+// --rebuild: instead, stores --files 1 KiB files of random bytes through openStandalone
+// (--in-flight uploads at a time, fsync off) into --store (kept; filled only when it holds no
+// bundle yet, so two builds rebuild the same store) or a temp dir, then drops the catalog and
+// rebuilds it in a child process (bench/lib/rebuild-child.js): time and peak RSS (VmHWM), with
+// data checksums read (--verify-data 1, as after an OS crash or a lost catalog), without
+// (0, a clean format upgrade), or both.
+//   node bench/catalog-size.js --rebuild [--files 1000000] [--store DIR] [--verify-data both]
 const crypto = require('node:crypto');
 const { execFileSync } = require('node:child_process');
+const { Readable } = require('node:stream');
 const fs = require('node:fs');
 const path = require('node:path');
 const { performance } = require('node:perf_hooks');
 const { demoBuildDir } = require('./lib/peers');
 const { tempDir, describeRun, parseFlags } = require('./lib/system');
 
-const DEFAULTS = { files: 1000000, users: 1, reads: 100000, 'list-limit': 20, 'in-flight': 32 };
+const DEFAULTS = {
+  files: 1000000, users: 1, reads: 100000, 'list-limit': 20, 'in-flight': 32, rebuild: false, store: '', 'verify-data': 'both',
+};
 const log = message => console.log(message);
 
 async function main() {
   const args = process.argv.slice(2);
   const flags = parseFlags(args, DEFAULTS);
+  if (flags.rebuild) return rebuild(flags, args);
   describeRun('catalog size (the catalog alone)', __filename, args, log);
   const lib = require(path.join(demoBuildDir(), 'lib'));
   const work = tempDir('sonofs-bench-catalog-');
@@ -73,6 +84,55 @@ async function main() {
   } finally {
     await work.remove();
   }
+}
+
+const MiB = 1 << 20;
+const REBUILD_NODE = { group: 0, server: 0, bundleSize: 1024 * MiB, extentSize: 64 * MiB, maxFileSize: 64 * MiB, fsync: false, bootId: 'catalog-size' };
+
+/** --rebuild: a store filled through the engine, then its catalog rebuilt from the bundles. */
+async function rebuild(flags, args) {
+  describeRun('catalog rebuild from the bundles', __filename, args, log);
+  const build = demoBuildDir();
+  const work = flags.store ? undefined : tempDir('sonofs-bench-rebuild-');
+  const root = flags.store || work.dir;
+  try {
+    const lib = require(path.join(build, 'lib'));
+    if (lib.listBundles(root).length === 0) await fillStore(lib, root, flags);
+    else log(`store ${root} already holds ${lib.listBundles(root).length} bundle(s): rebuilding its catalog as it is`);
+    const modes = flags['verify-data'] === 'both' ? [ '1', '0' ] : [ flags['verify-data'] === '0' ? '0' : '1' ];
+    for (const verify of modes) {
+      const out = execFileSync(process.execPath, [ path.join(__dirname, 'lib', 'rebuild-child.js'), build, root, String(REBUILD_NODE.extentSize), verify ]);
+      const r = JSON.parse(out.toString().trim().split('\n').pop());
+      const mib = k => (k / 1024).toFixed(0);
+      log(`rebuild (${verify === '1' ? 'data checksums read' : 'headers and meta only'}): **${r.seconds.toFixed(1)} s, peak RSS ` +
+        `${mib(r.peakKiB)} MiB** (at the end: ${mib(r.anonKiB)} MiB private, ${mib(r.fileKiB)} MiB mapped files); ` +
+        `${r.mode} applied ${r.applied} records (${r.corrupt} corrupt)`);
+    }
+  } finally {
+    await work?.remove();
+  }
+}
+
+/** --files 1 KiB files through openStandalone, --in-flight at a time, users taking turns at random. */
+async function fillStore(lib, root, flags) {
+  fs.mkdirSync(root, { recursive: true });
+  const node = await lib.openStandalone({ root, ...REBUILD_NODE });
+  const users = Array.from({ length: flags.users }, (_, i) => `user-${String(i + 1).padStart(4, '0')}`);
+  const started = performance.now();
+  try {
+    for (let from = 0; from < flags.files; from += flags['in-flight']) {
+      const uploads = [];
+      for (let i = from; i < Math.min(flags.files, from + flags['in-flight']); i++) {
+        const user = users[Math.floor(Math.random() * users.length)];
+        uploads.push(node.store.upload(Readable.from([ crypto.randomBytes(1024) ]), { user, filename: `file-${String(i).padStart(6, '0')}.bin` }));
+      }
+      await Promise.all(uploads);
+    }
+  } finally {
+    await node.close();
+  }
+  const seconds = (performance.now() - started) / 1000;
+  log(`stored ${flags.files} files of 1 KiB for ${users.length} user(s) in ${seconds.toFixed(1)} s through openStandalone, in ${root}`);
 }
 
 /** ops/s of each read, one at a time, after a warm-up round of the same size. */
