@@ -47,7 +47,11 @@ async function writeFormat1Store(root: string): Promise<Held> {
   await allocator.init();
   const store = new SonofsStore(opts, catalog, new LocalExtentSource(allocator));
   const content = new Map<string, Buffer>();
+  // A rebuild dates a link by its record, format 1 by its own clock a moment later; a list
+  // sorted by time keeps its order through the rebuild only when operations are apart.
+  const apart = () => new Promise(resolve => setTimeout(resolve, 3));
   const put = async (user: string, data: Buffer, filename: string, mime?: string) => {
+    await apart();
     const r = await store.upload(Readable.from([ data ]), { user, filename, mime });
     content.set(r.fileHash, data);
     return r;
@@ -60,7 +64,9 @@ async function writeFormat1Store(root: string): Promise<Held> {
   await put(alice, Buffer.alloc(0), 'empty.txt');
   await put(carol, randomBytes(3000), '季度报告 2026.pdf');
   assert.equal((await put(bob, content.get(files[0].fileHash)!, 'copy.bin')).deduplicated, true);
+  await apart();
   await store.link(bob, files[3].fileHash, 'linked.bin');
+  await apart();
   await store.rename(alice, files[1].fileHash, 'renamed.bin');
   await store.remove(alice, files[2].fileHash);
   await store.remove(alice, files[3].fileHash); // bob still links it
