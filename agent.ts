@@ -1,5 +1,5 @@
 import type { Agent, IBoot } from 'egg';
-import { checkNodeOptions, openLeader, serveAllocations, sweepSessions, sessionsDir, LmdbSessionStore, ACTIONS } from './lib';
+import { checkNodeOptions, openLeader, openSessionStore, serveAllocations, sweepSessions, SessionStore, ACTIONS } from './lib';
 import { LEADER } from './app/lib/symbols';
 import { startFuploadAgent } from './app/lib/fupload-agent';
 
@@ -9,7 +9,7 @@ import { startFuploadAgent } from './app/lib/fupload-agent';
  */
 export default class SonofsAgentBoot implements IBoot {
   private leader: Awaited<ReturnType<typeof openLeader>> | undefined;
-  private sessions: LmdbSessionStore | undefined;
+  private sessions: SessionStore | undefined;
   private sweeper: NodeJS.Timeout | undefined;
   private fupload: ReturnType<typeof startFuploadAgent>;
   private stopServing: (() => void) | undefined;
@@ -36,7 +36,7 @@ export default class SonofsAgentBoot implements IBoot {
 
   /** One sweep of abandoned uploads per node, in the agent, so workers never race over it. */
   private startSweeper(root: string): void {
-    const sessions = this.sessions = new LmdbSessionStore(sessionsDir(root));
+    const sessions = this.sessions = openSessionStore(root);
     // fupload tasks: callbacks (with retries, resumed after a restart) and a "-1" for an expired task
     const fupload = this.fupload = startFuploadAgent(this.agent, sessions);
     let running = false;

@@ -1,6 +1,6 @@
 import type { Application, IBoot } from 'egg';
 import {
-  AgentExtentSource, LmdbCatalog, LmdbSessionStore, SonofsStore, UploadSessions, catalogDir, checkNodeOptions, sessionsDir,
+  AgentExtentSource, SonofsStore, UploadSessions, checkNodeOptions, openCatalog, openSessionStore,
 } from './lib';
 import { registerRoutes } from './app/lib/routes';
 import { registerChunkedRoutes } from './app/lib/chunked-routes';
@@ -42,10 +42,10 @@ export default class SonofsAppBoot implements IBoot {
     const cfg = this.app.config.sonofs;
     const opts = checkNodeOptions(cfg);
     this.source = new AgentExtentSource(this.app.messenger as any);
-    this.store = new SonofsStore(opts, new LmdbCatalog(catalogDir(opts.root)), this.source);
+    this.store = new SonofsStore(opts, openCatalog(opts.root), this.source);
     (this.app as any)[STORE] = this.store;
     const u = cfg.uploads;
-    this.sessions = new UploadSessions(this.store, new LmdbSessionStore(sessionsDir(opts.root)), {
+    this.sessions = new UploadSessions(this.store, openSessionStore(opts.root), {
       root: opts.root, ttlMs: u.ttl, doneTtlMs: u.doneTtl, lockTimeoutMs: u.lockTimeout, fsync: opts.fsync, maxFileSize: opts.maxFileSize,
       maxOpenPerUser: u.maxOpenPerUser,
     });

@@ -1,6 +1,6 @@
 import { createBundle, listBundles } from './bundle-files';
 import { recordAt } from './scanner';
-import type { AllocState, Catalog, ExtentLease } from './catalog';
+import type { AllocState, AllocationLedger, ExtentLease } from './catalog';
 import { MAX_BUNDLE } from './file-id';
 import { SonofsError } from './errors';
 
@@ -25,7 +25,7 @@ export class ExtentAllocator {
   private state!: AllocState;
   private queue: Promise<unknown> = Promise.resolve();
 
-  constructor(private readonly catalog: Catalog, private readonly opts: AllocatorOptions) {
+  constructor(private readonly ledger: AllocationLedger, private readonly opts: AllocatorOptions) {
     if (opts.bundleSize % opts.extentSize !== 0 || opts.extentSize % 8 !== 0) {
       throw new Error('[egg-sonofs] bundleSize must be a multiple of extentSize, and extentSize a multiple of 8');
     }
@@ -34,7 +34,7 @@ export class ExtentAllocator {
   async init(): Promise<void> {
     const onDisk = listBundles(this.opts.root);
     const firstFree = onDisk.length ? onDisk[onDisk.length - 1] + 1 : 0;
-    const saved = await this.catalog.getAllocState();
+    const saved = await this.ledger.getAllocState();
     // Never trust a saved position behind what is on disk (lost or restored
     // metadata): start a fresh bundle rather than risk reusing written space.
     const trusted = saved && saved.nextBundle >= firstFree && !(saved.bundle >= 0 && recordAt(this.opts.root, saved.bundle, saved.next));
@@ -50,7 +50,7 @@ export class ExtentAllocator {
 
   /** The worker is done with the extent: every record in it is indexed. */
   release(bundle: number, offset: number): Promise<void> {
-    return this.catalog.closeLease(bundle, offset);
+    return this.ledger.closeLease(bundle, offset);
   }
 
   private async allocateNow(bytes: number, owner: number): Promise<ExtentLease> {
@@ -71,7 +71,7 @@ export class ExtentAllocator {
       lease = { bundle: state.bundle, offset: state.next, length: need, owner };
       state.next += need;
     }
-    await this.catalog.recordLease(state, lease);
+    await this.ledger.recordLease(state, lease);
     this.state = state;
     return lease;
   }

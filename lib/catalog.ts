@@ -99,6 +99,20 @@ export interface AllocState {
   nextBundle: number;
 }
 
+/**
+ * The shared metadata: content and links. Embedded mode keeps it on LMDB;
+ * cluster mode shares one across the nodes.
+ *
+ * A mutation appends its record to a bundle through a `RecordWrite` the
+ * catalog calls once it knows the operation's seq and outcome. The backend
+ * decides how that fits its atomicity: LMDB calls it inside its write
+ * transaction; a backend without one (Redis) reads the state, takes a seq,
+ * calls it, then commits only if the state it read is unchanged, and starts
+ * over otherwise. So a write may run more than once, each time with a newer
+ * seq (the caller's writes must allow it: store.ts commitRecord), and a crash
+ * between write and commit leaves a record the catalog never took: recovery
+ * replays it, completing an operation that was never acknowledged.
+ */
 export interface Catalog {
   getBlob(sha1: string): Promise<BlobInfo | undefined>;
   getUserFile(user: string, sha1: string): Promise<UserFile | undefined>;
@@ -124,16 +138,23 @@ export interface Catalog {
   /** Some stored content, any: its file id tells which node identity the store's ids carry. */
   anyBlob(): Promise<BlobInfo | undefined>;
 
-  // allocation leader state (agent only)
-  getAllocState(): Promise<AllocState | undefined>;
-  /** Persists the allocator position and the new lease atomically. */
-  recordLease(state: AllocState, lease: ExtentLease): Promise<void>;
-  closeLease(bundle: number, offset: number): Promise<void>;
-  openLeases(): Promise<ExtentLease[]>;
-
   /** Resolves once every operation resolved so far is on disk (not just committed). */
   durable(): Promise<void>;
 
   /** `last`: no other process writes to it any more (the leader at shutdown). */
   close(opts?: { last?: boolean }): Promise<void>;
+}
+
+/**
+ * Where this node's allocation leader cuts space, and which extents are
+ * leased to its workers: node-local state (no other node writes these
+ * bundles), kept on the node's own disk in every mode. Recovery replays the
+ * leased extents after a crash, so a lease is recorded before it is used.
+ */
+export interface AllocationLedger {
+  getAllocState(): Promise<AllocState | undefined>;
+  /** Persists the allocator position and the new lease atomically. */
+  recordLease(state: AllocState, lease: ExtentLease): Promise<void>;
+  closeLease(bundle: number, offset: number): Promise<void>;
+  openLeases(): Promise<ExtentLease[]>;
 }

@@ -4,6 +4,7 @@ export * from './mime';
 export * from './record';
 export * from './catalog';
 export { LmdbCatalog } from './lmdb-catalog';
+export { openCatalog, openSessionStore, MetadataBackend, EMBEDDED } from './backends';
 export { ExtentAllocator, AllocatorOptions } from './allocator';
 export { SlotWriter, Slot, ExtentSource } from './slot-writer';
 export { LocalExtentSource } from './local-source';

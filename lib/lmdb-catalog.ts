@@ -6,7 +6,7 @@ import { isAlive } from './pid';
 import { txnWrites } from './lmdb-retry';
 import { bootIdFrom, clearUnsynced, markUnsynced, tornByOsCrash } from './unsynced-marker';
 import type {
-  AllocState, BlobInfo, Catalog, ExtentLease, LinkInfo, RecordWrite, ReplayOptions, ReplayRecord,
+  AllocState, AllocationLedger, BlobInfo, Catalog, ExtentLease, LinkInfo, RecordWrite, ReplayOptions, ReplayRecord,
   UploadCommit, UploadOutcome, UserFile,
 } from './catalog';
 import {
@@ -44,7 +44,7 @@ const NO_VALUE = Buffer.alloc(0);
  * whose rebuild is not finished, and the leader rebuilds it from the bundles
  * (catalog-format.ts).
  */
-export class LmdbCatalog implements Catalog {
+export class LmdbCatalog implements Catalog, AllocationLedger {
   private readonly db: RootDatabase<Buffer, Buffer>;
   /**
    * Its writes. A transaction's callback may run more than once (a failed commit is tried

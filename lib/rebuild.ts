@@ -1,6 +1,9 @@
 import fs from 'node:fs';
 import { bundlePath, listBundles } from './bundle-files';
-import type { Catalog, ReplayOptions, ReplayRecord } from './catalog';
+import type { AllocationLedger, Catalog, ReplayOptions, ReplayRecord } from './catalog';
+
+/** Recovery replays a node's own bundles into its catalog and allocation state together (embedded mode). */
+type NodeCatalog = Catalog & AllocationLedger;
 import { HEADER_SIZE, RecordKind, decodeHeader, paddingHeader } from './record';
 import {
   BundleReader, SCAN_WINDOW, ScanOptions, dataIntact, isReplayed, openForScan, readRecord, recordAt, recordMeta, scanRange,
@@ -32,7 +35,7 @@ const BATCH = 10_000;
  * it applied, and the position that makes it behind is only replaced by the
  * last batch.
  */
-export async function recoverCatalog(catalog: Catalog, root: string, opts: RecoveryOptions): Promise<{ mode: RecoveryMode; applied: number; corrupt: number }> {
+export async function recoverCatalog(catalog: NodeCatalog, root: string, opts: RecoveryOptions): Promise<{ mode: RecoveryMode; applied: number; corrupt: number }> {
   if (await catalog.isEmpty()) return { mode: 'rebuild', ...await replayAll(catalog, root, opts, true) };
   const state = await catalog.getAllocState();
   const behind = listBundles(root).some(b => !state || b >= state.nextBundle)
@@ -55,7 +58,7 @@ export async function recoverCatalog(catalog: Catalog, root: string, opts: Recov
  * each record's header and meta again to apply it. A rebuild marks the catalog
  * from before the first pass until its last batch (ReplayOptions.rebuild).
  */
-async function replayAll(catalog: Catalog, root: string, opts: RecoveryOptions, rebuild: boolean): Promise<{ applied: number; corrupt: number }> {
+async function replayAll(catalog: NodeCatalog, root: string, opts: RecoveryOptions, rebuild: boolean): Promise<{ applied: number; corrupt: number }> {
   const bundles = listBundles(root);
   const saved = await catalog.getAllocState();
   // What the allocator takes after a replay (allocator.ts), recorded with the last batch only: until
