@@ -1,5 +1,5 @@
 import type { Agent, IBoot } from 'egg';
-import { checkNodeOptions, openLeader, openSessionStore, serveAllocations, sweepSessions, SessionStore, ACTIONS } from './lib';
+import { checkNodeOptions, nodeName, openLeader, openSessionStore, serveAllocations, sweepSessions, SessionStore, ACTIONS } from './lib';
 import { LEADER } from './app/lib/symbols';
 import { startFuploadAgent } from './app/lib/fupload-agent';
 
@@ -29,21 +29,21 @@ export default class SonofsAgentBoot implements IBoot {
     this.agent.coreLogger.info('[egg-sonofs] leader ready in %d ms: %s applied %d records (%d corrupt; data %s) under %s',
       Date.now() - started, mode, applied, corrupt, verifiedData ? 'checked' : 'not read', opts.root);
     this.stopServing = serveAllocations(this.agent.messenger as any, this.leader.allocator, err => this.agent.coreLogger.error(err));
-    this.startSweeper(opts.root);
+    this.startSweeper({ root: opts.root, node: nodeName(opts.group, opts.server) });
     // Workers that outlived a previous agent re-send what was in flight.
     this.agent.messenger.on('egg-ready', () => this.agent.messenger.sendToApp(ACTIONS.leaderUp, { pid: process.pid }));
   }
 
   /** One sweep of abandoned uploads per node, in the agent, so workers never race over it. */
-  private startSweeper(root: string): void {
-    const sessions = this.sessions = openSessionStore(root);
+  private startSweeper(self: { root: string; node: string }): void {
+    const sessions = this.sessions = openSessionStore(self.root, self.node);
     // fupload tasks: callbacks (with retries, resumed after a restart) and a "-1" for an expired task
     const fupload = this.fupload = startFuploadAgent(this.agent, sessions);
     let running = false;
     this.sweeper = setInterval(() => {
       if (running) return;
       running = true;
-      sweepSessions(sessions, root, Date.now(), fupload?.onExpire)
+      sweepSessions(sessions, self, Date.now(), fupload?.onExpire)
         .then(n => {
           if (!n) return;
           this.agent.coreLogger.info('[egg-sonofs] removed %d expired uploads', n);

@@ -1,6 +1,6 @@
 import type { Application, IBoot } from 'egg';
 import {
-  AgentExtentSource, SonofsStore, UploadSessions, checkNodeOptions, openCatalog, openSessionStore,
+  AgentExtentSource, SonofsStore, UploadSessions, checkNodeOptions, nodeName, openCatalog, openSessionStore,
 } from './lib';
 import { registerRoutes } from './app/lib/routes';
 import { registerChunkedRoutes } from './app/lib/chunked-routes';
@@ -45,8 +45,9 @@ export default class SonofsAppBoot implements IBoot {
     this.store = new SonofsStore(opts, openCatalog(opts.root), this.source);
     (this.app as any)[STORE] = this.store;
     const u = cfg.uploads;
-    this.sessions = new UploadSessions(this.store, openSessionStore(opts.root), {
-      root: opts.root, ttlMs: u.ttl, doneTtlMs: u.doneTtl, lockTimeoutMs: u.lockTimeout, fsync: opts.fsync, maxFileSize: opts.maxFileSize,
+    const node = nodeName(opts.group, opts.server);
+    this.sessions = new UploadSessions(this.store, openSessionStore(opts.root, node), {
+      root: opts.root, node, ttlMs: u.ttl, doneTtlMs: u.doneTtl, lockTimeoutMs: u.lockTimeout, fsync: opts.fsync, maxFileSize: opts.maxFileSize,
       maxOpenPerUser: u.maxOpenPerUser,
     });
     (this.app as any)[SESSIONS] = this.sessions;

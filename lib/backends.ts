@@ -22,9 +22,9 @@ export function openCatalog(root: string, backend: MetadataBackend = EMBEDDED): 
   }
 }
 
-/** The upload sessions, which any process of the node may continue. */
-export function openSessionStore(root: string, backend: MetadataBackend = EMBEDDED): SessionStore {
+/** The upload sessions, which any process of the node may continue; `node` names this node in its locks. */
+export function openSessionStore(root: string, node: string, backend: MetadataBackend = EMBEDDED): SessionStore {
   switch (backend.kind) {
-    case 'embedded': return new LmdbSessionStore(sessionsDir(root));
+    case 'embedded': return new LmdbSessionStore(sessionsDir(root), node);
   }
 }

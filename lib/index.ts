@@ -5,6 +5,7 @@ export * from './record';
 export * from './catalog';
 export { LmdbCatalog } from './lmdb-catalog';
 export { openCatalog, openSessionStore, MetadataBackend, EMBEDDED } from './backends';
+export { Liveness, ProcessRef, localLiveness, nodeName } from './liveness';
 export { ExtentAllocator, AllocatorOptions } from './allocator';
 export { SlotWriter, Slot, ExtentSource } from './slot-writer';
 export { LocalExtentSource } from './local-source';

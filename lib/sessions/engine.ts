@@ -20,6 +20,8 @@ const fdatasync = promisify(fs.fdatasync);
 export interface SessionOptions {
   /** the store's root; staging files go under root/sessions/staging */
   root: string;
+  /** this node's name (liveness.ts nodeName): sessions it creates hold their bytes here */
+  node: string;
   /** an unfinished upload idle this long is removed with its bytes (ms) */
   ttlMs: number;
   /** a finished or cancelled upload still answers for this long (ms) */
@@ -121,7 +123,7 @@ export class UploadSessions {
     const id = randomBytes(16).toString('base64url');
     const now = Date.now();
     const s: Session = {
-      id, protocol: c.protocol, user, length: c.length, offset: 0, ranges: [], crc: 0, filename, mime: c.mime,
+      id, protocol: c.protocol, user, node: this.opts.node, length: c.length, offset: 0, ranges: [], crc: 0, filename, mime: c.mime,
       created: now, expires: now + this.opts.ttlMs, state: 'active', extra: c.extra ?? {}, key: c.key,
     };
     if (c.length !== undefined) {
@@ -315,7 +317,7 @@ export class UploadSessions {
 
   /** Removes sessions past their expiry (see sweepSessions). */
   sweep(now = Date.now(), onExpire?: ExpireHook): Promise<number> {
-    return sweepSessions(this.db, this.opts.root, now, onExpire);
+    return sweepSessions(this.db, this.opts, now, onExpire);
   }
 
   async close(): Promise<void> {
@@ -603,8 +605,13 @@ export type ExpireHook = (s: Session) => Session | undefined | Promise<Session |
  * Removes sessions past their expiry: unfinished ones with their bytes,
  * finished and cancelled ones just their record (a file stays). The agent
  * runs it on a timer; it needs no store, only the session store and the root.
+ * A node sweeps only the sessions whose bytes are on its disk: another node's
+ * are that node's to give back.
  */
-export async function sweepSessions(db: SessionStore, root: string, now = Date.now(), onExpire?: ExpireHook): Promise<number> {
+export async function sweepSessions(
+  db: SessionStore, self: { root: string; node: string }, now = Date.now(), onExpire?: ExpireHook,
+): Promise<number> {
+  const { root } = self;
   let removed = 0;
   const owner = `sweep:${process.pid}:${randomBytes(4).toString('hex')}`;
   // Batches until none is left (a busy session is skipped and left for the next sweep).
@@ -614,7 +621,7 @@ export async function sweepSessions(db: SessionStore, root: string, now = Date.n
       if (!await db.tryLock(id, owner, 'exclusive', 60_000, false)) continue;
       try {
         const s = await db.get(id);
-        if (!s || s.expires > now) continue;
+        if (!s || s.expires > now || (s.node !== undefined && s.node !== self.node)) continue;
         let tomb: Session | undefined;
         if (s.state === 'active' || s.state === 'paused') {
           await discardSessionBytes(root, s);

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { open, RootDatabase } from 'lmdb';
 import type { ByteRange, LockMode, Session, SessionStore, UpdateAlso } from './types';
-import { isAlive } from '../pid';
+import { Liveness, localLiveness } from '../liveness';
 import { txnWrites } from '../lmdb-retry';
 
 /** Where a node keeps its upload sessions: beside the catalog, under the store's root. */
@@ -17,6 +17,8 @@ const lookupKey = (key: string): Key => [ 'k', key ];
 const lockKey = (id: string): Key => [ 'l', id ];
 
 interface Holder {
+  /** absent in locks taken before holders named their node: this node */
+  node?: string;
   pid: number;
   until: number;
   /** shared holders: the bytes [start, end) this writer is writing */
@@ -32,8 +34,8 @@ interface LockRecord {
  * Sessions and their locks in an LMDB environment of their own (beside the
  * catalog), shared by the agent and every worker. A lock is a record written
  * in a transaction, so taking it is atomic across processes; a holder that
- * died (kill -9) or stopped renewing is ignored after its pid is gone or its
- * time is up, so a lock is never stuck.
+ * died (kill -9) or stopped renewing is ignored once its Liveness says so or
+ * its time is up, so a lock is never stuck.
  *
  * Commits sync their pages but not the meta page (noMetaSync): the
  * environment stays consistent after an OS crash, which may undo its last
@@ -48,7 +50,11 @@ export class LmdbSessionStore implements SessionStore {
   /** its writes: transactions tried again when lmdb-js fails a commit */
   private readonly w: ReturnType<typeof txnWrites<Key>>;
 
-  constructor(readonly dir: string) {
+  private readonly liveness: Liveness;
+
+  /** `node`: this node's name, recorded with each lock holder (liveness.ts). */
+  constructor(readonly dir: string, readonly node: string, liveness?: Liveness) {
+    this.liveness = liveness ?? localLiveness(node);
     fs.mkdirSync(dir, { recursive: true });
     this.db = open({ path: dir, compression: false, noMetaSync: true });
     this.w = txnWrites<Key>(this.db);
@@ -125,8 +131,8 @@ export class LmdbSessionStore implements SessionStore {
   async tryLock(id: string, owner: string, mode: LockMode, ttlMs: number, askRelease: boolean, range?: ByteRange): Promise<boolean> {
     return this.w.transaction(() => {
       const now = Date.now();
-      const lock = live(this.db.get(lockKey(id)), now);
-      const holder = { pid: process.pid, until: now + ttlMs, range };
+      const lock = this.live(this.db.get(lockKey(id)), now);
+      const holder = { node: this.node, pid: process.pid, until: now + ttlMs, range };
       const ex = lock.exclusive && lock.exclusive.owner !== owner ? lock.exclusive : undefined;
       const others = Object.entries(lock.shared).filter(([ o ]) => o !== owner).map(([ , h ]) => h);
       // Two writers of overlapping bytes take turns, so the bytes and the
@@ -183,6 +189,14 @@ export class LmdbSessionStore implements SessionStore {
     else this.w.put(lockKey(id), lock);
   }
 
+  /** The lock without holders that are dead or past their time. */
+  private live(lock: LockRecord | undefined, now: number): LockRecord {
+    const ok = (h: Holder) => h.until > now && this.liveness({ node: h.node ?? this.node, pid: h.pid });
+    const shared: Record<string, Holder> = {};
+    for (const [ owner, h ] of Object.entries(lock?.shared ?? {})) if (ok(h)) shared[owner] = h;
+    return { exclusive: lock?.exclusive && ok(lock.exclusive) ? lock.exclusive : undefined, shared };
+  }
+
   /** Puts a session and moves its expiry index entry (inside a transaction). */
   private write(s: Session): void {
     const old: Session | undefined = this.db.get(sessionKey(s.id));
@@ -192,10 +206,3 @@ export class LmdbSessionStore implements SessionStore {
   }
 }
 
-/** The lock without holders that are dead or past their time. */
-function live(lock: LockRecord | undefined, now: number): LockRecord {
-  const ok = (h: Holder) => h.until > now && isAlive(h.pid);
-  const shared: Record<string, Holder> = {};
-  for (const [ owner, h ] of Object.entries(lock?.shared ?? {})) if (ok(h)) shared[owner] = h;
-  return { exclusive: lock?.exclusive && ok(lock.exclusive) ? lock.exclusive : undefined, shared };
-}

@@ -32,6 +32,13 @@ export interface Session {
   protocol: SessionProtocol;
   /** the user the upload belongs to; nobody else may touch it */
   user: string;
+  /**
+   * The node whose disk holds the bytes (its space or staging file): only it
+   * writes them, commits them or gives them back. Absent where there are no
+   * bytes to hold (a session made done at once) and in sessions created before
+   * nodes were named (the node that has them).
+   */
+  node?: string;
   /** total bytes; undefined while the length is deferred (tus) */
   length?: number;
   /** end of the received prefix [0, offset): the tus Upload-Offset */
@@ -90,7 +97,7 @@ export interface SessionStore {
   countKeys(prefix: string, limit: number): Promise<number>;
   /** Lookup keys starting with `prefix` (sorted), e.g. a protocol's queue of sessions needing work. */
   keys(prefix: string, limit: number): Promise<Array<{ key: string; id: string }>>;
-  /** Ids of sessions whose expiry is before `now`, oldest first. */
+  /** Ids of sessions whose expiry is before `now`, oldest first (a shared backend answers per node: sweepSessions). */
   expired(now: number, limit: number): Promise<string[]>;
 
   /**

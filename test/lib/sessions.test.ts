@@ -6,6 +6,7 @@ import path from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import {
   openStandalone, NodeOptions, UploadSessions, LmdbSessionStore, sessionsDir, scanAll, SonofsError, decodeFileId, bundlePath,
+  ProcessRef, sweepSessions,
 } from '../../lib';
 
 const MiB = 1 << 20;
@@ -34,8 +35,8 @@ describe('lib: upload sessions', () => {
   async function open(over: { ttlMs?: number; lockTimeoutMs?: number; fsync?: boolean; maxOpenPerUser?: number; maxRanges?: number } = {}) {
     const fsync = over.fsync ?? true;
     node = await openStandalone(options(root, fsync));
-    sessions = new UploadSessions(node.store, new LmdbSessionStore(sessionsDir(root)), {
-      root, ttlMs: over.ttlMs ?? 60_000, doneTtlMs: 60_000, lockTimeoutMs: over.lockTimeoutMs ?? 2_000, fsync, maxFileSize: 64 * MiB,
+    sessions = new UploadSessions(node.store, new LmdbSessionStore(sessionsDir(root), '1.2'), {
+      root, node: '1.2', ttlMs: over.ttlMs ?? 60_000, doneTtlMs: 60_000, lockTimeoutMs: over.lockTimeoutMs ?? 2_000, fsync, maxFileSize: 64 * MiB,
       maxOpenPerUser: over.maxOpenPerUser, maxRanges: over.maxRanges,
     });
   }
@@ -299,6 +300,45 @@ describe('lib: upload sessions', () => {
     const blobs = scanAll(root, { group: 1, server: 2, extentSize: MiB, verifyData: true }).records.filter(x => x.kind === 'blob');
     assert.deepEqual(blobs.map(x => x.fileId), [ file.fileId ]);
   });
+  it('records the node that holds a session\'s bytes, and sweeps only its own node\'s expired sessions', async () => {
+    await close();
+    await open({ ttlMs: 200 });
+    const mine = await sessions.create({ protocol: 'tus', user: 'u', length: 4000 });
+    assert.equal(mine.node, '1.2');
+    // a session another node created in a shared session store: its bytes are on that node's disk
+    const foreign = { ...await sessions.create({ protocol: 'tus', user: 'u', length: 4000 }), node: '1.3' };
+    await sessions.db.put(foreign);
+    await new Promise(r => setTimeout(r, 250));
+    assert.equal(await sweepSessions(sessions.db, { root, node: '1.2' }, Date.now()), 1);
+    assert.equal(await sessions.db.get(mine.id), undefined);
+    assert.equal((await sessions.db.get(foreign.id))?.node, '1.3', 'node 1.3\'s session is left to node 1.3');
+    assert.equal(await sweepSessions(sessions.db, { root, node: '1.3' }, Date.now()), 1);
+    assert.equal(await sessions.db.get(foreign.id), undefined);
+  });
+
+  it('judges a lock holder by its node and pid through the store\'s liveness, not by a pid alone', async () => {
+    const dir = path.join(root, 'shared-sessions');
+    // two nodes' stores over one shared session database; node B's holders are alive while B is in the map
+    const map = new Set([ 'A', 'B' ]);
+    const asked: ProcessRef[] = [];
+    const liveness = (h: ProcessRef) => { asked.push(h); return map.has(h.node); };
+    const a = new LmdbSessionStore(dir, 'A', liveness);
+    const b = new LmdbSessionStore(dir, 'B', liveness);
+    try {
+      assert.equal(await b.tryLock('s1', 'b-writer', 'exclusive', 60_000, false), true);
+      // same pid on this machine, but another node's holder: A waits for it while B is alive
+      assert.equal(await a.tryLock('s1', 'a-writer', 'exclusive', 60_000, false), false);
+      assert.deepEqual(asked.at(-1), { node: 'B', pid: process.pid });
+      map.delete('B');
+      // B left the map (stopped beating): its lock is free although its pid lives here
+      assert.equal(await a.tryLock('s1', 'a-writer', 'exclusive', 60_000, false), true);
+      assert.equal(await b.renewLock('s1', 'b-writer', 60_000), false);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
   it('forgets a received range that a refused write overwrote, so the chunk is sent again', async () => {
     const data = randomBytes(30_000);
     const s = await sessions.create({ protocol: 'chunked', user: 'u', length: data.length });
