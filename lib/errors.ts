@@ -45,6 +45,17 @@ export class NotFoundError extends SonofsError {
   }
 }
 
+/**
+ * 404 here: a well-formed file id that names another node (its group and
+ * server), whose disk holds the bytes. A node alone answers it as not found;
+ * in a cluster the read is routed to that node's group instead.
+ */
+export class OtherNodeFileError extends NotFoundError {
+  constructor(readonly group: number, readonly server: number) {
+    super('FILE_NOT_FOUND', `no file has this fileid on this node (it names node ${group}.${server})`);
+  }
+}
+
 /** 405: the route exists but not for this method. */
 export class MethodNotAllowedError extends SonofsError {
   constructor(method: string, allowed: string[]) {

@@ -6,7 +6,7 @@ import { promisify } from 'node:util';
 import { BundleFiles, WriteBehind } from './bundle-files';
 import type { Catalog, UploadOutcome, UserFile } from './catalog';
 import {
-  BadRequestError, CorruptRecordError, FileTooLargeError, NotFoundError, SonofsError, UploadAbortedError,
+  BadRequestError, CorruptRecordError, FileTooLargeError, NotFoundError, OtherNodeFileError, SonofsError, UploadAbortedError,
 } from './errors';
 import { decodeFileId, encodeFileId, FileLocation, newCookie } from './file-id';
 import { mimeCode, mimeFromCode, resolveMime } from './mime';
@@ -319,10 +319,10 @@ export class SonofsStore {
     return new RecordReadStream(this.files, loc.bundle, loc.offset + HEADER_SIZE, start, end + 1, whole ? h!.dataCrc : undefined);
   }
 
-  /** Parses an id and checks it names this node. */
+  /** Parses an id and checks it names this node (OtherNodeFileError tells a router where it lives). */
   private locate(fileId: string): FileLocation {
     const loc = decodeFileId(fileId);
-    if (loc.group !== this.opts.group || loc.server !== this.opts.server) throw fileNotFound();
+    if (loc.group !== this.opts.group || loc.server !== this.opts.server) throw new OtherNodeFileError(loc.group, loc.server);
     return loc;
   }
 

@@ -132,7 +132,10 @@ for (const [ mode, bootId ] of CATALOG_MODES) describe(`lib: SonofsStore (standa
     await assert.rejects(node.store.getFile(encodeFileId({ ...loc, cookie: (loc.cookie + 1) >>> 0 })), { status: 404 });
     await assert.rejects(node.store.getFile(encodeFileId({ ...loc, offset: loc.offset + 8 })), { status: 404 });
     await assert.rejects(node.store.getFile(encodeFileId({ ...loc, bundle: 999 })), { status: 404 });
-    await assert.rejects(node.store.getFile(encodeFileId({ ...loc, server: 9 })), { status: 404 });
+    // another node's id: not found here, and the error says which node has it (a cluster routes the read there)
+    for (const read of [ (id: string) => node.store.getFile(id), (id: string) => node.store.stat(id), (id: string) => node.store.createReadStream(id) ]) {
+      await assert.rejects(read(encodeFileId({ ...loc, group: 7, server: 9 })), { status: 404, code: 'FILE_NOT_FOUND', group: 7, server: 9 });
+    }
     await assert.rejects(node.store.getFile('not-an-id'), { status: 400, code: 'INVALID_FILE_ID' });
     await assert.rejects(node.store.getFile(r.fileId.slice(0, -1) + '='), { status: 400 });
   });
