@@ -1,0 +1,284 @@
+import type {
+  BlobInfo, Catalog, RecordWrite, ReplayOptions, ReplayRecord, UploadCommit, UploadOutcome, UserFile,
+} from '../catalog';
+import { StoredLink, decodeBlob, decodeLink, encodeBlob, encodeLink, sha1Bytes } from '../catalog-encoding';
+import { NotFoundError, UnavailableError } from '../errors';
+import { ANY, CasKeys, CasStep, cas, defineCas } from './redis-cas';
+import type { RedisClient } from './redis-client';
+
+export interface RedisCatalogOptions {
+  /** what every key begins with, in a hash tag: several stores can share one Redis (default 'sonofs') */
+  namespace?: string;
+  /** hex digits of the sha1 that pick a content's bucket (default 3: 4,096 buckets) */
+  bucketDigits?: number;
+}
+
+/** A mutation whose state kept changing under it gives up after this many tries. */
+const MAX_TRIES = 50;
+
+/**
+ * The catalog on Redis, shared by every node of a cluster (cluster mode).
+ * Keys, all under one hash tag so a mutation's keys are in one slot:
+ *   {ns}:s            seq: the last one taken (INCR), also replay's high-water mark
+ *   {ns}:r            a rebuild from the bundles under way ('1' when it checks data)
+ *   {ns}:b:<hex>      hash: sha1 (20 bytes) → refs ':' blob (catalog-encoding's bytes, refs 0)
+ *   {ns}:l:<user>     hash: sha1 → link (catalog-encoding's bytes)
+ *   {ns}:t:<user>     sorted set: sha1 scored by the link's `at` (newest first, as on LMDB)
+ * Contents are grouped in buckets by the start of their sha1, so Redis keeps
+ * small hashes packed (listpack) instead of paying a key per content.
+ * A mutation reads, takes a seq, writes its record, then commits with a
+ * compare-and-set script (redis-cas.ts), and starts over if another got there
+ * first.
+ */
+export class RedisCatalog implements Catalog {
+  private readonly tag: string;
+  private readonly digits: number;
+  private readonly seqKey: Buffer;
+  private readonly rebuildKey: Buffer;
+
+  constructor(private readonly redis: RedisClient, opts: RedisCatalogOptions = {}) {
+    this.tag = `{${opts.namespace ?? 'sonofs'}}`;
+    this.digits = opts.bucketDigits ?? 3;
+    this.seqKey = Buffer.from(`${this.tag}:s`);
+    this.rebuildKey = Buffer.from(`${this.tag}:r`);
+    defineCas(redis);
+  }
+
+  async getBlob(sha1: string): Promise<BlobInfo | undefined> {
+    const raw = sha1Bytes(sha1);
+    return raw && this.blobOf(sha1, await this.redis.hgetBuffer(this.bucket(sha1), raw));
+  }
+
+  async getUserFile(user: string, sha1: string): Promise<UserFile | undefined> {
+    const raw = sha1Bytes(sha1);
+    if (!raw) return undefined;
+    const [ lv, bv ] = await Promise.all([ this.redis.hgetBuffer(this.linksKey(user), raw), this.redis.hgetBuffer(this.bucket(sha1), raw) ]);
+    return this.userFile(user, sha1, lv, bv);
+  }
+
+  async listUserFiles(user: string, limit: number): Promise<UserFile[]> {
+    if (limit <= 0) return [];
+    const sha1s = await this.redis.zrevrangeBuffer(this.timesKey(user), 0, limit - 1);
+    const files = await Promise.all(sha1s.map(raw => this.getUserFile(user, raw.toString('hex'))));
+    return files.filter((f): f is UserFile => f !== undefined);
+  }
+
+  async commitUpload(c: UploadCommit, writeBlob: RecordWrite, writeLink: RecordWrite): Promise<UploadOutcome> {
+    const raw = sha1Bytes(c.blob.sha1);
+    if (!raw) throw new RangeError(`${c.blob.sha1} is not a sha1 in hex`);
+    return this.retry(async () => {
+      const { bv, lv, seq } = await this.read(c.user, c.blob.sha1, raw, true);
+      const existing = this.blobOf(c.blob.sha1, bv);
+      const old = lv ? decodeLink(lv) : undefined;
+      if (existing?.fileId === c.blob.fileId) {
+        // Run again after a commit that went through after all: the blob is this upload's own.
+        const link = old ?? { name: c.name, at: c.blob.time, mtime: c.blob.time };
+        return { blob: existing, link: { user: c.user, sha1: c.blob.sha1, ...link }, created: true };
+      }
+      const link: StoredLink = { name: c.name, at: c.blob.time, mtime: c.blob.time };
+      if (existing) {
+        writeLink(seq!);
+        const blob = old ? existing : { ...existing, refs: existing.refs + 1 };
+        if (!await this.cas(c.user, c.blob.sha1, { sha1: raw, expectBlob: bv!, expectLink: lv ?? undefined, blob: encodeStoredBlob(blob), link: encodeLink(link), at: link.at })) return undefined;
+        return { blob, link: { user: c.user, sha1: c.blob.sha1, ...link }, created: false };
+      }
+      writeBlob(seq!);
+      const blob: BlobInfo = { ...c.blob, refs: 1 };
+      if (!await this.cas(c.user, c.blob.sha1, { sha1: raw, expectBlob: undefined, expectLink: lv ?? undefined, blob: encodeStoredBlob(blob), link: encodeLink(link), at: link.at })) return undefined;
+      return { blob, link: { user: c.user, sha1: c.blob.sha1, ...link }, created: true };
+    });
+  }
+
+  async link(user: string, sha1: string, name: string, write: RecordWrite): Promise<UserFile> {
+    const raw = sha1Bytes(sha1);
+    return this.retry(async () => {
+      const { bv, lv, seq } = raw ? await this.read(user, sha1, raw, true) : { bv: null, lv: null, seq: 0 };
+      const blob = this.blobOf(sha1, bv);
+      if (!raw || !blob) throw new NotFoundError('FILE_NOT_FOUND', `no stored content has sha1 ${sha1}`);
+      write(seq!);
+      const now = Date.now();
+      const link: StoredLink = { name, at: now, mtime: now };
+      const after = lv ? blob : { ...blob, refs: blob.refs + 1 };
+      if (!await this.cas(user, sha1, { sha1: raw, expectBlob: bv!, expectLink: lv ?? undefined, blob: encodeStoredBlob(after), link: encodeLink(link), at: now })) return undefined;
+      return joined(user, sha1, link, after);
+    });
+  }
+
+  async rename(user: string, sha1: string, name: string, write: RecordWrite): Promise<UserFile> {
+    const raw = sha1Bytes(sha1);
+    return this.retry(async () => {
+      const { bv, lv, seq } = raw ? await this.read(user, sha1, raw, true) : { bv: null, lv: null, seq: 0 };
+      const blob = this.blobOf(sha1, bv);
+      if (!raw || !lv || !blob) throw new NotFoundError('FILE_NOT_FOUND', `you have no file with sha1 ${sha1}`);
+      write(seq!);
+      const link = { ...decodeLink(lv), name, mtime: Date.now() };
+      if (!await this.cas(user, sha1, { sha1: raw, expectBlob: bv!, expectLink: lv, blob: ANY, link: encodeLink(link) })) return undefined;
+      return joined(user, sha1, link, blob);
+    });
+  }
+
+  async unlink(user: string, sha1: string, write: RecordWrite): Promise<boolean> {
+    const raw = sha1Bytes(sha1);
+    return this.retry(async () => {
+      const { bv, lv, seq } = raw ? await this.read(user, sha1, raw, true) : { bv: null, lv: null, seq: 0 };
+      if (!raw || !lv) throw new NotFoundError('FILE_NOT_FOUND', `you have no file with sha1 ${sha1}`);
+      write(seq!);
+      const step = this.dropStep(raw, sha1, bv, lv);
+      if (!await this.cas(user, sha1, step)) return undefined;
+      return step.blob === undefined && bv !== null;
+    });
+  }
+
+  async replay(records: ReplayRecord[], opts: ReplayOptions = {}): Promise<number> {
+    const sorted = [ ...records ].sort((a, b) => a.seq - b.seq || a.time - b.time);
+    if (opts.rebuild && !opts.rebuild.last) await this.redis.set(this.rebuildKey, opts.rebuild.verifyData ? '1' : '0');
+    let applied = 0;
+    for (const r of sorted) {
+      const from = Number(await this.redis.get(this.seqKey) ?? 0);
+      if (r.seq <= from) continue;
+      const raw = sha1Bytes(r.sha1);
+      // a record with no valid sha1 still moves the mark, as on LMDB
+      await this.retry(async () => (await this.applyRecord(r, raw) ? true : undefined));
+      applied++;
+    }
+    if (opts.rebuild?.last) await this.redis.del(this.rebuildKey);
+    return applied;
+  }
+
+  async isEmpty(): Promise<boolean> {
+    return await this.redis.exists(this.seqKey) === 0;
+  }
+
+  async anyBlob(): Promise<BlobInfo | undefined> {
+    for (let b = 0; b < 16 ** this.digits; b += 256) {
+      const buckets = Array.from({ length: Math.min(256, 16 ** this.digits - b) }, (_, i) => this.bucketKey((b + i).toString(16).padStart(this.digits, '0')));
+      const sizes = await Promise.all(buckets.map(k => this.redis.hlen(k)));
+      const found = sizes.findIndex(n => n > 0);
+      if (found < 0) continue;
+      const all = await this.redis.hgetallBuffer(buckets[found]);
+      for (const [ field, v ] of Object.entries(all)) return this.blobOf(Buffer.from(field, 'latin1').toString('hex'), v);
+    }
+    return undefined;
+  }
+
+  /** Whether a rebuild from the bundles was cut short, and whether it checked data. */
+  async unfinishedRebuild(): Promise<{ verifyData: boolean } | undefined> {
+    const v = await this.redis.get(this.rebuildKey);
+    return v === null ? undefined : { verifyData: v === '1' };
+  }
+
+  async durable(): Promise<void> {
+    // Redis persists on its own schedule; the bundles are the source of truth and rebuild it.
+  }
+
+  async close(): Promise<void> {
+    // The client is the app's (egg-redis): it closes it.
+  }
+
+  // --- one code path for live operations and replay ---
+
+  /** Applies one record of a replay with its seq, in one step; false if the state changed under it. */
+  private async applyRecord(r: ReplayRecord, raw: Buffer | undefined): Promise<boolean> {
+    const step = { seq: r.seq };
+    if (!raw) return this.casSeqOnly(r.seq);
+    const { bv, lv } = await this.read(r.user, r.sha1, raw, false);
+    const blob = this.blobOf(r.sha1, bv);
+    const at = r.kind === 'link' ? r.at ?? r.time : r.time;
+    switch (r.kind) {
+      case 'blob':
+      case 'link': {
+        if (r.kind === 'link' && !blob) return this.casSeqOnly(r.seq); // a link to content that is gone cannot be revived
+        const base = blob ?? { sha1: r.sha1, fileId: r.fileId!, size: r.size!, mime: r.mime!, time: r.time, refs: 0 };
+        const old = lv ? decodeLink(lv) : undefined;
+        const link: StoredLink = { name: r.name ?? '', at, mtime: r.time };
+        const after = old ? base : { ...base, refs: base.refs + 1 };
+        return this.cas(r.user, r.sha1, { ...step, sha1: raw, expectBlob: bv ?? undefined, expectLink: lv ?? undefined, blob: encodeStoredBlob(after), link: encodeLink(link), at });
+      }
+      case 'unlink':
+        if (!lv) return this.casSeqOnly(r.seq);
+        return this.cas(r.user, r.sha1, { ...step, ...this.dropStep(raw, r.sha1, bv, lv) });
+    }
+  }
+
+  /** Removes a link; the blob loses a ref, or goes with its last one. */
+  private dropStep(raw: Buffer, sha1: string, bv: Buffer | null, lv: Buffer): CasStep {
+    const blob = this.blobOf(sha1, bv);
+    const after = blob && blob.refs > 1 ? encodeStoredBlob({ ...blob, refs: blob.refs - 1 }) : undefined;
+    return { sha1: raw, expectBlob: bv ?? undefined, expectLink: lv, blob: blob ? after : ANY, link: undefined, at: null };
+  }
+
+  private casSeqOnly(seq: number): Promise<boolean> {
+    // any user's keys do: the step changes nothing but the seq
+    return this.cas('', '0'.repeat(40), { sha1: Buffer.alloc(20), expectBlob: ANY, expectLink: ANY, blob: ANY, link: ANY, seq });
+  }
+
+  /** The blob and link as they are now, and (for a live mutation) a new seq, in one round trip. */
+  private async read(user: string, sha1: string, raw: Buffer, takeSeq: boolean): Promise<{ bv: Buffer | null; lv: Buffer | null; seq?: number }> {
+    const [ bv, lv, seq ] = await Promise.all([
+      this.redis.hgetBuffer(this.bucket(sha1), raw),
+      this.redis.hgetBuffer(this.linksKey(user), raw),
+      takeSeq ? this.redis.incr(this.seqKey) : undefined,
+    ]);
+    return { bv, lv, seq };
+  }
+
+  private cas(user: string, sha1: string, step: CasStep): Promise<boolean> {
+    const keys: CasKeys = { blobs: this.bucket(sha1), links: this.linksKey(user), times: this.timesKey(user), seq: this.seqKey };
+    return cas(this.redis, keys, step);
+  }
+
+  /** Runs an attempt until it commits (answers something) or keeps losing to other writers. */
+  private async retry<T>(attempt: () => Promise<T | undefined>): Promise<T> {
+    for (let i = 0; i < MAX_TRIES; i++) {
+      const done = await attempt();
+      if (done !== undefined) return done;
+    }
+    throw new UnavailableError('CATALOG_CONTENDED', 'the catalog kept changing under this operation; send it again');
+  }
+
+  private blobOf(sha1: string, v: Buffer | null): BlobInfo | undefined {
+    if (!v) return undefined;
+    const colon = v.indexOf(0x3a);
+    return { ...decodeBlob(sha1, v.subarray(colon + 1)), refs: Number(v.toString('latin1', 0, colon)) };
+  }
+
+  private userFile(user: string, sha1: string, lv: Buffer | null, bv: Buffer | null): UserFile | undefined {
+    const blob = this.blobOf(sha1, bv);
+    return lv && blob ? joined(user, sha1, decodeLink(lv), blob) : undefined;
+  }
+
+  private bucket(sha1: string): Buffer {
+    return this.bucketKey(sha1.slice(0, this.digits));
+  }
+
+  private bucketKey(hex: string): Buffer {
+    return Buffer.from(`${this.tag}:b:${hex}`);
+  }
+
+  private linksKey(user: string): Buffer {
+    return Buffer.concat([ Buffer.from(`${this.tag}:l:`), userBytes(user) ]);
+  }
+
+  private timesKey(user: string): Buffer {
+    return Buffer.concat([ Buffer.from(`${this.tag}:t:`), userBytes(user) ]);
+  }
+}
+
+/** A blob as the bucket holds it: refs in decimal (the script compares whole values), then its bytes. */
+function encodeStoredBlob(b: BlobInfo): Buffer {
+  return Buffer.concat([ Buffer.from(`${b.refs}:`), encodeBlob({ ...b, refs: 0 }) ]);
+}
+
+function joined(user: string, sha1: string, link: StoredLink, blob: BlobInfo): UserFile {
+  return { user, sha1, ...link, fileId: blob.fileId, size: blob.size, mime: blob.mime };
+}
+
+/**
+ * A user id as key bytes, one to one: UTF-8 for a well-formed string; a string
+ * with lone surrogates (which UTF-8 would turn into U+FFFD, merging users) is
+ * 0xFF, which UTF-8 never holds, then its UTF-16 code units.
+ */
+export function userBytes(user: string): Buffer {
+  const utf8 = Buffer.from(user, 'utf8');
+  return utf8.toString('utf8') === user ? utf8 : Buffer.concat([ Buffer.from([ 0xff ]), Buffer.from(user, 'utf16le') ]);
+}

@@ -1,0 +1,23 @@
+/**
+ * The part of an ioredis client (4 through egg-redis, or 5; standalone,
+ * Sentinel or Cluster) that the Redis backends use. The engine takes the
+ * app's client and never opens or closes one.
+ */
+export interface RedisClient {
+  defineCommand(name: string, definition: { numberOfKeys: number; lua: string }): void;
+  get(key: string | Buffer): Promise<string | null>;
+  set(key: string | Buffer, value: string | Buffer): Promise<unknown>;
+  del(...keys: Array<string | Buffer>): Promise<number>;
+  exists(...keys: Array<string | Buffer>): Promise<number>;
+  incr(key: string | Buffer): Promise<number>;
+  hlen(key: string | Buffer): Promise<number>;
+  hgetBuffer(key: string | Buffer, field: string | Buffer): Promise<Buffer | null>;
+  hgetallBuffer(key: string | Buffer): Promise<Record<string, Buffer>>;
+  zrevrangeBuffer(key: string | Buffer, start: number, stop: number): Promise<Buffer[]>;
+}
+
+/** Calls a script registered with defineCommand (ioredis adds it as a method, with EVALSHA and a NOSCRIPT fallback). */
+export function callScript<T>(client: RedisClient, name: string, args: Array<string | Buffer | number>): Promise<T> {
+  const fn = (client as unknown as Record<string, (...a: unknown[]) => Promise<T>>)[name];
+  return fn.apply(client, args);
+}
