@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { open, RootDatabase } from 'lmdb';
 import type { ByteRange, LockMode, Session, SessionStore, UpdateAlso } from './types';
+import { LockRecord, releaseAskedOf, releasedLock, renewedLock, takeLock } from './lock-record';
 import { Liveness, localLiveness } from '../liveness';
 import { txnWrites } from '../lmdb-retry';
 
@@ -15,20 +16,6 @@ const sessionKey = (id: string): Key => [ 's', id ];
 const expiryKey = (expires: number, id: string): Key => [ 'e', expires, id ];
 const lookupKey = (key: string): Key => [ 'k', key ];
 const lockKey = (id: string): Key => [ 'l', id ];
-
-interface Holder {
-  /** absent in locks taken before holders named their node: this node */
-  node?: string;
-  pid: number;
-  until: number;
-  /** shared holders: the bytes [start, end) this writer is writing */
-  range?: ByteRange;
-}
-
-interface LockRecord {
-  exclusive?: Holder & { owner: string; releaseAsked?: boolean };
-  shared: Record<string, Holder>;
-}
 
 /**
  * Sessions and their locks in an LMDB environment of their own (beside the
@@ -130,41 +117,23 @@ export class LmdbSessionStore implements SessionStore {
 
   async tryLock(id: string, owner: string, mode: LockMode, ttlMs: number, askRelease: boolean, range?: ByteRange): Promise<boolean> {
     return this.w.transaction(() => {
-      const now = Date.now();
-      const lock = this.live(this.db.get(lockKey(id)), now);
-      const holder = { node: this.node, pid: process.pid, until: now + ttlMs, range };
-      const ex = lock.exclusive && lock.exclusive.owner !== owner ? lock.exclusive : undefined;
-      const others = Object.entries(lock.shared).filter(([ o ]) => o !== owner).map(([ , h ]) => h);
-      // Two writers of overlapping bytes take turns, so the bytes and the
-      // bookkeeping of one write are never interleaved with another's.
-      const overlap = (h: Holder) => !range || !h.range || (h.range.start < range.end && range.start < h.range.end);
-      const free = !ex && (mode === 'shared' ? !others.some(overlap) : others.length === 0);
-      if (free) {
-        if (mode === 'exclusive') lock.exclusive = { owner, ...holder };
-        else lock.shared[owner] = holder;
-      } else if (ex && askRelease) {
-        ex.releaseAsked = true;
-      }
-      if (free || (ex && askRelease)) this.w.put(lockKey(id), lock);
-      return free;
+      const cx = { node: this.node, liveness: this.liveness, now: Date.now() };
+      const { taken, next } = takeLock(this.db.get(lockKey(id)), cx, owner, mode, ttlMs, askRelease, range);
+      if (next) this.w.put(lockKey(id), next);
+      return taken;
     });
   }
 
   async renewLock(id: string, owner: string, ttlMs: number): Promise<boolean> {
     return this.w.transaction(() => {
-      const lock: LockRecord | undefined = this.db.get(lockKey(id));
-      const until = Date.now() + ttlMs;
-      if (lock?.exclusive?.owner === owner) lock.exclusive.until = until;
-      else if (lock?.shared[owner]) lock.shared[owner].until = until;
-      else return false;
-      this.w.put(lockKey(id), lock);
-      return true;
+      const next = renewedLock(this.db.get(lockKey(id)), owner, Date.now() + ttlMs);
+      if (next) this.w.put(lockKey(id), next);
+      return next !== undefined;
     });
   }
 
   async releaseAsked(id: string, owner: string): Promise<boolean> {
-    const lock: LockRecord | undefined = this.db.get(lockKey(id));
-    return lock?.exclusive?.owner === owner && !!lock.exclusive.releaseAsked;
+    return releaseAskedOf(this.db.get(lockKey(id)), owner);
   }
 
   async unlock(id: string, owner: string): Promise<void> {
@@ -181,20 +150,9 @@ export class LmdbSessionStore implements SessionStore {
 
   /** Drops `owner`'s hold on the lock (inside a transaction). */
   private release(id: string, owner: string): void {
-    const lock: LockRecord | undefined = this.db.get(lockKey(id));
-    if (!lock) return;
-    if (lock.exclusive?.owner === owner) delete lock.exclusive;
-    delete lock.shared[owner];
-    if (!lock.exclusive && Object.keys(lock.shared).length === 0) this.w.del(lockKey(id));
-    else this.w.put(lockKey(id), lock);
-  }
-
-  /** The lock without holders that are dead or past their time. */
-  private live(lock: LockRecord | undefined, now: number): LockRecord {
-    const ok = (h: Holder) => h.until > now && this.liveness({ node: h.node ?? this.node, pid: h.pid });
-    const shared: Record<string, Holder> = {};
-    for (const [ owner, h ] of Object.entries(lock?.shared ?? {})) if (ok(h)) shared[owner] = h;
-    return { exclusive: lock?.exclusive && ok(lock.exclusive) ? lock.exclusive : undefined, shared };
+    const next = releasedLock(this.db.get(lockKey(id)) as LockRecord | undefined, owner);
+    if (next === null) this.w.del(lockKey(id));
+    else if (next) this.w.put(lockKey(id), next);
   }
 
   /** Puts a session and moves its expiry index entry (inside a transaction). */
