@@ -14,6 +14,8 @@ export interface RedisClient {
   hgetBuffer(key: string | Buffer, field: string | Buffer): Promise<Buffer | null>;
   hgetallBuffer(key: string | Buffer): Promise<Record<string, Buffer>>;
   zrevrangeBuffer(key: string | Buffer, start: number, stop: number): Promise<Buffer[]>;
+  zrangebyscoreBuffer(key: string | Buffer, min: string, max: string, ...options: Array<string | number>): Promise<Buffer[]>;
+  zrangebylexBuffer(key: string | Buffer, min: string | Buffer, max: string | Buffer, ...options: Array<string | number>): Promise<Buffer[]>;
 }
 
 /** Calls a script registered with defineCommand (ioredis adds it as a method, with EVALSHA and a NOSCRIPT fallback). */
