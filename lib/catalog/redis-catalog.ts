@@ -11,6 +11,8 @@ export interface RedisCatalogOptions {
   namespace?: string;
   /** hex digits of the sha1 that pick a content's bucket (default 3: 4,096 buckets) */
   bucketDigits?: number;
+  /** the node whose bundles this handle replays (liveness.ts nodeName; default '-') */
+  node?: string;
 }
 
 /** A mutation whose state kept changing under it gives up after this many tries. */
@@ -19,8 +21,10 @@ const MAX_TRIES = 50;
 /**
  * The catalog on Redis, shared by every node of a cluster (cluster mode).
  * Keys, all under one hash tag so a mutation's keys are in one slot:
- *   {ns}:s            seq: the last one taken (INCR), also replay's high-water mark
- *   {ns}:r            a rebuild from the bundles under way ('1' when it checks data)
+ *   {ns}:s            seq: the last one taken (INCR), across the nodes
+ *   {ns}:a:<node>     the newest seq of that node's records in the catalog: a replay of its
+ *                     bundles skips those up to it (as LMDB's seq does on one node)
+ *   {ns}:r:<node>     a rebuild of that node's records under way ('1' when it checks data)
  *   {ns}:b:<hex>      hash: sha1 (20 bytes) → refs ':' blob (catalog-encoding's bytes, refs 0)
  *   {ns}:l:<user>     hash: sha1 → link (catalog-encoding's bytes)
  *   {ns}:t:<user>     sorted set: sha1 scored by the link's `at` (newest first, as on LMDB)
@@ -34,13 +38,15 @@ export class RedisCatalog implements Catalog {
   private readonly tag: string;
   private readonly digits: number;
   private readonly seqKey: Buffer;
+  private readonly markKey: Buffer;
   private readonly rebuildKey: Buffer;
 
   constructor(private readonly redis: RedisClient, opts: RedisCatalogOptions = {}) {
     this.tag = `{${opts.namespace ?? 'sonofs'}}`;
     this.digits = opts.bucketDigits ?? 3;
     this.seqKey = Buffer.from(`${this.tag}:s`);
-    this.rebuildKey = Buffer.from(`${this.tag}:r`);
+    this.markKey = Buffer.from(`${this.tag}:a:${opts.node ?? '-'}`);
+    this.rebuildKey = Buffer.from(`${this.tag}:r:${opts.node ?? '-'}`);
     defineCas(redis);
   }
 
@@ -79,12 +85,12 @@ export class RedisCatalog implements Catalog {
       if (existing) {
         writeLink(seq!);
         const blob = old ? existing : { ...existing, refs: existing.refs + 1 };
-        if (!await this.cas(c.user, c.blob.sha1, { sha1: raw, expectBlob: bv!, expectLink: lv ?? undefined, blob: encodeStoredBlob(blob), link: encodeLink(link), at: link.at })) return undefined;
+        if (!await this.cas(c.user, c.blob.sha1, { seq, sha1: raw, expectBlob: bv!, expectLink: lv ?? undefined, blob: encodeStoredBlob(blob), link: encodeLink(link), at: link.at })) return undefined;
         return { blob, link: { user: c.user, sha1: c.blob.sha1, ...link }, created: false };
       }
       writeBlob(seq!);
       const blob: BlobInfo = { ...c.blob, refs: 1 };
-      if (!await this.cas(c.user, c.blob.sha1, { sha1: raw, expectBlob: undefined, expectLink: lv ?? undefined, blob: encodeStoredBlob(blob), link: encodeLink(link), at: link.at })) return undefined;
+      if (!await this.cas(c.user, c.blob.sha1, { seq, sha1: raw, expectBlob: undefined, expectLink: lv ?? undefined, blob: encodeStoredBlob(blob), link: encodeLink(link), at: link.at })) return undefined;
       return { blob, link: { user: c.user, sha1: c.blob.sha1, ...link }, created: true };
     });
   }
@@ -99,7 +105,7 @@ export class RedisCatalog implements Catalog {
       const now = Date.now();
       const link: StoredLink = { name, at: now, mtime: now };
       const after = lv ? blob : { ...blob, refs: blob.refs + 1 };
-      if (!await this.cas(user, sha1, { sha1: raw, expectBlob: bv!, expectLink: lv ?? undefined, blob: encodeStoredBlob(after), link: encodeLink(link), at: now })) return undefined;
+      if (!await this.cas(user, sha1, { seq, sha1: raw, expectBlob: bv!, expectLink: lv ?? undefined, blob: encodeStoredBlob(after), link: encodeLink(link), at: now })) return undefined;
       return joined(user, sha1, link, after);
     });
   }
@@ -112,7 +118,7 @@ export class RedisCatalog implements Catalog {
       if (!raw || !lv || !blob) throw new NotFoundError('FILE_NOT_FOUND', `you have no file with sha1 ${sha1}`);
       write(seq!);
       const link = { ...decodeLink(lv), name, mtime: Date.now() };
-      if (!await this.cas(user, sha1, { sha1: raw, expectBlob: bv!, expectLink: lv, blob: ANY, link: encodeLink(link) })) return undefined;
+      if (!await this.cas(user, sha1, { seq, sha1: raw, expectBlob: bv!, expectLink: lv, blob: ANY, link: encodeLink(link) })) return undefined;
       return joined(user, sha1, link, blob);
     });
   }
@@ -124,7 +130,7 @@ export class RedisCatalog implements Catalog {
       if (!raw || !lv) throw new NotFoundError('FILE_NOT_FOUND', `you have no file with sha1 ${sha1}`);
       write(seq!);
       const step = this.dropStep(raw, sha1, bv, lv);
-      if (!await this.cas(user, sha1, step)) return undefined;
+      if (!await this.cas(user, sha1, { ...step, seq })) return undefined;
       return step.blob === undefined && bv !== null;
     });
   }
@@ -134,7 +140,8 @@ export class RedisCatalog implements Catalog {
     if (opts.rebuild && !opts.rebuild.last) await this.redis.set(this.rebuildKey, opts.rebuild.verifyData ? '1' : '0');
     let applied = 0;
     for (const r of sorted) {
-      const from = Number(await this.redis.get(this.seqKey) ?? 0);
+      // a node's records reach the catalog in seq order: those up to its mark are in
+      const from = Number(await this.redis.get(this.markKey) ?? 0);
       if (r.seq <= from) continue;
       const raw = sha1Bytes(r.sha1);
       // a record with no valid sha1 still moves the mark, as on LMDB
@@ -223,7 +230,7 @@ export class RedisCatalog implements Catalog {
   }
 
   private cas(user: string, sha1: string, step: CasStep): Promise<boolean> {
-    const keys: CasKeys = { blobs: this.bucket(sha1), links: this.linksKey(user), times: this.timesKey(user), seq: this.seqKey };
+    const keys: CasKeys = { blobs: this.bucket(sha1), links: this.linksKey(user), times: this.timesKey(user), seq: this.seqKey, mark: this.markKey };
     return cas(this.redis, keys, step);
   }
 

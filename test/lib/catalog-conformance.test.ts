@@ -1,7 +1,9 @@
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { LmdbCatalog } from '../../lib';
+import { LmdbCatalog, ReplayRecord, encodeFileId } from '../../lib';
 import { RedisCatalog } from '../../lib/catalog/redis-catalog';
 import { catalogConformance } from './catalog-conformance';
 import { testRedis } from '../support/redis';
@@ -43,4 +45,24 @@ describe('lib: catalog conformance', () => {
       });
     });
   }
+
+  it('Redis: replays each node\'s records against that node\'s own mark', async () => {
+    const redis = await testRedis('standalone');
+    try {
+      const a = new RedisCatalog(redis.client, { namespace: redis.namespace, node: '1.1' });
+      const b = new RedisCatalog(redis.client, { namespace: redis.namespace, node: '1.2' });
+      const record = (seq: number, server: number, content: string): ReplayRecord => ({
+        kind: 'blob', seq, time: Date.now(), user: 'u', name: content, size: content.length, mime: 'application/octet-stream',
+        sha1: createHash('sha1').update(content).digest('hex'),
+        fileId: encodeFileId({ group: 1, server, bundle: 0, offset: seq * 4096, size: content.length, mimeCode: 1, cookie: seq }),
+      });
+      // seqs interleave across nodes: node 1.1 took 1 and 3, node 1.2 took 2 and 4
+      assert.equal(await a.replay([ record(1, 1, 'a1'), record(3, 1, 'a3') ]), 2);
+      assert.equal(await b.replay([ record(2, 2, 'b2'), record(4, 2, 'b4') ]), 2, 'node 1.1\'s mark does not hide node 1.2\'s records');
+      assert.equal(await b.replay([ record(2, 2, 'b2'), record(4, 2, 'b4') ]), 0);
+      assert.equal((await a.listUserFiles('u', 10)).length, 4);
+    } finally {
+      await redis.done();
+    }
+  });
 });
