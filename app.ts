@@ -41,11 +41,11 @@ export default class SonofsAppBoot implements IBoot {
   async didLoad(): Promise<void> {
     const cfg = this.app.config.sonofs;
     const opts = checkNodeOptions(cfg);
+    const node = nodeName(opts.group, opts.server);
     this.source = new AgentExtentSource(this.app.messenger as any);
-    this.store = new SonofsStore(opts, openCatalog(opts.root), this.source);
+    this.store = new SonofsStore(opts, openCatalog(opts.root, node), this.source);
     (this.app as any)[STORE] = this.store;
     const u = cfg.uploads;
-    const node = nodeName(opts.group, opts.server);
     this.sessions = new UploadSessions(this.store, openSessionStore(opts.root, node), {
       root: opts.root, node, ttlMs: u.ttl, doneTtlMs: u.doneTtl, lockTimeoutMs: u.lockTimeout, fsync: opts.fsync, maxFileSize: opts.maxFileSize,
       maxOpenPerUser: u.maxOpenPerUser,

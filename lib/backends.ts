@@ -1,30 +1,38 @@
 import type { Catalog } from './catalog';
 import { LmdbCatalog } from './lmdb-catalog';
+import { RedisCatalog } from './catalog/redis-catalog';
+import type { RedisClient } from './catalog/redis-client';
+import type { Liveness } from './liveness';
 import type { SessionStore } from './sessions/types';
 import { LmdbSessionStore, sessionsDir } from './sessions/lmdb-sessions';
+import { RedisSessionStore } from './sessions/redis-sessions';
 import { catalogDir } from './standalone';
 
 /**
  * Where a node keeps the metadata its processes share: the catalog (content
  * and links) and the upload sessions. The one place a backend is chosen; the
  * boot files and the engine only see the interfaces.
- * - embedded: LMDB environments beside the bundles (no external service).
- * Cluster mode adds its Redis backend here.
+ * - embedded: LMDB environments beside the bundles (no external service);
+ * - redis: shared by every node of a cluster, through the app's client.
  */
-export type MetadataBackend = { kind: 'embedded' };
+export type MetadataBackend =
+  | { kind: 'embedded' }
+  | { kind: 'redis'; client: RedisClient; namespace?: string; liveness: Liveness };
 
 export const EMBEDDED: MetadataBackend = { kind: 'embedded' };
 
-/** A worker's handle on the catalog the leader recovered (agent: standalone.ts openLeader). */
-export function openCatalog(root: string, backend: MetadataBackend = EMBEDDED): Catalog {
+/** A worker's handle on the catalog (the embedded leader's is standalone.ts openLeader's). */
+export function openCatalog(root: string, node: string, backend: MetadataBackend = EMBEDDED): Catalog {
   switch (backend.kind) {
     case 'embedded': return new LmdbCatalog(catalogDir(root));
+    case 'redis': return new RedisCatalog(backend.client, { namespace: backend.namespace, node });
   }
 }
 
-/** The upload sessions, which any process of the node may continue; `node` names this node in its locks. */
+/** The upload sessions, which any process of the node (any node, on Redis) may continue; `node` names this node in its locks. */
 export function openSessionStore(root: string, node: string, backend: MetadataBackend = EMBEDDED): SessionStore {
   switch (backend.kind) {
     case 'embedded': return new LmdbSessionStore(sessionsDir(root), node);
+    case 'redis': return new RedisSessionStore(backend.client, node, { namespace: backend.namespace, liveness: backend.liveness });
   }
 }
