@@ -5,6 +5,8 @@
 // Environment: PORT (7001), EGG_WORKERS (2), SONOFS_ROOT (./data),
 // SONOFS_GROUP (0), SONOFS_SERVER (0), SONOFS_LOG_DIR (./logs), EGG_TITLE
 // (process title, egg-sonofs-demo-<port>); SONOFS_BUILD_DIR picks another build (tests).
+// The demo's own (example/config/config.default.ts, README): SONOFS_DEMO_USERS,
+// SONOFS_DEMO_TOKEN_TTL, SONOFS_DEMO_SECRET, SONOFS_FUPLOAD_TOKEN, SONOFS_FUPLOAD_NOTIFY_URL.
 const { spawn } = require('node:child_process');
 const path = require('node:path');
 

@@ -1,25 +1,68 @@
 import path from 'node:path';
 import type { EggAppInfo } from 'egg';
+import { authenticate, DemoUsersConfig } from '../app/lib/auth';
 
 const int = (v: string | undefined, fallback: number) => (v === undefined || v === '' ? fallback : Number(v));
 
-export default (appInfo: EggAppInfo) => ({
-  keys: process.env.EGG_KEYS || 'sonofs-demo-change-me',
-  middleware: [ 'servedBy' ],
-  sonofs: {
-    root: path.resolve(process.env.SONOFS_ROOT || 'data'),
-    group: int(process.env.SONOFS_GROUP, 0),
-    server: int(process.env.SONOFS_SERVER, 0),
-    ...(process.env.SONOFS_EXTENT_MIB ? { extentSize: int(process.env.SONOFS_EXTENT_MIB, 64) * 1024 * 1024 } : {}),
-    // SONOFS_FSYNC=0 answers before data reaches the disk (faster, not power-loss safe)
-    fsync: process.env.SONOFS_FSYNC !== '0',
-  },
-  // The demo's own API; the plugin exempts exactly its own routes itself.
-  security: {
-    csrf: { ignore: [ '/demo' ] },
-  },
-  logger: {
-    dir: process.env.SONOFS_LOG_DIR || path.join(appInfo.baseDir, 'logs'),
-  },
-  rundir: path.join(appInfo.baseDir, 'run'),
-});
+/** A setting from the environment that the demo cannot start without understanding. */
+function refuse(name: string, why: string): never {
+  throw new Error(`[sonofs-demo] ${name}: ${why}`);
+}
+
+/** SONOFS_DEMO_USERS, SONOFS_DEMO_TOKEN_TTL (seconds), SONOFS_DEMO_SECRET. */
+function demoUsers(root: string): DemoUsersConfig {
+  const env = process.env;
+  const mode = env.SONOFS_DEMO_USERS ?? '';
+  if (![ '', '0', '1' ].includes(mode)) refuse('SONOFS_DEMO_USERS', `is ${JSON.stringify(mode)}; set 1 (a token on every request) or 0 (default: without one a request is user anonymous)`);
+  const ttl = int(env.SONOFS_DEMO_TOKEN_TTL, 24 * 3600);
+  if (!Number.isSafeInteger(ttl) || ttl < 1) refuse('SONOFS_DEMO_TOKEN_TTL', `is ${JSON.stringify(env.SONOFS_DEMO_TOKEN_TTL)}; set the token lifetime in whole seconds, at least 1`);
+  const secret = env.SONOFS_DEMO_SECRET || undefined;
+  if (secret !== undefined && secret.length < 32) refuse('SONOFS_DEMO_SECRET', 'must be at least 32 characters (e.g. `openssl rand -hex 32`), or unset for a random one kept in the data root');
+  return { mode: mode === '1' ? 'required' : 'optional', tokenTtl: ttl * 1000, secret, dir: path.join(root, 'demo-users'), passwordMinLength: 8 };
+}
+
+/** SONOFS_FUPLOAD_TOKEN and SONOFS_FUPLOAD_NOTIFY_URL: one business server for the fupload task API. */
+function fupload() {
+  const { SONOFS_FUPLOAD_TOKEN: token, SONOFS_FUPLOAD_NOTIFY_URL: notifyUrl } = process.env;
+  if (!token && !notifyUrl) return {};
+  if (!token || !notifyUrl) refuse(token ? 'SONOFS_FUPLOAD_NOTIFY_URL' : 'SONOFS_FUPLOAD_TOKEN', 'set both SONOFS_FUPLOAD_TOKEN and SONOFS_FUPLOAD_NOTIFY_URL to turn the fupload task API on, or neither');
+  if (token.length < 16) refuse('SONOFS_FUPLOAD_TOKEN', 'must be at least 16 characters: whoever knows it may create upload tasks');
+  let url: URL | undefined;
+  try {
+    url = new URL(notifyUrl);
+  } catch {
+    // refused below
+  }
+  if (!url || !/^https?:$/.test(url.protocol)) refuse('SONOFS_FUPLOAD_NOTIFY_URL', `is ${JSON.stringify(notifyUrl)}; set the http(s) URL the completion callbacks are POSTed to`);
+  return { fupload: { servers: { [token]: { name: 'demo', notifyUrl } } } };
+}
+
+export default (appInfo: EggAppInfo) => {
+  const root = path.resolve(process.env.SONOFS_ROOT || 'data');
+  return {
+    keys: process.env.EGG_KEYS || 'sonofs-demo-change-me',
+    middleware: [ 'servedBy', 'bearerChallenge' ],
+    sonofs: {
+      root,
+      group: int(process.env.SONOFS_GROUP, 0),
+      server: int(process.env.SONOFS_SERVER, 0),
+      ...(process.env.SONOFS_EXTENT_MIB ? { extentSize: int(process.env.SONOFS_EXTENT_MIB, 64) * 1024 * 1024 } : {}),
+      // SONOFS_FSYNC=0 answers before data reaches the disk (faster, not power-loss safe)
+      fsync: process.env.SONOFS_FSYNC !== '0',
+      // the signed-in user of a request (token from /user/signin), see app/lib/auth.ts
+      authenticate,
+      // browsers on other origins may send the token to /files (no cookie is involved)
+      tus: { cors: { allowHeaders: [ 'Authorization' ] } },
+      ...fupload(),
+    },
+    demoUsers: demoUsers(root),
+    // The demo's own API and the course's /user routes (which set no cookie); the plugin exempts exactly its own routes itself.
+    security: {
+      csrf: { ignore: [ '/demo', '/user' ] },
+    },
+    logger: {
+      dir: process.env.SONOFS_LOG_DIR || path.join(appInfo.baseDir, 'logs'),
+    },
+    rundir: path.join(appInfo.baseDir, 'run'),
+  };
+};
