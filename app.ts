@@ -5,6 +5,7 @@ import {
 import { registerRoutes } from './app/lib/routes';
 import { registerChunkedRoutes } from './app/lib/chunked-routes';
 import { registerFuploadRoutes } from './app/lib/fupload-routes';
+import { registerStatusRoute } from './app/lib/status-route';
 import { requestDrain } from './app/lib/drain';
 import { configureOwnRoutes } from './app/lib/own-routes';
 import { SESSIONS, STORE } from './app/lib/symbols';
@@ -55,6 +56,7 @@ export default class SonofsAppBoot implements IBoot {
     if (cfg.routes) {
       registerRoutes(this.app, cfg.prefix);
       registerChunkedRoutes(this.app, cfg.prefix);
+      registerStatusRoute(this.app, cfg.prefix);
     }
     registerFuploadRoutes(this.app);
   }

@@ -19,3 +19,4 @@ export * from './agent-protocol';
 export { checkNodeOptions } from './options';
 export { fixLayout, readLayout, StoreLayout } from './layout';
 export * from './sessions';
+export * from './node-status';

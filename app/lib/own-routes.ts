@@ -19,7 +19,7 @@ export function ownRoutes(cfg: SonofsConfig) {
     /** change what is stored: may be checked for CSRF (`sonofs.csrf`) */
     changing: [ '/upload', '/update', '/delete', '/fastupload', '/mpupload/init', '/mpupload/uppart', '/mpupload/complete',
       '/mpupload/cancel' ].map(s => p + s),
-    reading: [ '/upload/suc', '/meta', '/query', '/download', '/mpupload/status' ].map(s => p + s),
+    reading: [ '/upload/suc', '/meta', '/query', '/download', '/mpupload/status', '/status' ].map(s => p + s),
   } : { changing: [], reading: [] };
   // Callers of the task API are servers and upload clients holding tokens, not browsers with cookies.
   const fp = trimSlash(cfg.fupload.prefix);
