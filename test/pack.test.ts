@@ -140,7 +140,7 @@ describe('pack: the npm package in an Egg 3 TypeScript app of its own', function
 
   it('ships the build, declarations for all the typings import, LICENSE, and no .ts sources', () => {
     for (const f of [ 'LICENSE', 'README.md', 'package.json', 'typings/index.d.ts', 'app.js', 'agent.js', 'config/config.default.js',
-      'config/config.default.d.ts', 'app/lib/context-api.d.ts', 'lib/index.js', 'lib/index.d.ts' ]) {
+      'config/config.default.d.ts', 'app/lib/context-api.d.ts', 'lib/index.js', 'lib/index.d.ts', 'bin/sonofs', 'cli/index.js' ]) {
       assert.ok(packed.includes(f), `${f} is not in the tarball`);
     }
     // egg in TypeScript mode would load a .ts next to its .js
@@ -259,6 +259,23 @@ describe('pack: the npm package in an Egg 3 TypeScript app of its own', function
       const nobody = await request(`${base}/api/files`);
       assert.equal(nobody.status, 401);
       assert.equal(json(nobody).code, 'UNAUTHORIZED');
+    });
+
+    it('installs the command line: npx sonofs puts and gets a file with the app\'s token', async () => {
+      const env = childEnv({ SONOFS_URL: base, SONOFS_TOKEN: 'alice-token', XDG_CONFIG_HOME: path.join(tmp, 'config') });
+      const help = await run('npx', [ '--no-install', 'sonofs', '--help' ], app, env);
+      assert.equal(help.code, 0, help.stderr);
+      assert.match(help.stdout, /^Usage: sonofs \[options\] \[command\]/);
+      const data = randomBytes(1_500_000);
+      fs.writeFileSync(path.join(tmp, 'cli.bin'), data);
+      const put = await run('npx', [ '--no-install', 'sonofs', 'put', path.join(tmp, 'cli.bin') ], app, env);
+      assert.equal(put.code, 0, put.stderr);
+      assert.match(put.stdout, new RegExp(`^cli\\.bin  [A-Za-z0-9_-]{28}  ${sha1(data)}  `));
+      const get = await run('npx', [ '--no-install', 'sonofs', 'get', sha1(data), '-o', path.join(tmp, 'cli-back.bin') ], app, env);
+      assert.equal(get.code, 0, get.stderr);
+      assert.ok(fs.readFileSync(path.join(tmp, 'cli-back.bin')).equals(data));
+      const refused = await run('npx', [ '--no-install', 'sonofs', 'ls' ], app, { ...env, SONOFS_TOKEN: 'nobody' });
+      assert.equal(refused.code, 4, refused.stderr);
     });
 
     it('removes the file; the app\'s own `instanceof SonofsError` sees the store\'s 404', async () => {

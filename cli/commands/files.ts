@@ -43,6 +43,7 @@ async function metaOf(cfg: CliConfig, sha1: string, what: string): Promise<Entry
 /** What a HEAD of the download route tells about a file id. */
 async function headOf(cfg: CliConfig, fileId: string, what: string) {
   const res = await send(cfg, 'HEAD', `${cfg.prefix}/download`, what, { params: { fileid: fileId } });
+  if (res.status === 404) throw new CliError(EXIT.NOT_FOUND, `${what}: no file has this id`);
   if (!res.ok) throw await httpError(what, res, cfg);
   const sha1 = (res.headers.get('etag') ?? '').replace(/^(W\/)?"|"$/g, '').toLowerCase();
   if (!SHA1.test(sha1)) throw new CliError(EXIT.UNAVAILABLE, `${what}: the answer has no sha1 ETag; is ${cfg.base.href} a sonofs server?`);

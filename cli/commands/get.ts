@@ -29,6 +29,7 @@ interface Remote {
 /** The file's size, sha1 (its ETag) and the caller's name for it, without its bytes. */
 async function probe(cfg: CliConfig, what: string, params: Record<string, string>): Promise<Remote> {
   const res = await send(cfg, 'HEAD', `${cfg.prefix}/download`, what, { params });
+  if (res.status === 404) throw new CliError(EXIT.NOT_FOUND, `${what}: ${params.filehash ? 'you have no file with this sha1' : 'no file has this id'}`);
   if (!res.ok) throw await httpError(what, res, cfg);
   const sha1 = (res.headers.get('etag') ?? '').replace(/^(W\/)?"|"$/g, '');
   const size = Number(res.headers.get('content-length'));

@@ -131,9 +131,10 @@ describe('cli: sonofs ls, stat, mv, rm, status; help and exit codes', function (
   it('exit 3 for what is not there: an unknown file id or sha1, a missing local file', async () => {
     const unknownId = `${aId.slice(0, 20)}AAAAAAAA`;
     const cases: Array<[string[], string]> = [
-      [ [ 'get', unknownId ], `sonofs: get ${unknownId}: not found (404)\n` ],
+      [ [ 'get', unknownId ], `sonofs: get ${unknownId}: no file has this id\n` ],
+      [ [ 'rm', unknownId ], `sonofs: rm ${unknownId}: no file has this id\n` ],
       [ [ 'stat', 'f'.repeat(40) ], `sonofs: stat ${'f'.repeat(40)}: you have no file with this sha1\n` ],
-      [ [ 'get', 'f'.repeat(40) ], `sonofs: get ${'f'.repeat(40)}: not found (404)\n` ],
+      [ [ 'get', 'f'.repeat(40) ], `sonofs: get ${'f'.repeat(40)}: you have no file with this sha1\n` ],
       [ [ 'put', 'no-such-file.bin' ], 'sonofs: no-such-file.bin: no such file or directory\n' ],
     ];
     for (const [ args, stderr ] of cases) {
