@@ -23,7 +23,7 @@ export function onInterrupt(hook: Hook, say?: string): () => void {
       // a hook that hangs (a socket that will not close) does not hold the exit
       const timeout = new Promise(r => setTimeout(r, 1000).unref());
       Promise.race([ Promise.all(all), timeout ]).finally(() => {
-        process.stderr.write(`\nsonofs: ${message}\n`);
+        process.stderr.write(`${process.stderr.isTTY ? '\n' : ''}sonofs: ${message}\n`);
         process.exit(EXIT.INTERRUPTED);
       });
     });
