@@ -13,6 +13,7 @@ const dist = path.resolve(process.argv[2] || path.join(root, 'dist'));
 
 fs.rmSync(dist, { recursive: true, force: true });
 execFileSync(process.execPath, [ require.resolve('typescript/bin/tsc'), '-p', 'tsconfig.build.json', '--outDir', dist ], { cwd: root, stdio: 'inherit' });
+execFileSync(process.execPath, [ path.join(__dirname, 'build-page.js'), path.join(dist, 'page', 'dist') ], { cwd: root, stdio: 'inherit' });
 for (const file of [ 'package.json', 'example/package.json' ]) fs.copyFileSync(path.join(root, file), path.join(dist, file));
 fs.symlinkSync(path.join(root, 'node_modules'), path.join(dist, 'node_modules'), 'dir');
 console.log('built %s', dist);
