@@ -2,6 +2,7 @@ import path from 'node:path';
 import type { EggAppConfig, EggAppInfo, Context } from 'egg';
 import type { TusCorsOptions } from '../lib/tus/cors';
 import type { FuploadConfig } from '../lib/fupload/task';
+import type { SonofsPageOptions } from '../app/lib/page/options';
 
 /** `config.sonofs.authenticate`: the request's user id, or nothing for 401. */
 export type UserId = string | number;
@@ -19,6 +20,12 @@ export interface SonofsConfig {
   prefix: string;
   /** Register the built-in routes; turn off to mount your own. */
   routes: boolean;
+  /**
+   * GET `<prefix>/upload` serves the upload page (many files, folders, drag and
+   * drop, resumable tus uploads, 秒传, the user's files); `false` keeps the
+   * plain one-file form. An object sets its chunk size, hash limit, sign-in URL...
+   */
+  page: boolean | SonofsPageOptions;
   /**
    * Check Egg's CSRF token on the built-in routes that change what is stored
    * (POST upload, update, delete, 秒传, chunked upload). Off by default, as
@@ -93,6 +100,7 @@ export default (appInfo: EggAppInfo) => {
     server: 0,
     prefix: '/file',
     routes: true,
+    page: true,
     csrf: false,
     stateChangingGet: true,
     bundleSize: GiB,

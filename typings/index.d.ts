@@ -7,6 +7,7 @@ import type { SonofsStore, UploadSessions } from '../lib';
 export * from '../lib';
 export type { SonofsConfig, AuthenticateHook, UserId } from '../config/config.default';
 export type { SonofsContext, CtxUploadOptions } from '../app/lib/context-api';
+export type { SonofsPageOptions } from '../app/lib/page/options';
 
 declare module 'egg' {
   interface Context {

@@ -8,7 +8,7 @@ import {
   checkSha1, decodeFileId,
 } from '../../lib';
 import { answeringErrorsWith, sendError } from './http-errors';
-import { uploadPage } from './upload-page';
+import { registerPageRoutes } from './page/routes';
 import { pluginParts } from './multipart';
 
 /** Responses of small files are sent from one positioned read; larger ones stream. */
@@ -108,12 +108,7 @@ export function registerRoutes(app: Application, prefix: string): void {
   const p = prefix;
   r.all(`${p}/(.*)`, fallback(app, p));
 
-  r.get(`${p}/upload`, route(async ctx => {
-    ctx.type = 'html';
-    // with sonofs.csrf the form carries Egg's token in its action (the body is not parsed before the check)
-    const security = (app.config as any).security;
-    ctx.body = uploadPage(p, app.config.sonofs.csrf ? { name: security.csrf.queryName, value: ctx.csrf } : undefined);
-  }));
+  registerPageRoutes(app, p);
 
   r.post(`${p}/upload`, route(async ctx => {
     if (!ctx.is('multipart')) {
