@@ -8,6 +8,8 @@ export type Outcome = { kind: 'stored'; fileId?: string; sha1?: string } | { kin
 
 export interface TransferEvents {
   progress(sent: number, total: number): void;
+  /** the server has this many bytes (a chunk was acknowledged) */
+  accepted(bytes: number): void;
   /** a request failed; the next try comes after `delayMs` */
   retrying(delayMs: number, reason: string): void;
   /** the server answered again after a retry */
@@ -79,6 +81,7 @@ export class TusTransfer implements Transfer {
         events.reconnected();
       },
       onProgress: (sent, total) => events.progress(sent, total),
+      onChunkComplete: (_chunk, accepted) => events.accepted(accepted),
       onShouldRetry: (err, attempt, options) => {
         if (!mayPassLater(err)) return false;
         this.retrying = true;

@@ -91,6 +91,8 @@ export class UploadQueue {
       if (item.running) item.stop = 'pause';
       item.setState('paused');
     } else if ((s === 'uploading' || s === 'retrying') && item.transfer?.resumable) {
+      // what the server holds: the chunk in flight is dropped, and sent again on resume
+      item.progress(item.accepted);
       item.setState('paused');
       item.transfer.pause();
     }
@@ -224,6 +226,7 @@ export class UploadQueue {
         if (item.state === 'retrying') item.setState('uploading');
         item.progress(sent);
       },
+      accepted: bytes => (item.accepted = bytes),
       retrying: (delayMs, reason) => item.retrying(delayMs, reason),
       reconnected: () => item.state === 'retrying' && item.setState('uploading'),
     };

@@ -50,6 +50,8 @@ export class UploadItem {
   fileId: string | undefined;
   /** why the file was not hashed (too large, no worker), shown while it uploads */
   hashNote = '';
+  /** bytes the server acknowledged */
+  accepted = 0;
   /** the upload this one goes on from, picked in the list of unfinished uploads */
   previous: PreviousUpload | undefined;
 
