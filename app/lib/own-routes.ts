@@ -32,13 +32,18 @@ export function ownRoutes(cfg: SonofsConfig) {
   const isTus = (path: string) => tus !== undefined && (path === tus || path.startsWith(`${tus}/`));
   const checked = (path: string) => changing.has(path) && cfg.csrf;
   const uppart = `${p}/mpupload/uppart`;
+  // the upload page's scripts and style (GET only)
+  const isAsset = (path: string) => cfg.routes && path.startsWith(`${p}/upload/assets/`);
   return {
     /** bodies that are raw bytes under any Content-Type (tus PATCH, a course chunk): never parsed as forms */
     rawBody: (ctx => { const path = trimSlash(ctx.path); return isTus(path) || (cfg.routes && path === uppart); }) as Matcher,
     /** any route of the plugin's */
-    all: (ctx => { const path = trimSlash(ctx.path); return changing.has(path) || exempt.has(path) || isTus(path); }) as Matcher,
+    all: (ctx => { const path = trimSlash(ctx.path); return changing.has(path) || exempt.has(path) || isTus(path) || isAsset(path); }) as Matcher,
     /** which of its routes Egg's CSRF check must pass over */
-    csrfExempt: (ctx => { const path = trimSlash(ctx.path); return exempt.has(path) || isTus(path) || (changing.has(path) && !checked(path)); }) as Matcher,
+    csrfExempt: (ctx => {
+      const path = trimSlash(ctx.path);
+      return exempt.has(path) || isTus(path) || isAsset(path) || (changing.has(path) && !checked(path));
+    }) as Matcher,
   };
 }
 

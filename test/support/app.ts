@@ -41,15 +41,15 @@ export async function startInProcess(name: string, baseDir = 'apps/sonofs-app'):
 }
 
 /**
- * The fixture app as a cluster (master, agent, `workers` app workers) on a free
- * port. Pass `root` to start again on the data of an earlier cluster; the
- * root is then the caller's to remove.
+ * A fixture app (default test/fixtures/apps/sonofs-app) as a cluster (master,
+ * agent, `workers` app workers) on a free port, or on `port`. Pass `root` to
+ * start again on the data of an earlier cluster; the root is then the caller's to remove.
  */
-export async function startCluster(name: string, opts: { root?: string; workers?: number } = {}): Promise<TestApp> {
+export async function startCluster(name: string, opts: { root?: string; workers?: number; port?: number; baseDir?: string } = {}): Promise<TestApp> {
   const root = opts.root ?? fs.mkdtempSync(path.join(os.tmpdir(), `sonofs-${name}-`));
   process.env.SONOFS_TEST_ROOT = root;
-  const port = await freePort();
-  const app = mm.cluster({ baseDir: 'apps/sonofs-app', workers: opts.workers ?? 2, coverage: false, port, cache: false } as any);
+  const port = opts.port ?? await freePort();
+  const app = mm.cluster({ baseDir: opts.baseDir ?? 'apps/sonofs-app', workers: opts.workers ?? 2, coverage: false, port, cache: false } as any);
   await app.ready();
   return {
     app, root, base: `http://127.0.0.1:${port}`,

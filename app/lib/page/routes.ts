@@ -50,8 +50,13 @@ export function registerPageRoutes(app: Application, prefix: string): void {
   app.router.get(`${prefix}/upload`, route(async (ctx: Context) => {
     ctx.type = 'html';
     ctx.set('Cache-Control', 'no-cache');
+    // Egg makes the CSRF secret (a cookie) only where its check runs, and this route may be exempt from it
+    const token = () => {
+      (ctx as any).ensureCsrfSecret();
+      return ctx.csrf;
+    };
     // with sonofs.csrf the form carries Egg's token in its action (the body is not parsed before the check)
-    const formCsrf = cfg.csrf && csrf ? { queryName: csrf.queryName, token: ctx.csrf } : undefined;
+    const formCsrf = cfg.csrf && csrf ? { queryName: csrf.queryName, token: token() } : undefined;
     if (!settings || !assets) {
       ctx.body = plainUploadPage(prefix, formCsrf);
       return;
@@ -63,7 +68,7 @@ export function registerPageRoutes(app: Application, prefix: string): void {
       hashWorker: `${assetBase}/${assets.names['hash-worker.js']}`,
       maxFileSize: cfg.maxFileSize,
       // the script's requests carry the token where Egg may check it: the plugin's routes (sonofs.csrf), the sign-in
-      csrf: csrf && (cfg.csrf || settings.signinUrl) ? { header: csrf.headerName, token: ctx.csrf } : null,
+      csrf: csrf && (cfg.csrf || settings.signinUrl) ? { header: csrf.headerName, token: formCsrf?.token ?? token() } : null,
     };
     ctx.set('Content-Security-Policy', policy!);
     ctx.body = uploadPage(config, {
