@@ -138,14 +138,18 @@ describe('pack: the npm package in an Egg 3 TypeScript app of its own', function
     return run(process.execPath, [ tsc, '-p', 'tsconfig.checks.json', '--pretty', 'false' ], app);
   }
 
-  it('ships the build, declarations for all the typings import, LICENSE, and no .ts sources', () => {
+  it('ships the build, declarations for all the typings import, LICENSE, the upload page\'s bundle, and no .ts sources', () => {
     for (const f of [ 'LICENSE', 'README.md', 'package.json', 'typings/index.d.ts', 'app.js', 'agent.js', 'config/config.default.js',
-      'config/config.default.d.ts', 'app/lib/context-api.d.ts', 'lib/index.js', 'lib/index.d.ts', 'bin/sonofs', 'cli/index.js' ]) {
+      'config/config.default.d.ts', 'app/lib/context-api.d.ts', 'lib/index.js', 'lib/index.d.ts', 'bin/sonofs', 'cli/index.js',
+      'page/dist/manifest.json' ]) {
       assert.ok(packed.includes(f), `${f} is not in the tarball`);
     }
     // egg in TypeScript mode would load a .ts next to its .js
     assert.deepEqual(packed.filter(f => f.endsWith('.ts') && !f.endsWith('.d.ts')), []);
-    assert.deepEqual(packed.filter(f => /^(test|bench|example|scripts)\/|\.map$|\.tgz$/.test(f)), []);
+    assert.deepEqual(packed.filter(f => /^(test|bench|example|scripts|page\/src)\/|\.map$|\.tgz$/.test(f)), []);
+    // the page's scripts and style, bundled at prepack (no CDN at run time)
+    assert.deepEqual(packed.filter(f => f.startsWith('page/')).map(f => f.replace(/-[A-Z0-9]{8}\./, '-HASH.')).sort(),
+      [ 'page/dist/hash-worker-HASH.js', 'page/dist/manifest.json', 'page/dist/page-HASH.js', 'page/dist/page-style-HASH.css' ]);
     // every relative import of a shipped declaration is shipped
     const pkg = path.join(app, 'node_modules/egg-sonofs');
     const missing: string[] = [];
@@ -161,7 +165,8 @@ describe('pack: the npm package in an Egg 3 TypeScript app of its own', function
 
   it('carries each compiled file\'s TypeScript source in its inline source map', () => {
     const pkg = path.join(app, 'node_modules/egg-sonofs');
-    const js = packed.filter(f => f.endsWith('.js'));
+    // (the upload page's bundles are esbuild's, from page/src, and carry no map)
+    const js = packed.filter(f => f.endsWith('.js') && !f.startsWith('page/dist/'));
     assert.ok(js.length > 30);
     for (const f of js) {
       const m = /\/\/# sourceMappingURL=data:application\/json;base64,(\S+)\s*$/.exec(fs.readFileSync(path.join(pkg, f), 'utf8'));
@@ -276,6 +281,20 @@ describe('pack: the npm package in an Egg 3 TypeScript app of its own', function
       assert.ok(fs.readFileSync(path.join(tmp, 'cli-back.bin')).equals(data));
       const refused = await run('npx', [ '--no-install', 'sonofs', 'ls' ], app, { ...env, SONOFS_TOKEN: 'nobody' });
       assert.equal(refused.code, 4, refused.stderr);
+    });
+
+    it('serves the upload page with its scripts and style from the installed package', async () => {
+      const page = await request(`${base}/file/upload`);
+      assert.equal(page.status, 200);
+      const html = page.body.toString();
+      const assets = [ ...html.matchAll(/(?:src|href)="(\/file\/upload\/assets\/[^"]+)"/g) ].map(m => m[1]);
+      assets.push(JSON.parse(/id="sonofs-page-config">(.*?)<\/script>/.exec(html)![1]).hashWorker);
+      assert.equal(assets.length, 3, html);
+      for (const url of assets) {
+        const res = await request(`${base}${url}`);
+        assert.equal(res.status, 200, url);
+        assert.ok(res.body.length > 1000, url);
+      }
     });
 
     it('removes the file; the app\'s own `instanceof SonofsError` sees the store\'s 404', async () => {
