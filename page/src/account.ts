@@ -30,8 +30,8 @@ export function setUpAccount(api: Api, signinUrl: string | null): void {
     const pass = h('input', { id: 'signin-password', name: 'password', type: 'password', autocomplete: 'current-password', required: true });
     const error = h('p', { className: 'row-error', role: 'alert' });
     const form = h('form', { className: 'signin', 'aria-label': 'Sign in' },
-      h('label', { for: 'signin-username' }, 'Username'), user,
-      h('label', { for: 'signin-password' }, 'Password'), pass,
+      h('span', { className: 'field' }, h('label', { for: 'signin-username' }, 'Username'), user),
+      h('span', { className: 'field' }, h('label', { for: 'signin-password' }, 'Password'), pass),
       h('button', { type: 'submit' }, 'Sign in'),
       error);
     form.addEventListener('submit', async e => {
