@@ -69,6 +69,8 @@ export class TusTransfer implements Transfer {
       retryDelays: cfg.retryDelays,
       metadata,
       fingerprint,
+      // the first chunk rides on the creation: a small file is one request (the store keeps it in one go)
+      uploadDataDuringCreation: true,
       storeFingerprintForResuming: true,
       removeFingerprintOnSuccess: true,
       // the token as it is now, also for retries after the user signed in again

@@ -1,6 +1,7 @@
 import type { PreviousUpload } from 'tus-js-client';
 import type { Api } from './api';
 import type { PageConfig } from './config';
+import { announce } from './dom';
 import { formatBytes } from './format';
 import { HashCancelled, type Hasher } from './hasher';
 import { FormTransfer, type Outcome, type Transfer, type TransferEvents, TusTransfer } from './transfer';
@@ -39,6 +40,14 @@ export class UploadQueue {
 
   add(uploads: NewUpload[]): void {
     for (const u of uploads) {
+      // the same file twice would send the same upload twice at once
+      const twin = this.items.find(i => !FINAL.includes(i.state) && i.name === u.name && i.file.size === u.file.size
+        && i.file.lastModified === u.file.lastModified);
+      if (twin) {
+        announce(`${u.name} is in the list already`);
+        twin.el.scrollIntoView({ block: 'nearest' });
+        continue;
+      }
       const item = new UploadItem(u.file, u.name, this.cfg.prefix, {
         pause: i => this.pause(i),
         resume: i => this.resume(i),

@@ -150,19 +150,7 @@ export class TusTraffic {
   private async handle(route: Route): Promise<void> {
     const req = route.request();
     const url = new URL(req.url());
-    if (req.method() === 'POST') {
-      // the upload's URL, known before its first PATCH can come
-      const name = filenameOf(req.headers()['upload-metadata']);
-      try {
-        const res = await route.fetch();
-        const location = res.headers().location;
-        if (location && name) this.names.set(new URL(location, url).pathname, name);
-        await route.fulfill({ response: res });
-      } catch {
-        await route.abort('connectionrefused').catch(() => undefined);
-      }
-      return;
-    }
+    // a creation's answer (its 'response' event) names the upload's URL before its first PATCH can come
     const name = this.names.get(url.pathname);
     const offset = req.method() === 'PATCH' ? Number(req.headers()['upload-offset']) : undefined;
     const hold = name !== undefined && offset !== undefined ? this.holds.get(name) : undefined;
