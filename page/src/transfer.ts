@@ -69,8 +69,9 @@ export class TusTransfer implements Transfer {
       retryDelays: cfg.retryDelays,
       metadata,
       fingerprint,
-      // the first chunk rides on the creation: a small file is one request (the store keeps it in one go)
-      uploadDataDuringCreation: true,
+      // a file of one chunk rides on the creation: one request (the store keeps it in one go). A larger one
+      // is created first, so that its URL is stored before any of its bytes go: a cut in the first chunk resumes too
+      uploadDataDuringCreation: file.size <= cfg.chunkSize,
       storeFingerprintForResuming: true,
       removeFingerprintOnSuccess: true,
       // the token as it is now, also for retries after the user signed in again

@@ -90,4 +90,50 @@ describe('upload page: sign-in, tokens, and no JavaScript (Chromium, mm.app)', f
     assert.equal(meta.status, 200);
     assert.equal(meta.json().FileName, 'plain.bin');
   });
+
+});
+
+describe('upload page where the app turned tus off (Chromium, mm.app)', function () {
+  this.timeout(120_000);
+
+  it('posts each file as a form: progress and cancel, no pause', async () => {
+    process.env.SONOFS_TEST_PAGE_VARIANT = 'notus';
+    const running = await startInProcess('page-notus', 'apps/page-app');
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sonofs-page-notus-'));
+    const browser = await launchChromium();
+    try {
+      const { page } = browser;
+      // the form post waits here until the row has been looked at
+      let release!: () => void;
+      const released = new Promise<void>(resolve => (release = resolve));
+      let posted!: () => void;
+      const post = new Promise<void>(resolve => (posted = resolve));
+      await page.route(url => url.pathname === '/file/upload', async route => {
+        if (route.request().method() === 'POST') {
+          posted();
+          await released;
+        }
+        await route.continue();
+      });
+      await page.goto(`${running.base}/file/upload`);
+      const f = path.join(dir, 'form.bin');
+      fs.writeFileSync(f, randomBytes(9 * 1024 * 1024));
+      await page.setInputFiles('#file-input', f);
+      await post;
+      const row = page.locator('#upload-list > li[data-name="form.bin"]');
+      assert.equal(await row.getAttribute('data-state'), 'uploading');
+      assert.equal(await row.getByRole('button', { name: 'Cancel form.bin' }).count(), 1);
+      assert.equal(await row.getByRole('button', { name: 'Pause form.bin' }).count(), 0, 'a form post cannot pause');
+      release();
+      await page.locator('#upload-list > li[data-name="form.bin"][data-state="stored"]').waitFor();
+      const meta = await request(`${running.base}/file/meta?filehash=${sha1(fs.readFileSync(f))}`);
+      assert.equal(meta.status, 200);
+      assert.equal(meta.json().FileSize, 9 * 1024 * 1024);
+    } finally {
+      delete process.env.SONOFS_TEST_PAGE_VARIANT;
+      await browser.close();
+      await running.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
