@@ -53,6 +53,8 @@ export default (appInfo: EggAppInfo) => {
       authenticate,
       // browsers on other origins may send the token to /files (no cookie is involved)
       tus: { cors: { allowHeaders: [ 'Authorization' ] } },
+      // the upload page's sign-in form posts to the demo's /user/signin and sends the token it gets back
+      page: { signinUrl: '/user/signin' },
       ...fupload(),
     },
     demoUsers: demoUsers(root),
