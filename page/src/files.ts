@@ -62,9 +62,9 @@ export class FileList {
     }
     this.status.textContent = files.length ? '' : 'No files yet.';
     this.more.hidden = files.length < this.limit || this.limit >= 1000;
-    const focusedName = (document.activeElement?.closest('.file') as HTMLElement | null)?.dataset.hash;
+    const focusedHash = (document.activeElement?.closest('.file') as HTMLElement | null)?.dataset.hash;
     this.list.replaceChildren(...files.map(f => this.row(f)));
-    if (focusedName) this.list.querySelector<HTMLElement>(`[data-hash="${focusedName}"] button`)?.focus();
+    if (focusedHash) this.list.querySelector<HTMLElement>(`[data-hash="${focusedHash}"] button`)?.focus();
   }
 
   private row(f: FileMeta): HTMLLIElement {
@@ -148,6 +148,8 @@ export class FileList {
         await this.api.remove(f.FileSha1);
         announce(`${n} deleted`);
         await this.refresh();
+        // its row is gone: keep the keyboard in the list rather than at the top of the page
+        if (!document.activeElement || document.activeElement === document.body) byId('files-refresh').focus();
       } catch (err) {
         fail(err);
       }
