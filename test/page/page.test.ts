@@ -210,6 +210,7 @@ describe('upload page in Chromium (mm.cluster: agent + 2 workers)', function () 
     await page.getByRole('button', { name: 'Delete reload.bin' }).click();
     await page.getByRole('button', { name: 'Confirm delete of reload.bin' }).click();
     await page.locator(rowOf('reload.bin', 'file-list')).waitFor({ state: 'detached' });
+    await page.waitForFunction(() => document.activeElement?.id === 'files-refresh'); // the keyboard stays in the list
     assert.equal((await request(`${base}/file/meta?filehash=${reload.sha1}`)).status, 404);
     // the others are still there
     await assertStored(base, fifty);
