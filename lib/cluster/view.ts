@@ -4,6 +4,8 @@ import type { NodeEntry, NodeIdentity, NodeStats, RegistrySnapshot } from './reg
 export interface ClusterReport {
   namespace: string;
   self: NodeIdentity;
+  /** this node's registry TTL: a report older than that is stale (the agent is gone or stuck) */
+  ttlMs: number;
   snapshot: RegistrySnapshot;
   /** the node holding the cluster-wide duties, by the lease (instance id), and its fencing token */
   duties: { holder: string | null; token: number | null; checkedAt: number };
@@ -78,6 +80,7 @@ export function clusterView(r: ClusterReport, now = Date.now()): ClusterView {
     lastHeartbeatMs: s.redisNow - (n.expiresAt - n.ttl) + sinceRead, duties: n.instance === r.duties.holder, replicationLagMs: null,
   }));
   const problems: string[] = [];
+  if (sinceRead > r.ttlMs) problems.push(`the agent's last read of the registry is ${sinceRead} ms old`);
   if (s.status !== 'ok') problems.push(`registry ${s.status}${s.error ? `: ${s.error}` : ''}`);
   if (s.status === 'ok' && !nodes.some(n => n.self)) problems.push('this node is not in the registry yet');
   if (s.status === 'ok' && !r.duties.holder) problems.push('no node holds the cluster-wide duties');
