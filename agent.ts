@@ -2,6 +2,7 @@ import type { Agent, IBoot } from 'egg';
 import { checkNodeOptions, nodeName, openLeader, openSessionStore, serveAllocations, sweepSessions, SessionStore, ACTIONS } from './lib';
 import { LEADER } from './app/lib/symbols';
 import { startFuploadAgent } from './app/lib/fupload-agent';
+import { startClusterAgent } from './app/lib/cluster-agent';
 
 /**
  * The agent is the node's leader: it recovers the catalog from the bundles,
@@ -13,6 +14,7 @@ export default class SonofsAgentBoot implements IBoot {
   private sweeper: NodeJS.Timeout | undefined;
   private fupload: ReturnType<typeof startFuploadAgent>;
   private stopServing: (() => void) | undefined;
+  private cluster: Awaited<ReturnType<typeof startClusterAgent>>;
 
   constructor(private readonly agent: Agent) {}
 
@@ -30,6 +32,8 @@ export default class SonofsAgentBoot implements IBoot {
       Date.now() - started, mode, applied, corrupt, verifiedData ? 'checked' : 'not read', opts.root);
     this.stopServing = serveAllocations(this.agent.messenger as any, this.leader.allocator, err => this.agent.coreLogger.error(err));
     this.startSweeper({ root: opts.root, node: nodeName(opts.group, opts.server) });
+    // cluster mode: registers the node (refuses to start on a taken group and server)
+    this.cluster = await startClusterAgent(this.agent, opts.root);
     // Workers that outlived a previous agent re-send what was in flight.
     this.agent.messenger.on('egg-ready', () => this.agent.messenger.sendToApp(ACTIONS.leaderUp, { pid: process.pid }));
   }
@@ -56,6 +60,7 @@ export default class SonofsAgentBoot implements IBoot {
   }
 
   async beforeClose(): Promise<void> {
+    await this.cluster?.close(); // out of the registry at once, before anything else stops
     clearInterval(this.sweeper);
     this.stopServing?.();
     await this.fupload?.close();

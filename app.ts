@@ -10,6 +10,7 @@ import { requestDrain } from './app/lib/drain';
 import { configureOwnRoutes } from './app/lib/own-routes';
 import { SESSIONS, STORE } from './app/lib/symbols';
 import { registerTusRoutes } from './app/lib/tus/routes';
+import { registerClusterRoutes } from './app/lib/cluster-routes';
 
 /** Each app worker writes and reads bytes itself, with space leased from the agent. */
 export default class SonofsAppBoot implements IBoot {
@@ -57,6 +58,7 @@ export default class SonofsAppBoot implements IBoot {
       registerRoutes(this.app, cfg.prefix);
       registerChunkedRoutes(this.app, cfg.prefix);
       registerStatusRoute(this.app, cfg.prefix);
+      registerClusterRoutes(this.app, cfg.prefix);
     }
     registerFuploadRoutes(this.app);
   }

@@ -3,6 +3,7 @@ import type { EggAppConfig, EggAppInfo, Context } from 'egg';
 import type { TusCorsOptions } from '../lib/tus/cors';
 import type { FuploadConfig } from '../lib/fupload/task';
 import type { SonofsPageOptions } from '../app/lib/page/options';
+import { DEV_CLUSTER_SECRET } from '../lib/cluster/node-auth';
 
 /** `config.sonofs.authenticate`: the request's user id, or nothing for 401. */
 export type UserId = string | number;
@@ -85,6 +86,32 @@ export interface SonofsConfig {
    * blocks, a callback reports the outcome). On when `servers` is non-empty or `enabled`.
    */
   fupload: FuploadConfig;
+  /** Cluster mode (preview): on when `redis` names an egg-redis client the agent has. */
+  cluster: SonofsClusterConfig;
+}
+
+/** `config.sonofs.cluster` */
+export interface SonofsClusterConfig {
+  /**
+   * The egg-redis client of the registry: `true` for the single client
+   * (`config.redis.client`), a name for one of `config.redis.clients`.
+   * false or '' (default): embedded mode, no Redis at all.
+   */
+  redis: boolean | string;
+  /** nodes sharing a namespace (and a Redis) form one cluster; it is the hash tag of every key */
+  namespace: string;
+  /** how other nodes reach this one: its HTTP base URL (required in cluster mode) */
+  advertiseUrl: string;
+  /** authenticates node-to-node calls; the same on every node (the default is for development and logs a warning) */
+  secret: string;
+  /** a node that stops beating leaves the map this long after its last heartbeat (ms) */
+  ttl: number;
+  /** heartbeat period, also how often the map is re-read when Pub/Sub says nothing (ms) */
+  heartbeat: number;
+  /** lease of the cluster-wide duties: the holder keeps them this long after its last renewal (ms) */
+  leaseTtl: number;
+  /** one Redis call that takes longer counts as failed (ms) */
+  redisTimeout: number;
 }
 
 const GiB = 1024 ** 3;
@@ -92,7 +119,7 @@ const MiB = 1024 ** 2;
 const HOUR = 3600_000;
 
 export default (appInfo: EggAppInfo) => {
-  const config = {} as Partial<EggAppConfig> & { sonofs: SonofsConfig };
+  const config = {} as Partial<EggAppConfig> & { sonofs: SonofsConfig; redis: { agent: boolean } };
 
   config.sonofs = {
     root: path.join(appInfo.baseDir, 'data', 'sonofs'),
@@ -133,7 +160,20 @@ export default (appInfo: EggAppInfo) => {
       finishRetryAfter: 30_000,
       finishAttempts: 5,
     },
+    cluster: {
+      redis: false,
+      namespace: 'sonofs',
+      advertiseUrl: '',
+      secret: DEV_CLUSTER_SECRET,
+      ttl: 5000,
+      heartbeat: 1000,
+      leaseTtl: 5000,
+      redisTimeout: 2000,
+    },
   };
+
+  // When the app enables egg-redis, the agent gets a client of its own (the registry lives in the agent).
+  config.redis = { agent: true };
 
   return config;
 };

@@ -1,6 +1,7 @@
 import path from 'node:path';
 import type { EggAppInfo } from 'egg';
 import { authenticate, DemoUsersConfig } from '../app/lib/auth';
+import { redisClientFromUrl } from '../lib/redis-url';
 
 const int = (v: string | undefined, fallback: number) => (v === undefined || v === '' ? fallback : Number(v));
 
@@ -37,9 +38,29 @@ function fupload() {
   return { fupload: { servers: { [token]: { name: 'demo', notifyUrl } } } };
 }
 
+/** Cluster mode is on with SONOFS_REDIS_URL; the other cluster settings only matter then. */
+function cluster() {
+  const env = process.env;
+  if (!env.SONOFS_REDIS_URL) return {};
+  const ttl = int(env.SONOFS_CLUSTER_TTL_MS, 5000);
+  return {
+    // the agent's own client holds the registry; workers hear from the agent, so they need none
+    redis: { client: redisClientFromUrl(env.SONOFS_REDIS_URL), agent: true, app: false },
+    cluster: {
+      redis: true,
+      advertiseUrl: env.SONOFS_ADVERTISE_URL || `http://127.0.0.1:${env.PORT || 7001}`,
+      ...(env.SONOFS_CLUSTER_SECRET ? { secret: env.SONOFS_CLUSTER_SECRET } : {}),
+      ...(env.SONOFS_CLUSTER_NAME ? { namespace: env.SONOFS_CLUSTER_NAME } : {}),
+      ttl, heartbeat: Math.ceil(ttl / 5), leaseTtl: ttl,
+    },
+  };
+}
+
 export default (appInfo: EggAppInfo) => {
   const root = path.resolve(process.env.SONOFS_ROOT || 'data');
+  const { redis, cluster: clusterMode } = cluster();
   return {
+    ...(redis ? { redis } : {}),
     keys: process.env.EGG_KEYS || 'sonofs-demo-change-me',
     middleware: [ 'servedBy', 'bearerChallenge' ],
     sonofs: {
@@ -56,6 +77,7 @@ export default (appInfo: EggAppInfo) => {
       // the upload page's sign-in form posts to the demo's /user/signin and sends the token it gets back
       page: { signinUrl: '/user/signin' },
       ...fupload(),
+      ...(clusterMode ? { cluster: clusterMode } : {}),
     },
     demoUsers: demoUsers(root),
     // The demo's own API and the course's /user routes (which set no cookie); the plugin exempts exactly its own routes itself.
