@@ -11,6 +11,7 @@ import { configureOwnRoutes } from './app/lib/own-routes';
 import { SESSIONS, STORE } from './app/lib/symbols';
 import { registerTusRoutes } from './app/lib/tus/routes';
 import { registerClusterRoutes } from './app/lib/cluster-routes';
+import { CLUSTER_ACTIONS } from './app/lib/cluster-agent';
 
 /** Each app worker writes and reads bytes itself, with space leased from the agent. */
 export default class SonofsAppBoot implements IBoot {
@@ -64,6 +65,8 @@ export default class SonofsAppBoot implements IBoot {
   }
 
   async beforeClose(): Promise<void> {
+    // the node is going down: its agent leaves the cluster registry now, not after the workers
+    this.app.messenger.sendToAgent(CLUSTER_ACTIONS.stopping, { pid: process.pid });
     // Requests in flight finish first (the server already refuses new connections).
     await requestDrain(this.app).drained(3000);
     this.source?.close();

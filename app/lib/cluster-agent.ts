@@ -13,6 +13,8 @@ export const CLUSTER_ACTIONS = {
   report: 'sonofs:cluster:report',
   /** worker → agent: send me the report (a worker that just started) */
   want: 'sonofs:cluster:want',
+  /** worker → agent: I am closing (egg-cluster stops the workers before the agent: the node is going down) */
+  stopping: 'sonofs:cluster:stopping',
 } as const;
 
 // eslint-disable-next-line @typescript-eslint/no-var-requires
@@ -157,6 +159,33 @@ export async function startClusterAgent(agent: Agent, root: string): Promise<Clu
     send(); // once per heartbeat: a few hundred bytes per worker
   });
   agent.messenger.on(CLUSTER_ACTIONS.want, send);
+
+  // egg-cluster stops the app workers first and the agent seconds later: leave as soon as the
+  // first worker closes. Should the node go on after all (one worker closed alone), join again.
+  let closed = false;
+  let away: NodeJS.Timeout | undefined;
+  const leave = async () => {
+    await duties.stop();
+    await registry.leave();
+  };
+  const rejoin = () => {
+    away = undefined;
+    if (closed) return;
+    log.warn('[egg-sonofs] a worker closed but the node did not: joining cluster "%s" again', cfg.namespace);
+    registry.join().then(() => duties.start(), err => {
+      log.error(err);
+      away = setTimeout(rejoin, cfg.ttl);
+      away.unref();
+    });
+  };
+  const stopping = () => {
+    if (closed || away) return;
+    log.info('[egg-sonofs] workers are closing: leaving cluster "%s" now', cfg.namespace);
+    away = setTimeout(rejoin, cfg.ttl + 5000);
+    away.unref();
+    leave().catch(err => log.error(err));
+  };
+  agent.messenger.on(CLUSTER_ACTIONS.stopping, stopping);
   agent.messenger.on('egg-ready', () => {
     started = true;
     registry.setState('up');
@@ -168,9 +197,11 @@ export async function startClusterAgent(agent: Agent, root: string): Promise<Clu
     registry,
     duties,
     async close() {
+      closed = true;
+      clearTimeout(away);
       agent.messenger.removeListener(CLUSTER_ACTIONS.want, send);
-      await duties.stop();
-      await registry.leave();
+      agent.messenger.removeListener(CLUSTER_ACTIONS.stopping, stopping);
+      await leave();
       log.info('[egg-sonofs] left cluster "%s"', cfg.namespace);
     },
   };

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -15,6 +16,12 @@ async function clusterOf(base: string) {
   const res = await request(`${base}/file/cluster`);
   assert.equal(res.status, 200, res.body.toString());
   return res.json();
+}
+
+/** pids of a demo's app workers. */
+function appWorkerPids(title: string): number[] {
+  const out = execFileSync('ps', [ '-eo', 'pid=,args=' ]).toString();
+  return out.split('\n').filter(l => l.includes('app_worker') && l.includes(title)).map(l => Number(l.trim().split(/\s+/)[0]));
 }
 
 const members = (view: any) => view.nodes.map((n: any) => `${n.group}:${n.server}@${n.url}`).sort();
@@ -116,9 +123,17 @@ describe('cluster mode: demo nodes under egg-scripts sharing a Redis registry', 
     }, TTL + 3000, 100);
     assert(view.duties.token > before, `fencing token ${view.duties.token} not above ${before}`);
 
-    // the victim restarts on its own root while its old entry could still be live: accepted as itself
+    // the victim restarts on its own root: accepted as itself
     const back = await node(1, victim === a ? 1 : 2, { root: victim.root });
     await until('the restarted node in the survivor\'s map', async () => (await clusterOf(survivor.base)).nodes.some((n: any) => n.url === back.base), 10_000, 100);
+
+    // one worker closing alone (SIGTERM to it; egg-cluster forks another) takes the node out of the
+    // registry as a shutdown would, and the node joins again by itself
+    const [ worker ] = appWorkerPids(survivor.title);
+    process.kill(worker, 'SIGTERM');
+    await until('the survivor to leave', async () => !(await clusterOf(back.base)).nodes.some((n: any) => n.url === survivor.base), TTL, 50);
+    await until('the survivor back', async () => (await clusterOf(back.base)).nodes.some((n: any) => n.url === survivor.base && n.state === 'up'), TTL + 15_000, 200);
+    assert.notDeepEqual(appWorkerPids(survivor.title), [ worker ]);
   });
 
   it('a node that crashes and restarts on the same root before its entry expires is not refused by it (registry on the Redis Cluster)', async () => {
