@@ -20,10 +20,23 @@ export function registerClusterRoutes(app: Application, prefix: string): void {
   const cfg = app.config.sonofs;
   const on = clusterEnabled(cfg.cluster);
   let report: ClusterReport | undefined;
+  // requests that came before the first report (the agent sends it at egg-ready)
+  let waiting: Array<() => void> = [];
   if (on) {
-    app.messenger.on(CLUSTER_ACTIONS.report, (r: ClusterReport) => { report = r; });
+    app.messenger.on(CLUSTER_ACTIONS.report, (r: ClusterReport) => {
+      report = r;
+      for (const wake of waiting.splice(0)) wake();
+    });
     app.messenger.sendToAgent(CLUSTER_ACTIONS.want, { pid: process.pid });
   }
+  const firstReport = (ms: number) => new Promise<void>(resolve => {
+    const timer = setTimeout(() => {
+      waiting = waiting.filter(w => w !== wake);
+      resolve();
+    }, ms);
+    const wake = () => { clearTimeout(timer); resolve(); };
+    waiting.push(wake);
+  });
 
   app.router.get(`${prefix}/cluster`, route(async ctx => {
     ctx.set('Cache-Control', 'no-store');
@@ -33,6 +46,9 @@ export function registerClusterRoutes(app: Application, prefix: string): void {
     }
     if (!report) {
       app.messenger.sendToAgent(CLUSTER_ACTIONS.want, { pid: process.pid });
+      await firstReport(2000);
+    }
+    if (!report) {
       throw new UnavailableError('CLUSTER_STARTING', 'this node has not heard from its agent about the cluster yet; retry in a second');
     }
     ctx.body = clusterView(report);
