@@ -5,3 +5,4 @@ export { NodeConflictError } from './errors';
 export { nodeInstanceId } from './instance';
 export { DEV_CLUSTER_SECRET, NODE_AUTH_HEADER, signNodeRequest, verifyNodeRequest } from './node-auth';
 export { ClusterReport, ClusterView, NodeView, GroupView, clusterView, embeddedView } from './view';
+export { registryLiveness } from './liveness';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { clusterView, keyspace, nodeInstanceId, signNodeRequest, verifyNodeRequest } from '../../lib/cluster';
+import { clusterView, keyspace, nodeInstanceId, registryLiveness, signNodeRequest, verifyNodeRequest } from '../../lib/cluster';
 import { redisClientFromUrl } from '../../example/lib/redis-url';
 
 describe('cluster parts without Redis', () => {
@@ -57,6 +57,17 @@ describe('cluster parts without Redis', () => {
     const stale = clusterView(report, now + 6000);
     assert.equal(stale.health.status, 'degraded');
     assert.match(stale.health.problems[0], /6000 ms old/);
+  });
+
+  it('judges a holder on another node by the registry\'s map, one on this node by its pid', () => {
+    let map = [ { group: 1, server: 1 }, { group: 2, server: 5 } ];
+    const alive = registryLiveness('1.1', () => map);
+    assert.equal(alive({ node: '1.1', pid: process.pid }), true);
+    assert.equal(alive({ node: '1.1', pid: 2 ** 22 + 12345 }), false); // no such pid here
+    assert.equal(alive({ node: '2.5', pid: 1 }), true);
+    assert.equal(alive({ node: '3.1', pid: process.pid }), false);
+    map = [ { group: 1, server: 1 } ]; // 2.5 left the map
+    assert.equal(alive({ node: '2.5', pid: 1 }), false);
   });
 
   it('the demo reads SONOFS_REDIS_URL as one server or a Redis Cluster, failing fast while Redis is away', () => {
