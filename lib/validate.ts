@@ -23,6 +23,10 @@ export function checkUser(user: unknown): string {
   if (typeof user !== 'string' || !user || user.length > 256 || HAS_CONTROL.test(user)) {
     throw new BadRequestError('INVALID_USER', 'user id must be a non-empty string of at most 256 printable characters');
   }
+  // Lone surrogates are no text: UTF-8 and msgpack turn them into U+FFFD, which would merge users.
+  if (Buffer.from(user, 'utf8').toString('utf8') !== user) {
+    throw new BadRequestError('INVALID_USER', 'user id must be well-formed Unicode (no lone surrogates)');
+  }
   return user;
 }
 

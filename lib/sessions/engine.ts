@@ -331,7 +331,7 @@ export class UploadSessions {
   /** The session's last change, its lookup keys dropped and (given the holder) its lock let go, in one commit. */
   private async finish(s: Session, change: Partial<Session>, lock?: HeldLock): Promise<void> {
     await this.db.update(s.id, cur => ({ ...cur, ...change, expires: Date.now() + this.opts.doneTtlMs }), {
-      dropKeys: keysOf(s), unlock: lock?.owner,
+      dropKeys: keysToDrop(s), unlock: lock?.owner,
     });
     if (lock) lock.held = false;
   }
@@ -555,8 +555,11 @@ let ownerSerial = 0;
 const lockOwner = (): string => `${OWNER_TAG}:${++ownerSerial}`;
 
 /** The key that counts an unfinished upload against its user's limit. */
-const openKeyPrefix = (user: string) => `open:${user}:`;
+/** A user's open-upload keys: the id's length first, so no user's prefix begins another's ('a' and 'a:'). */
+const openKeyPrefix = (user: string) => `open:${user.length}:${user}:`;
 const openKey = (s: Session) => `${openKeyPrefix(s.user)}${s.id}`;
+/** The key sessions created before the length was in it carry (dropped with them, never set). */
+const legacyOpenKey = (s: Session) => `open:${s.user}:${s.id}`;
 
 /** True when an ordered write of `received` bytes, not cut short, brings a reserved upload's last byte. */
 function completes(s: Session, w: WriteRequest, received: number, cut: boolean): boolean {
@@ -565,10 +568,12 @@ function completes(s: Session, w: WriteRequest, received: number, cut: boolean):
 
 /** A session's lookup keys: its protocol key, its open-upload key. */
 const keysOf = (s: Session): string[] => (s.key ? [ s.key, openKey(s) ] : [ openKey(s) ]);
+/** Every lookup key that may point at a session, older forms included. */
+const keysToDrop = (s: Session): string[] => [ ...keysOf(s), legacyOpenKey(s) ];
 
 /** Removes a session's lookup keys that still point at it. */
 async function dropKeys(db: SessionStore, s: Session): Promise<void> {
-  await db.update(s.id, () => undefined, { dropKeys: keysOf(s) });
+  await db.update(s.id, () => undefined, { dropKeys: keysToDrop(s) });
 }
 
 /** A session lock this request holds; `held` turns false once a last update let go of it. */

@@ -459,8 +459,15 @@ describe('lib: upload sessions', () => {
     await sessions.create({ protocol: 'chunked', user: 'u', length: 10 });
     await rejectsWith(sessions.create({ protocol: 'chunked', user: 'u', length: 10 }), 429, 'TOO_MANY_UPLOADS');
     await sessions.create({ protocol: 'chunked', user: 'other', length: 10 });
+    // a user whose id begins with another's and a colon is counted apart
+    await sessions.create({ protocol: 'chunked', user: 'u:', length: 10 });
+    await sessions.create({ protocol: 'chunked', user: 'u:', length: 10 });
+    await rejectsWith(sessions.create({ protocol: 'chunked', user: 'u:', length: 10 }), 429, 'TOO_MANY_UPLOADS');
     await sessions.cancel(a.id, 'u');
     await sessions.create({ protocol: 'chunked', user: 'u', length: 10 });
+    // lone surrogates are no user id (they would read back as another user)
+    await rejectsWith(sessions.create({ protocol: 'chunked', user: 'x\ud800', length: 10 }), 400, 'INVALID_USER');
+    await rejectsWith(node.store.upload(Readable.from([ Buffer.from('x') ]), { user: 'x\udc00y', filename: 'a' }), 400, 'INVALID_USER');
 
     await close();
     await open({ maxRanges: 2 });
