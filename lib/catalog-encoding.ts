@@ -13,12 +13,12 @@ import { DEFAULT_MIME, mimeFromCode } from './mime';
  * time index grows at the end of the tree, where LMDB splits a full page
  * unevenly and leaves it full):
  *   'a'                       allocator state: bundle i32 | next u48 | nextBundle u32
- *   'b' sha1                  blob: file id (21 bytes) | time u48 | refs varint | mime (utf8; only when the id's code does not name it)
+ *   'b' sha1                  blob: file id (21 bytes) | time u48 | refs varint | mime (text; only when the id's code does not name it)
  *   'c'                       users numbered so far u32
  *   'e' bundle u24 | offset u48   extent lease: length u48 | owner u32
  *   'f'                       format version u8
- *   'i' user (utf8)           the user's number: varint
- *   'l' uid | sha1            link: at u48 | zigzag varint (mtime - at) | name (utf8)
+ *   'i' user (text)           the user's number: varint
+ *   'l' uid | sha1            link: at u48 | zigzag varint (mtime - at) | name (text)
  *   'r'                       a rebuild from the bundles under way: u8, 1 when it checks data
  *   's'                       last seq u48
  *   't' uid | at u48 | sha1   time index: no value
@@ -28,6 +28,13 @@ import { DEFAULT_MIME, mimeFromCode } from './mime';
  * an app may make long. sha1s are their 20 raw bytes; integers are big-endian,
  * so keys sort by them. The file id carries the size and mime code
  * (file-id.ts), so the blob does not repeat them.
+ *
+ * Text (a user id, a name, a mime) is its UTF-8 when it is well formed. A JS
+ * string may hold lone surrogates, which UTF-8 turns into U+FFFD: "x\ud800"
+ * and "x\ufffd" would be one user, who could list, read and delete the
+ * other's files. Such a string is 0xFF (a byte UTF-8 never uses) then its
+ * UTF-16LE code units, which give it back exactly; well-formed text keeps
+ * the bytes it always had.
  */
 export const FORMAT_VERSION = 2;
 
@@ -62,9 +69,9 @@ export function sha1OfBlobKey(key: Buffer): string {
 }
 
 export function userKey(user: string): Buffer {
-  const key = Buffer.allocUnsafe(1 + Buffer.byteLength(user));
+  const key = Buffer.allocUnsafe(1 + textLength(user));
   key[0] = 0x69; // 'i'
-  key.write(user, 1, 'utf8');
+  writeText(key, 1, user);
   return key;
 }
 
@@ -117,11 +124,10 @@ export function encodeBlob(b: Omit<BlobInfo, 'sha1'>): Buffer {
   if (id.length !== FILE_ID_BYTES || id.toString('base64url') !== b.fileId) throw new RangeError(`${b.fileId} is not a file id`);
   if (id.readUIntBE(11, 5) !== b.size) throw new RangeError(`file ${b.fileId} has size ${b.size}, not the one in its id`);
   const mime = mimeFromCode(id[16]) === b.mime ? '' : b.mime;
-  const v = Buffer.allocUnsafe(FILE_ID_BYTES + U48 + varintLength(b.refs) + Buffer.byteLength(mime));
+  const v = Buffer.allocUnsafe(FILE_ID_BYTES + U48 + varintLength(b.refs) + textLength(mime));
   id.copy(v, 0);
   v.writeUIntBE(b.time, FILE_ID_BYTES, U48);
-  const end = writeVarint(v, FILE_ID_BYTES + U48, b.refs);
-  v.write(mime, end, 'utf8');
+  writeText(v, writeVarint(v, FILE_ID_BYTES + U48, b.refs), mime);
   return v;
 }
 
@@ -132,7 +138,7 @@ export function decodeBlob(sha1: string, v: Buffer): BlobInfo {
     sha1,
     fileId: v.toString('base64url', 0, FILE_ID_BYTES),
     size: v.readUIntBE(11, 5),
-    mime: refs.end < v.length ? v.toString('utf8', refs.end) : mimeFromCode(v[16]) ?? DEFAULT_MIME,
+    mime: refs.end < v.length ? readText(v, refs.end) : mimeFromCode(v[16]) ?? DEFAULT_MIME,
     time,
     refs: refs.value,
   };
@@ -143,16 +149,16 @@ export interface StoredLink { name: string; at: number; mtime: number }
 
 export function encodeLink(l: StoredLink): Buffer {
   const delta = zigzag(l.mtime - l.at);
-  const v = Buffer.allocUnsafe(U48 + varintLength(delta) + Buffer.byteLength(l.name));
+  const v = Buffer.allocUnsafe(U48 + varintLength(delta) + textLength(l.name));
   v.writeUIntBE(l.at, 0, U48);
-  v.write(l.name, writeVarint(v, U48, delta), 'utf8');
+  writeText(v, writeVarint(v, U48, delta), l.name);
   return v;
 }
 
 export function decodeLink(v: Buffer): StoredLink {
   const at = v.readUIntBE(0, U48);
   const delta = readVarint(v, U48);
-  return { name: v.toString('utf8', delta.end), at, mtime: at + unzigzag(delta.value) };
+  return { name: readText(v, delta.end), at, mtime: at + unzigzag(delta.value) };
 }
 
 export function encodeSeq(seq: number): Buffer {
@@ -200,6 +206,30 @@ export function encodeLease(l: ExtentLease): Buffer {
 
 export function decodeLease(key: Buffer, v: Buffer): ExtentLease {
   return { bundle: key.readUIntBE(1, 3), offset: key.readUIntBE(4, U48), length: v.readUIntBE(0, U48), owner: v.readUInt32BE(U48) };
+}
+
+// Text: UTF-8, or ILL_FORMED then UTF-16LE for a string with lone surrogates (see the top).
+
+const ILL_FORMED = 0xff;
+const LONE_SURROGATE = /\p{Cs}/u;
+
+function textLength(s: string): number {
+  return LONE_SURROGATE.test(s) ? 1 + s.length * 2 : Buffer.byteLength(s);
+}
+
+/** Writes `s` at `pos` (textLength(s) bytes). */
+function writeText(buf: Buffer, pos: number, s: string): void {
+  if (!LONE_SURROGATE.test(s)) {
+    buf.write(s, pos, 'utf8');
+    return;
+  }
+  buf[pos] = ILL_FORMED;
+  buf.write(s, pos + 1, 'utf16le');
+}
+
+/** The text from `pos` to the end of `buf`. */
+function readText(buf: Buffer, pos: number): string {
+  return buf[pos] === ILL_FORMED ? buf.toString('utf16le', pos + 1) : buf.toString('utf8', pos);
 }
 
 // Unsigned LEB128, with arithmetic rather than bit operations: values go past 32 bits.
