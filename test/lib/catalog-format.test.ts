@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -7,113 +6,13 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { open } from 'lmdb';
 import {
-  BlobInfo, ExtentAllocator, HEADER_SIZE, LmdbCatalog, LocalExtentSource, NodeOptions, RecordKind, SonofsStore, UserFile, bundlePath,
-  catalogDir, createBundle, decodeFileId, encodeFileId, encodeSmallRecord, fixLayout, mimeCode, openStandalone, scanAll,
+  HEADER_SIZE, LmdbCatalog, RecordKind, bundlePath, catalogDir, createBundle, decodeFileId, encodeFileId, encodeSmallRecord, mimeCode,
+  openStandalone, scanAll,
 } from '../../lib';
 import { decodeBlob, decodeLink, encodeBlob, encodeLink } from '../../lib/catalog-encoding';
-import { LmdbCatalogV1 } from '../fixtures/catalog-v1/lmdb-catalog-v1';
-
-const MiB = 1 << 20;
-const BOOT = 'boot-1';
-const CRASHER = path.join(__dirname, '..', 'fixtures', 'scripts', 'catalog-rebuild-crash.ts');
-const USERS = [ 'alice', 'bob', '6f1c2a4e-93b7-4c1d-a1f0-5b7e2d9c8e11' ];
-
-function options(root: string, over: Partial<NodeOptions> = {}): NodeOptions {
-  return { root, group: 1, server: 2, bundleSize: 8 * MiB, extentSize: 1 * MiB, maxFileSize: 64 * MiB, fsync: true, bootId: BOOT, ...over };
-}
+import { BOOT, MiB, USERS, assertSameFiles, expectHeld, options, writeFormat1Store } from '../fixtures/catalog-v1/format1-store';
 
 const sha1 = (b: Buffer) => createHash('sha1').update(b).digest('hex');
-
-/** What a store held, as its catalog answered: every user's files, every content's blob, and the bytes. */
-interface Held {
-  lists: Map<string, UserFile[]>;
-  blobs: Map<string, BlobInfo>;
-  content: Map<string, Buffer>;
-  /** contents whose last link went */
-  gone: { fileId: string; fileHash: string }[];
-  records: number;
-}
-
-/**
- * Stores files through the engine with the catalog of format 1 (the code of the time): several
- * users, a duplicate, a 秒传 link, a rename, deletes, a type the file id has no code for, an
- * empty file, a name in Chinese. Answers what that catalog then held.
- */
-async function writeFormat1Store(root: string): Promise<Held> {
-  const opts = options(root);
-  fixLayout(root, opts);
-  const catalog = new LmdbCatalogV1(catalogDir(root), { bootId: BOOT });
-  const allocator = new ExtentAllocator(catalog, opts);
-  await allocator.init();
-  const store = new SonofsStore(opts, catalog, new LocalExtentSource(allocator));
-  const content = new Map<string, Buffer>();
-  // A rebuild dates a link by its record, format 1 by its own clock a moment later; a list
-  // sorted by time keeps its order through the rebuild only when operations are apart.
-  const apart = () => new Promise(resolve => setTimeout(resolve, 3));
-  const put = async (user: string, data: Buffer, filename: string, mime?: string) => {
-    await apart();
-    const r = await store.upload(Readable.from([ data ]), { user, filename, mime });
-    content.set(r.fileHash, data);
-    return r;
-  };
-  const [ alice, bob, carol ] = USERS;
-  const files = [];
-  for (let i = 0; i < 30; i++) files.push(await put(alice, randomBytes(100 + i * 97), `file-${String(i).padStart(6, '0')}.bin`));
-  await put(alice, Buffer.from('# notes\n'), 'notes.md');
-  await put(alice, Buffer.from('{"a":1}'), 'data.sonofs', 'application/x-sonofs-test');
-  await put(alice, Buffer.alloc(0), 'empty.txt');
-  await put(carol, randomBytes(3000), '季度报告 2026.pdf');
-  assert.equal((await put(bob, content.get(files[0].fileHash)!, 'copy.bin')).deduplicated, true);
-  await apart();
-  await store.link(bob, files[3].fileHash, 'linked.bin');
-  await apart();
-  await store.rename(alice, files[1].fileHash, 'renamed.bin');
-  await store.remove(alice, files[2].fileHash);
-  await store.remove(alice, files[3].fileHash); // bob still links it
-  const held: Held = { lists: new Map(), blobs: new Map(), content, gone: [ files[2] ], records: 0 };
-  for (const user of USERS) held.lists.set(user, await store.listUserFiles(user, 1000));
-  for (const hash of content.keys()) {
-    const blob = await catalog.getBlob(hash);
-    if (blob) held.blobs.set(hash, blob);
-  }
-  assert.equal(held.blobs.get(files[0].fileHash)!.refs, 2);
-  assert.equal(held.blobs.get(files[2].fileHash), undefined);
-  held.records = 35 + 1 + 1 + 2; // the uploads, the link, the rename, the deletes
-  await store.close();
-  await catalog.close({ last: true });
-  return held;
-}
-
-/**
- * Links as a rebuild gives them. A 秒传 link's `at` and a rename's `mtime` are those of its
- * record, which the store takes from the clock a moment before the catalog takes its own: they
- * may differ by a millisecond (as in any rebuild from the bundles).
- */
-function assertSameFiles(actual: UserFile[], expected: UserFile[], what: string) {
-  const exact = ({ at: _at, mtime: _mtime, ...rest }: UserFile) => rest;
-  assert.deepEqual(actual.map(exact), expected.map(exact), what);
-  for (const [ i, f ] of actual.entries()) {
-    assert(Math.abs(f.at - expected[i].at) <= 50 && Math.abs(f.mtime - expected[i].mtime) <= 50, `${what}: the times of ${f.name}`);
-  }
-}
-
-/** The node holds exactly what the format-1 catalog held, and every byte of it reads back. */
-async function expectHeld(node: Awaited<ReturnType<typeof openStandalone>>, held: Held) {
-  for (const [ user, list ] of held.lists) {
-    assertSameFiles(await node.store.listUserFiles(user, 1000), list, `${user}'s files`);
-    for (const f of list) {
-      assertSameFiles([ (await node.store.getUserFile(user, f.sha1))! ], [ f ], `${user}'s ${f.name}`);
-      const read = await node.store.getFile(f.fileId);
-      assert(read.buffer.equals(held.content.get(f.sha1)!), `the bytes of ${f.name}`);
-      assert.equal(read.mime, f.mime);
-    }
-  }
-  for (const [ hash, blob ] of held.blobs) assert.deepEqual(await node.catalog.getBlob(hash), blob);
-  for (const gone of held.gone) {
-    assert.equal(await node.catalog.getBlob(gone.fileHash), undefined);
-    await assert.rejects(node.store.getFile(gone.fileId), { status: 404 });
-  }
-}
 
 describe('lib: catalog format', () => {
   let root: string;
@@ -156,67 +55,6 @@ describe('lib: catalog format', () => {
     assert.equal(node.recovery.outdatedFormat, false);
     assert.notEqual(node.recovery.mode, 'rebuild');
     assert.equal((await node.store.getFile(fresh.fileId)).buffer.toString(), 'after the rebuild');
-  });
-
-  /** Runs a start that dies by SIGKILL part way through its rebuild (see the script). */
-  function crashingRebuild(...args: string[]) {
-    const r = spawnSync(process.execPath, [ '-r', 'ts-node/register/transpile-only', CRASHER, root, BOOT, ...args ], { encoding: 'utf8', timeout: 60_000 });
-    assert.equal(r.signal, 'SIGKILL', `the rebuild should die by SIGKILL: ${r.stdout} ${r.stderr}`);
-  }
-
-  /** The keys of the catalog as a kill left it, by their first letter, with how many of each. */
-  async function keysLeft(): Promise<Record<string, number>> {
-    const probe = open<Buffer, Buffer>({ path: catalogDir(root), keyEncoding: 'binary', encoding: 'binary', readOnly: true });
-    try {
-      const kinds: Record<string, number> = {};
-      for (const key of probe.getKeys()) {
-        const kind = String.fromCharCode(key[0]);
-        kinds[kind] = (kinds[kind] ?? 0) + 1;
-      }
-      return kinds;
-    } finally {
-      await probe.close();
-    }
-  }
-
-  it('a kill inside a transaction of the rebuild leaves a catalog that the next start rebuilds whole', async () => {
-    const held = await writeFormat1Store(root);
-    crashingRebuild('inside', String(Math.floor(held.records / 2)));
-    // the old catalog is gone, the new one holds its format and the rebuild's marker: the batch never committed
-    assert.deepEqual(await keysLeft(), { f: 1, r: 1 });
-
-    node = await openStandalone(options(root));
-    assert.equal(node.recovery.outdatedFormat, false);
-    assert.equal(node.recovery.unfinishedRebuild, true);
-    assert.equal(node.recovery.mode, 'rebuild');
-    assert.equal(node.recovery.applied, held.records);
-    await expectHeld(node, held);
-  });
-
-  it('a kill between two transactions of the rebuild leaves a catalog that the next start drops and rebuilds whole', async () => {
-    const held = await writeFormat1Store(root);
-    crashingRebuild('between', '3', '5');
-    // three batches of five records committed: a partial catalog, which says so
-    const left = await keysLeft();
-    assert.equal(left.r, 1);
-    assert(left.b > 0 && left.b < held.blobs.size + held.gone.length, `blobs left: ${left.b}`);
-    assert.throws(() => new LmdbCatalog(catalogDir(root), { bootId: BOOT }), /partly rebuilt from the bundles; the leader must rebuild it first/);
-
-    node = await openStandalone(options(root, { replayBatch: 5 }));
-    assert.equal(node.recovery.outdatedFormat, false);
-    assert.equal(node.recovery.unfinishedRebuild, true);
-    assert.equal(node.recovery.mode, 'rebuild');
-    // the rebuild cut short read no data (a clean upgrade): neither does its second run
-    assert.equal(node.recovery.verifiedData, false);
-    assert.equal(node.recovery.applied, held.records);
-    await expectHeld(node, held);
-    assert.equal((await keysLeft()).r, undefined);
-    await node.close();
-
-    node = await openStandalone(options(root));
-    assert.equal(node.recovery.unfinishedRebuild, false);
-    assert.equal(node.recovery.mode, 'reconcile');
-    await expectHeld(node, held);
   });
 
   it('reads no data to rebuild a catalog closed cleanly in an older format, and every blob\'s after an OS crash', async () => {
@@ -266,18 +104,6 @@ describe('lib: catalog format', () => {
     } finally {
       fs.rmSync(format1, { recursive: true, force: true });
     }
-  });
-
-  it('a rebuild after an OS crash cut short by a kill reads every blob\'s data again', async () => {
-    const held = await writeFormat1Store(root);
-    fs.writeFileSync(`${catalogDir(root)}.unsynced`, 'boot-0\n');
-    crashingRebuild('between', '2', '5');
-    node = await openStandalone(options(root));
-    assert.equal(node.recovery.tornByOsCrash, false);
-    assert.equal(node.recovery.unfinishedRebuild, true);
-    assert.equal(node.recovery.verifiedData, true);
-    assert.equal(node.recovery.applied, held.records);
-    await expectHeld(node, held);
   });
 
   it('takes the node identity of a store older than the pin from its format-1 catalog before rebuilding it', async () => {
