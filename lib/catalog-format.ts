@@ -1,8 +1,6 @@
-import fs from 'node:fs';
-import path from 'node:path';
 import { open, RootDatabase } from 'lmdb';
-import { fsyncDir } from './bundle-files';
 import { BLOBS, FORMAT_KEY, FORMAT_VERSION, REBUILD_KEY, decodeBlob } from './catalog-encoding';
+import { hasCatalog } from './catalog-swap';
 
 /** The catalog's environment: binary keys and values (catalog-encoding.ts). */
 export function openCatalogEnv(dir: string, noSync: boolean): RootDatabase<Buffer, Buffer> {
@@ -40,7 +38,7 @@ export interface CatalogProbe {
  * format would take along). A newer format is refused.
  */
 export async function probeCatalog(dir: string): Promise<CatalogProbe> {
-  if (!fs.existsSync(path.join(dir, 'data.mdb'))) return { format: 0 };
+  if (!hasCatalog(dir)) return { format: 0 };
   const db = openCatalogEnv(dir, true);
   let format: number;
   let anyFileId: string | undefined;
@@ -69,21 +67,10 @@ export async function probeCatalog(dir: string): Promise<CatalogProbe> {
 }
 
 /**
- * Leader only, before anything opens the catalog: deletes a catalog of an
- * older format, or one whose rebuild was cut short (probeCatalog), to be
- * rebuilt from the bundles as an empty one is. A kill at any point is safe:
- * the environment either keeps its old data file, whole, and is dropped again
- * at the next start, or has none and is rebuilt. The rebuild takes many
- * transactions: from the first to the last the catalog carries a rebuild
- * marker (ReplayOptions.rebuild), so a partial one is dropped too; a kill
- * before the first leaves an empty catalog, which is rebuilt.
+ * Whether the leader rebuilds the catalog from the bundles (beside it, then
+ * swapped in: catalog-swap.ts): there is none, it is of an older format, or it
+ * is one a rebuild in place cut short (ReplayOptions.rebuild) left partial.
  */
-export function dropCatalogToRebuild(dir: string, probe: CatalogProbe): { outdatedFormat: boolean; unfinishedRebuild: boolean } {
-  const outdatedFormat = probe.format !== 0 && probe.format !== FORMAT_VERSION;
-  const unfinishedRebuild = !outdatedFormat && probe.unfinishedRebuild !== undefined;
-  if (outdatedFormat || unfinishedRebuild) {
-    fs.rmSync(dir, { recursive: true, force: true });
-    fsyncDir(path.dirname(dir));
-  }
-  return { outdatedFormat, unfinishedRebuild };
+export function needsRebuild(probe: CatalogProbe): boolean {
+  return probe.format !== FORMAT_VERSION || probe.unfinishedRebuild !== undefined;
 }

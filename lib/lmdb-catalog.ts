@@ -42,7 +42,7 @@ const NO_VALUE = Buffer.alloc(0);
  * Keys and values are bytes laid out in catalog-encoding.ts. The environment
  * records its format; one written in another format is refused here, as is one
  * whose rebuild is not finished, and the leader rebuilds it from the bundles
- * (catalog-format.ts).
+ * beside it and swaps it in (catalog-format.ts, catalog-swap.ts).
  */
 export class LmdbCatalog implements Catalog, AllocationLedger {
   private readonly db: RootDatabase<Buffer, Buffer>;
@@ -55,15 +55,19 @@ export class LmdbCatalog implements Catalog, AllocationLedger {
   /** the boot id marking the catalog unsynced, or undefined when commits are synced */
   private readonly bootId: string | undefined;
 
-  /** `bootId`: this system's boot id (tests pretend reboots); null for synced commits. */
-  constructor(readonly dir: string, opts: { bootId?: string | null } = {}) {
-    this.bootId = bootIdFrom(opts.bootId);
+  /**
+   * `bootId`: this system's boot id (tests pretend reboots); null for synced commits.
+   * `unmarked`: commits not synced and no marker, for a catalog that is synced once
+   * whole before it is used (one built beside the catalog in place: catalog-swap.ts).
+   */
+  constructor(readonly dir: string, opts: { bootId?: string | null; unmarked?: boolean } = {}) {
+    this.bootId = opts.unmarked ? undefined : bootIdFrom(opts.bootId);
     if (this.bootId !== undefined && tornByOsCrash(dir, this.bootId)) {
       throw new Error(`[egg-sonofs] the catalog in ${dir} was open when the system went down; the leader must rebuild it first`);
     }
     fs.mkdirSync(dir, { recursive: true });
     if (this.bootId !== undefined) markUnsynced(dir, this.bootId);
-    this.db = openCatalogEnv(dir, this.bootId !== undefined);
+    this.db = openCatalogEnv(dir, this.bootId !== undefined || opts.unmarked === true);
     const format = formatOf(this.db);
     if (format === 0) {
       // A new catalog says its format before it holds anything.

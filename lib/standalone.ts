@@ -2,10 +2,12 @@ import path from 'node:path';
 import { ExtentAllocator } from './allocator';
 import { decodeFileId } from './file-id';
 import { fixLayout, readLayout } from './layout';
-import { dropCatalogToRebuild, probeCatalog } from './catalog-format';
+import { FORMAT_VERSION } from './catalog-encoding';
+import { needsRebuild, probeCatalog } from './catalog-format';
+import { clearUnfinishedRebuild, rebuildDir, swapInRebuilt } from './catalog-swap';
 import { LmdbCatalog } from './lmdb-catalog';
 import { LocalExtentSource } from './local-source';
-import { recoverCatalog } from './rebuild';
+import { RecoveryOptions, recoverCatalog } from './rebuild';
 import { SonofsStore, StoreOptions } from './store';
 import { isAlive } from './pid';
 import { lockRoot, prepareRoot } from './root-lock';
@@ -44,21 +46,23 @@ async function lead(opts: NodeOptions) {
   const bootId = bootIdFrom(opts.bootId);
   // An OS crash may have torn the unsynced catalog: rebuild it from the bundles.
   const tornByOsCrash = dropCatalogTornByOsCrash(dir, bootId);
+  // A kill during a rebuild left the catalog it was to replace, whole, and its own partial one beside it.
+  const cutShort = clearUnfinishedRebuild(dir);
   const probe = await probeCatalog(dir);
-  // Before a catalog of an older format goes: the identity its ids carry is pinned first.
+  // Before a catalog of an older format is replaced: the identity its ids carry is pinned first.
   const { adopted } = fixLayout(opts.root, opts, storedIdentity(opts.root, probe.anyFileId));
-  // Such a catalog is rebuilt from the bundles, as a torn one is, and so is one whose rebuild was cut short.
-  const { outdatedFormat, unfinishedRebuild } = dropCatalogToRebuild(dir, probe);
+  const outdatedFormat = probe.format !== 0 && probe.format !== FORMAT_VERSION;
+  const unfinishedRebuild = cutShort || probe.unfinishedRebuild !== undefined;
   // A rebuild reads every blob's data only where a header may be on disk without its data: after an OS
   // crash, or when nothing tells (a lost catalog, an empty one). A killed process cannot leave that:
   // a final header is written once its record's data and meta are in the page cache, which outlives the
   // process; what a kill leaves half-written has a Pending header, in an extent still leased (which
-  // reconcile scans) or gone with a dropped catalog (which a rebuild walks whole).
+  // reconcile scans) or gone with a replaced catalog (which a rebuild walks whole).
   const verifyData = tornByOsCrash || (probe.unfinishedRebuild?.verifyData ?? !outdatedFormat);
+  const scan = { group: opts.group, server: opts.server, extentSize: opts.extentSize, verifyData, batch: opts.replayBatch };
+  const rebuilt = needsRebuild(probe) ? await rebuildBeside(dir, opts.root, scan) : undefined;
   const catalog = new LmdbCatalog(dir, { bootId: bootId ?? null });
-  const recovery = await recoverCatalog(catalog, opts.root, {
-    group: opts.group, server: opts.server, extentSize: opts.extentSize, verifyData, batch: opts.replayBatch,
-  });
+  const recovery = rebuilt ?? await recoverCatalog(catalog, opts.root, scan);
   // Extents of workers that are gone were just replayed; stop rescanning them.
   for (const lease of await catalog.openLeases()) {
     if (!isAlive(lease.owner)) await catalog.closeLease(lease.bundle, lease.offset);
@@ -70,6 +74,22 @@ async function lead(opts: NodeOptions) {
   return { catalog, allocator, recovery: { ...recovery, verifiedData, tornByOsCrash, outdatedFormat, unfinishedRebuild, adoptedLayout: adopted } };
 }
 
+/**
+ * Builds the catalog from the bundles beside the one in `dir` (none, older,
+ * or partial), then swaps it in (catalog-swap.ts). Its commits are not synced:
+ * the swap syncs it whole first.
+ */
+async function rebuildBeside(dir: string, root: string, scan: RecoveryOptions) {
+  const next = new LmdbCatalog(rebuildDir(dir), { unmarked: true });
+  let recovery;
+  try {
+    recovery = await recoverCatalog(next, root, scan);
+  } finally {
+    await next.close();
+  }
+  swapInRebuilt(dir);
+  return recovery;
+}
 
 /** The node identity the ids of a store from before layout.json pinned it carry (none for a new or pinned store). */
 function storedIdentity(root: string, anyFileId: string | undefined): { group: number; server: number } | undefined {

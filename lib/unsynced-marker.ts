@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fsyncDir } from './bundle-files';
+import { hasCatalog } from './catalog-swap';
 
 /**
  * The catalog commits without fsync (LMDB noSync): a process crash loses
@@ -66,7 +67,7 @@ export function clearUnsynced(catalogDir: string): void {
 /** A catalog marked unsynced by another boot: the system went down with it open, so its file may be torn. */
 export function tornByOsCrash(catalogDir: string, bootId: string): boolean {
   const marked = readMarker(catalogDir);
-  return marked !== undefined && marked !== bootId && fs.existsSync(catalogDir);
+  return marked !== undefined && marked !== bootId && hasCatalog(catalogDir);
 }
 
 /**
@@ -77,5 +78,7 @@ export function dropCatalogTornByOsCrash(catalogDir: string, bootId: string | un
   if (bootId === undefined || !tornByOsCrash(catalogDir, bootId)) return false;
   fs.rmSync(catalogDir, { recursive: true, force: true });
   fsyncDir(path.dirname(catalogDir));
+  // Nothing is left to be torn; the catalog built in its place must not be taken for it.
+  clearUnsynced(catalogDir);
   return true;
 }

@@ -5,7 +5,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { open } from 'lmdb';
 import { LmdbCatalog, catalogDir, openStandalone } from '../../lib';
-import { BOOT, expectHeld, options, writeFormat1Store } from '../fixtures/catalog-v1/format1-store';
+import { rebuildDir } from '../../lib/catalog-swap';
+import { BOOT, Held, expectHeld, options, writeFormat1Store } from '../fixtures/catalog-v1/format1-store';
+import { LmdbCatalogV1 } from '../fixtures/catalog-v1/lmdb-catalog-v1';
 
 const CRASHER = path.join(__dirname, '..', 'fixtures', 'scripts', 'catalog-rebuild-crash.ts');
 
@@ -29,9 +31,9 @@ describe('lib: catalog upgrade cut short', () => {
     assert.equal(r.signal, 'SIGKILL', `the rebuild should die by SIGKILL: ${r.stdout} ${r.stderr}`);
   }
 
-  /** The keys of the catalog as a kill left it, by their first letter, with how many of each. */
-  async function keysLeft(): Promise<Record<string, number>> {
-    const probe = open<Buffer, Buffer>({ path: catalogDir(root), keyEncoding: 'binary', encoding: 'binary', readOnly: true });
+  /** The keys of the catalog in `dir` by their first letter, with how many of each. */
+  async function keysIn(dir: string): Promise<Record<string, number>> {
+    const probe = open<Buffer, Buffer>({ path: dir, keyEncoding: 'binary', encoding: 'binary', readOnly: true });
     try {
       const kinds: Record<string, number> = {};
       for (const key of probe.getKeys()) {
@@ -44,43 +46,85 @@ describe('lib: catalog upgrade cut short', () => {
     }
   }
 
-  it('a kill inside a transaction of the rebuild leaves a catalog that the next start rebuilds whole', async () => {
+  /** The format-1 catalog is in place and whole: the version before the upgrade still runs on it. */
+  async function expectFormat1Whole(held: Held) {
+    assert.throws(() => new LmdbCatalog(catalogDir(root), { bootId: BOOT }), /in format 1, older than this version's 2/);
+    const v1 = new LmdbCatalogV1(catalogDir(root), { bootId: BOOT });
+    try {
+      for (const [ user, list ] of held.lists) assert.deepEqual(await v1.listUserFiles(user, 1000), list, `${user}'s files in format 1`);
+    } finally {
+      await v1.close({ last: true });
+    }
+  }
+
+  it('a kill inside a transaction of the rebuild leaves the old catalog whole; the next start replaces it', async () => {
     const held = await writeFormat1Store(root);
     crashingRebuild('inside', String(Math.floor(held.records / 2)));
-    // the old catalog is gone, the new one holds its format and the rebuild's marker: the batch never committed
-    assert.deepEqual(await keysLeft(), { f: 1, r: 1 });
+    await expectFormat1Whole(held);
+    // beside it, the new one holds its format and the rebuild's marker: the batch never committed
+    assert.deepEqual(await keysIn(rebuildDir(catalogDir(root))), { f: 1, r: 1 });
 
     node = await openStandalone(options(root));
-    assert.equal(node.recovery.outdatedFormat, false);
+    assert.equal(node.recovery.outdatedFormat, true);
     assert.equal(node.recovery.unfinishedRebuild, true);
     assert.equal(node.recovery.mode, 'rebuild');
     assert.equal(node.recovery.applied, held.records);
     await expectHeld(node, held);
+    assert.equal(fs.existsSync(rebuildDir(catalogDir(root))), false);
   });
 
-  it('a kill between two transactions of the rebuild leaves a catalog that the next start drops and rebuilds whole', async () => {
+  it('a kill between two transactions of the rebuild leaves the old catalog whole; the next start replaces it', async () => {
     const held = await writeFormat1Store(root);
     crashingRebuild('between', '3', '5');
-    // three batches of five records committed: a partial catalog, which says so
-    const left = await keysLeft();
+    await expectFormat1Whole(held);
+    // three batches of five records committed beside it: a partial catalog, which says so
+    const left = await keysIn(rebuildDir(catalogDir(root)));
     assert.equal(left.r, 1);
     assert(left.b > 0 && left.b < held.blobs.size + held.gone.length, `blobs left: ${left.b}`);
-    assert.throws(() => new LmdbCatalog(catalogDir(root), { bootId: BOOT }), /partly rebuilt from the bundles; the leader must rebuild it first/);
 
     node = await openStandalone(options(root, { replayBatch: 5 }));
-    assert.equal(node.recovery.outdatedFormat, false);
+    assert.equal(node.recovery.outdatedFormat, true);
     assert.equal(node.recovery.unfinishedRebuild, true);
     assert.equal(node.recovery.mode, 'rebuild');
-    // the rebuild cut short read no data (a clean upgrade): neither does its second run
+    // an upgrade of a catalog closed cleanly reads no data, cut short or not
     assert.equal(node.recovery.verifiedData, false);
     assert.equal(node.recovery.applied, held.records);
     await expectHeld(node, held);
-    assert.equal((await keysLeft()).r, undefined);
+    assert.equal((await keysIn(catalogDir(root))).r, undefined);
     await node.close();
 
     node = await openStandalone(options(root));
     assert.equal(node.recovery.unfinishedRebuild, false);
     assert.equal(node.recovery.mode, 'reconcile');
+    await expectHeld(node, held);
+  });
+
+  it('a kill as the new catalog is swapped in leaves the old one or the new one, whole', async () => {
+    const held = await writeFormat1Store(root);
+    // just before the rename of its data file: the old one
+    crashingRebuild('swap', 'before');
+    await expectFormat1Whole(held);
+    // just after: the new one, which the next start keeps
+    crashingRebuild('swap', 'after');
+    assert.equal((await keysIn(catalogDir(root))).r, undefined);
+    node = await openStandalone(options(root));
+    assert.equal(node.recovery.outdatedFormat, false);
+    assert.equal(node.recovery.unfinishedRebuild, false);
+    assert.equal(node.recovery.mode, 'reconcile');
+    await expectHeld(node, held);
+    assert.equal(fs.existsSync(rebuildDir(catalogDir(root))), false);
+  });
+
+  it('replaces a catalog that a rebuild in place (before it was built beside) left partial', async () => {
+    const held = await writeFormat1Store(root);
+    fs.rmSync(catalogDir(root), { recursive: true });
+    const partial = new LmdbCatalog(catalogDir(root), { bootId: BOOT });
+    await partial.replay([], { rebuild: { verifyData: false, last: false } });
+    await partial.close({ last: true });
+    node = await openStandalone(options(root));
+    assert.equal(node.recovery.unfinishedRebuild, true);
+    assert.equal(node.recovery.mode, 'rebuild');
+    assert.equal(node.recovery.verifiedData, false);
     await expectHeld(node, held);
   });
 
