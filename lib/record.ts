@@ -1,4 +1,5 @@
 import { crc32c } from '@node-rs/crc32';
+import { isUserId } from './validate';
 
 /**
  * A bundle is a sequence of self-describing records (Haystack "needles"):
@@ -144,6 +145,23 @@ export function encodeMeta(meta: RecordMeta): Buffer {
 export function decodeMeta(b: Buffer): RecordMeta {
   const v = JSON.parse(b.toString('utf8'));
   return v && typeof v === 'object' ? v as RecordMeta : {};
+}
+
+/** Times the catalog stores in 48 bits (ms: until the year 10889). */
+const MAX_TIME = 2 ** 48 - 1;
+
+/**
+ * Whether the meta of a record replay applies says what the catalog can hold:
+ * a user id the store accepts, text for name and mime, a link time in 48
+ * bits. A record whose checksum holds but whose meta does not (written by
+ * other code, or damaged before its checksum was taken) would otherwise stop
+ * every start at its replay; it is counted as corrupt instead.
+ */
+export function isReplayableMeta(meta: RecordMeta): boolean {
+  return isUserId(meta.u)
+    && (meta.n === undefined || typeof meta.n === 'string')
+    && (meta.m === undefined || typeof meta.m === 'string')
+    && (meta.at === undefined || (Number.isSafeInteger(meta.at) && meta.at >= 0 && meta.at <= MAX_TIME));
 }
 
 /** Total bytes a record with this much data and meta needs, aligned. */

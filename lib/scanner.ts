@@ -3,7 +3,9 @@ import { bundlePath, listBundles } from './bundle-files';
 import type { ReplayRecord } from './catalog';
 import { encodeFileId } from './file-id';
 import { mimeFromCode, DEFAULT_MIME } from './mime';
-import { HEADER_SIZE, RecordKind, RecordMeta, crc32c, decodeHeader, decodeMeta, RecordHeader, slotLenOfDamagedHeader } from './record';
+import {
+  HEADER_SIZE, RecordKind, RecordMeta, crc32c, decodeHeader, decodeMeta, isReplayableMeta, RecordHeader, slotLenOfDamagedHeader,
+} from './record';
 
 export interface ScanOptions {
   group: number;
@@ -152,7 +154,7 @@ export function openForScan(root: string, bundle: number): number | undefined {
   }
 }
 
-/** The meta of the record at `pos` when it validates (checksum, user), else undefined. */
+/** The meta of the record at `pos` when it validates (checksum, and what the catalog can hold), else undefined. */
 export function recordMeta(reader: BundleReader, pos: number, h: RecordHeader): RecordMeta | undefined {
   const metaBuf = reader.read(pos + HEADER_SIZE + h.dataLen, h.metaLen);
   if (!metaBuf || crc32c(metaBuf) !== h.metaCrc) return undefined;
@@ -162,7 +164,7 @@ export function recordMeta(reader: BundleReader, pos: number, h: RecordHeader): 
   } catch {
     return undefined;
   }
-  return typeof meta.u === 'string' ? meta : undefined;
+  return isReplayableMeta(meta) ? meta : undefined;
 }
 
 /** Whether the data of the blob record at `pos` matches its checksum (reads all of it). */
@@ -187,15 +189,13 @@ export function readRecord(reader: BundleReader, bundle: number, pos: number, h:
   if (h.kind === RecordKind.Link) return { kind: 'link', ...base };
   if (h.kind === RecordKind.Unlink) return { kind: 'unlink', ...base };
   if (opts.verifyData && !dataIntact(reader, pos, h)) return undefined;
-  return {
-    kind: 'blob',
-    ...base,
-    size: h.dataLen,
-    mime: meta.m ?? mimeFromCode(h.mimeCode) ?? DEFAULT_MIME,
-    fileId: encodeFileId({
-      group: opts.group, server: opts.server, bundle, offset: pos, size: h.dataLen, mimeCode: h.mimeCode, cookie: h.cookie,
-    }),
-  };
+  let fileId: string;
+  try {
+    fileId = encodeFileId({ group: opts.group, server: opts.server, bundle, offset: pos, size: h.dataLen, mimeCode: h.mimeCode, cookie: h.cookie });
+  } catch {
+    return undefined; // a size or place no file id holds
+  }
+  return { kind: 'blob', ...base, size: h.dataLen, mime: meta.m ?? mimeFromCode(h.mimeCode) ?? DEFAULT_MIME, fileId };
 }
 
 /** True when a valid record header sits at this position (used space). */

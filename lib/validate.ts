@@ -19,8 +19,13 @@ export function checkName(name: unknown): string {
   return clean || 'file';
 }
 
+/** A user id the store accepts: what checkUser lets through. */
+export function isUserId(user: unknown): user is string {
+  return typeof user === 'string' && !!user && user.length <= 256 && !HAS_CONTROL.test(user);
+}
+
 export function checkUser(user: unknown): string {
-  if (typeof user !== 'string' || !user || user.length > 256 || HAS_CONTROL.test(user)) {
+  if (!isUserId(user)) {
     throw new BadRequestError('INVALID_USER', 'user id must be a non-empty string of at most 256 printable characters');
   }
   // Lone surrogates are no text: UTF-8 and msgpack turn them into U+FFFD, which would merge users.

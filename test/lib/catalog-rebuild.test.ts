@@ -4,7 +4,9 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { HEADER_SIZE, RecordKind, bundlePath, crc32c, createBundle, encodeHeader, encodeMeta, openStandalone, recordLength } from '../../lib';
+import {
+  HEADER_SIZE, RecordKind, RecordMeta, bundlePath, crc32c, createBundle, encodeHeader, encodeMeta, encodeSmallRecord, openStandalone, recordLength,
+} from '../../lib';
 
 const MiB = 1 << 20;
 const CHILD = path.join(__dirname, '..', 'fixtures', 'scripts', 'rebuild-small-heap.ts');
@@ -83,6 +85,70 @@ describe('lib: rebuilding a large catalog', () => {
         assert((await node.store.getFile(f!.fileId)).buffer.equals(data), `the bytes of f${i}.txt`);
         assert.equal((await node.catalog.getBlob(f!.sha1))?.refs, 1);
       }
+    } finally {
+      await node.close();
+    }
+  });
+});
+
+describe('lib: records a catalog cannot hold', () => {
+  let root: string;
+
+  beforeEach(() => {
+    root = fs.mkdtempSync(path.join(os.tmpdir(), 'sonofs-rebuild-'));
+  });
+
+  afterEach(() => {
+    fs.rmSync(root, { recursive: true, force: true });
+  });
+
+  it('a record with a checksum that holds what the catalog cannot store (a link time past 48 bits or negative, a name that is no string, a user the store refuses) is counted as corrupt, and the start goes on', async () => {
+    const time = Date.UTC(2026, 11, 5);
+    const good = Buffer.from('good bytes');
+    const hash = sha1(good);
+    const parts: Buffer[] = [];
+    let seq = 0;
+    const blob = (data: Buffer, meta: unknown) => {
+      const m = encodeMeta(meta as RecordMeta);
+      const slotLen = recordLength(data.length, m.length);
+      const header = encodeHeader({
+        kind: RecordKind.Blob, mimeCode: 0, slotLen, dataLen: data.length, seq: ++seq, time, cookie: seq, metaLen: m.length,
+        sha1: sha1(data), dataCrc: crc32c(data), metaCrc: crc32c(m),
+      });
+      parts.push(header, data, m, Buffer.alloc(slotLen - HEADER_SIZE - data.length - m.length));
+    };
+    const link = (meta: unknown) => {
+      const slotLen = recordLength(0, encodeMeta(meta as RecordMeta).length);
+      const r = encodeSmallRecord({ kind: RecordKind.Link, mimeCode: 0, slotLen, seq: ++seq, time, cookie: 0, sha1: hash }, meta as RecordMeta);
+      parts.push(r, Buffer.alloc(slotLen - r.length));
+    };
+    blob(good, { u: 'alice', n: 'good.txt' });
+    blob(Buffer.from('a'), { u: 'alice', n: 42 });
+    blob(Buffer.from('b'), { u: 'alice', n: { text: 'b.txt' } });
+    blob(Buffer.from('c'), { u: 'alice', n: 'c.txt', m: [ 'text/plain' ] });
+    blob(Buffer.from('d'), { u: 'x'.repeat(2000), n: 'd.txt' });
+    link({ u: 'bob', n: 'late.txt', at: 2 ** 48 });
+    link({ u: 'carol', n: 'early.txt', at: -1 });
+    link({ u: 'dave', n: 'half.txt', at: 1.5 });
+    link({ u: 'erin', n: 'text.txt', at: String(time) });
+    link({ u: 'bob', n: 'linked.txt', at: time });
+    // records end to end, each slot as long as its header says
+    const bundle = Buffer.concat(parts);
+    createBundle(root, 0, 8 << 20);
+    const fd = fs.openSync(bundlePath(root, 0), 'r+');
+    fs.writeSync(fd, bundle, 0, bundle.length, 0);
+    fs.closeSync(fd);
+
+    const node = await openStandalone({ root, group: 1, server: 2, bundleSize: 8 << 20, extentSize: 1 << 20, maxFileSize: 64 << 20, fsync: true, bootId: 'boot-1' });
+    try {
+      assert.equal(node.recovery.mode, 'rebuild');
+      assert.equal(node.recovery.corrupt, 8);
+      assert.equal(node.recovery.applied, 2);
+      assert.deepEqual((await node.store.listUserFiles('alice', 10)).map(f => f.name), [ 'good.txt' ]);
+      assert.deepEqual((await node.store.listUserFiles('bob', 10)).map(f => f.name), [ 'linked.txt' ]);
+      for (const user of [ 'carol', 'dave', 'erin' ]) assert.deepEqual(await node.store.listUserFiles(user, 10), [], user);
+      const f = await node.store.getUserFile('bob', hash.toString('hex'));
+      assert((await node.store.getFile(f!.fileId)).buffer.equals(good));
     } finally {
       await node.close();
     }
