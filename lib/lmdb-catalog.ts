@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import type { RootDatabase } from 'lmdb';
-import { formatError, formatOf, openCatalogEnv } from './catalog-format';
+import { FORMAT1_GUARD_KEY, formatError, formatOf, guardAgainstFormat1, openCatalogEnv, writtenByFormat1 } from './catalog-format';
 import { NotFoundError } from './errors';
 import { isAlive } from './pid';
 import { txnWrites } from './lmdb-retry';
@@ -78,7 +78,12 @@ export class LmdbCatalog implements Catalog, AllocationLedger {
     } else if (this.db.getBinaryFast(REBUILD_KEY)) {
       this.db.close().catch(() => undefined);
       throw new Error(`[egg-sonofs] the catalog in ${dir} is partly rebuilt from the bundles; the leader must rebuild it first`);
+    } else if (writtenByFormat1(this.db)) {
+      this.db.close().catch(() => undefined);
+      throw new Error(`[egg-sonofs] a version of egg-sonofs older than format ${FORMAT_VERSION} wrote to the catalog in ${dir}; the leader must rebuild it first`);
     }
+    // A version before format 2 refuses to start on it (catalog-format.ts).
+    guardAgainstFormat1(this.db);
     this.w = txnWrites<Buffer>(this.db);
   }
 
@@ -189,8 +194,8 @@ export class LmdbCatalog implements Catalog, AllocationLedger {
   }
 
   async isEmpty(): Promise<boolean> {
-    // Look at two keys (the format's and one more): counting them all read the whole map at every start.
-    for (const key of this.db.getKeys({ limit: 2 })) if (!FORMAT_KEY.equals(key)) return false;
+    // Look at three keys (the format's, the guard's and one more): counting them all read the whole map at every start.
+    for (const key of this.db.getKeys({ limit: 3 })) if (!FORMAT_KEY.equals(key) && !FORMAT1_GUARD_KEY.equals(key)) return false;
     return true;
   }
 

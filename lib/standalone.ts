@@ -51,7 +51,7 @@ async function lead(opts: NodeOptions) {
   const probe = await probeCatalog(dir);
   // Before a catalog of an older format is replaced: the identity its ids carry is pinned first.
   const { adopted } = fixLayout(opts.root, opts, storedIdentity(opts.root, probe.anyFileId));
-  const outdatedFormat = probe.format !== 0 && probe.format !== FORMAT_VERSION;
+  const outdatedFormat = (probe.format !== 0 && probe.format !== FORMAT_VERSION) || probe.writtenByFormat1 === true;
   const unfinishedRebuild = cutShort || probe.unfinishedRebuild !== undefined;
   // A rebuild reads every blob's data only where a header may be on disk without its data: after an OS
   // crash, or when nothing tells (a lost catalog, an empty one). A killed process cannot leave that:

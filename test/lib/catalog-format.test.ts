@@ -11,6 +11,7 @@ import {
 } from '../../lib';
 import { decodeBlob, decodeLink, encodeBlob, encodeLink } from '../../lib/catalog-encoding';
 import { BOOT, MiB, USERS, assertSameFiles, expectHeld, options, writeFormat1Store } from '../fixtures/catalog-v1/format1-store';
+import { LmdbCatalogV1 } from '../fixtures/catalog-v1/lmdb-catalog-v1';
 
 const sha1 = (b: Buffer) => createHash('sha1').update(b).digest('hex');
 
@@ -146,6 +147,71 @@ describe('lib: catalog format', () => {
     const before = fs.readFileSync(path.join(catalogDir(root), 'data.mdb'));
     await assert.rejects(openStandalone(options(root)), /in format 3, newer than this version's 2: run a version of egg-sonofs that reads it/);
     assert(fs.readFileSync(path.join(catalogDir(root), 'data.mdb')).equals(before));
+  });
+
+  /** A store of format 2 with two files of alice's, closed. */
+  async function writeFormat2Store() {
+    node = await openStandalone(options(root));
+    const files = [];
+    for (const name of [ 'a.txt', 'b.txt' ]) files.push(await node.store.upload(Readable.from([ Buffer.from(`content of ${name}`) ]), { user: 'alice', filename: name }));
+    await node.close();
+    node = undefined;
+    return files;
+  }
+
+  /** Reads, or changes, the catalog as bytes. */
+  async function withRawCatalog<T>(fn: (db: ReturnType<typeof open<Buffer, Buffer>>) => T): Promise<T> {
+    const db = open<Buffer, Buffer>({ path: catalogDir(root), keyEncoding: 'binary', encoding: 'binary' });
+    try {
+      return fn(db);
+    } finally {
+      await db.close();
+    }
+  }
+
+  it('a version before format 2 refuses to start on a catalog of format 2, saying why, before it writes anything', async () => {
+    const files = await writeFormat2Store();
+    const before = fs.readFileSync(path.join(catalogDir(root), 'data.mdb'));
+    // what format 1's leader did first at every start (lib/standalone.ts and recoverCatalog at 3cd8fef)
+    const v1 = new LmdbCatalogV1(catalogDir(root), { bootId: BOOT });
+    try {
+      assert.equal(await v1.isEmpty(), false);
+      await assert.rejects(v1.getAllocState(), /"\[egg-sonofs\] this catalog is in format 2: this older egg-sonofs cannot read it \(no downgrade\)"/);
+    } finally {
+      await v1.close();
+    }
+    assert(fs.readFileSync(path.join(catalogDir(root), 'data.mdb')).equals(before));
+    node = await openStandalone(options(root));
+    assert.equal(node.recovery.mode, 'reconcile');
+    assert.deepEqual((await node.store.listUserFiles('alice', 10)).map(f => f.fileId), files.reverse().map(f => f.fileId));
+  });
+
+  it('rebuilds a catalog of format 2 that a version before it wrote to (before catalogs had the guard)', async () => {
+    const files = await writeFormat2Store();
+    await withRawCatalog(db => db.removeSync(Buffer.from('alloc')));
+    // an older version's start: no allocator state of its own, so it replays every bundle into format-1 keys
+    const v1 = new LmdbCatalogV1(catalogDir(root), { bootId: BOOT });
+    assert.equal(await v1.getAllocState(), undefined);
+    await v1.replay(scanAll(root, { group: 1, server: 2, extentSize: MiB, verifyData: true }).records);
+    await v1.close({ last: true });
+    assert.notEqual(await withRawCatalog(db => db.getBinary(Buffer.from('seq'))), undefined);
+    assert.throws(() => new LmdbCatalog(catalogDir(root), { bootId: BOOT }), /a version of egg-sonofs older than format 2 wrote to the catalog/);
+
+    node = await openStandalone(options(root));
+    assert.equal(node.recovery.outdatedFormat, true);
+    assert.equal(node.recovery.mode, 'rebuild');
+    assert.deepEqual((await node.store.listUserFiles('alice', 10)).map(f => f.fileId), files.reverse().map(f => f.fileId));
+    assert.equal((await node.catalog.anyBlob())?.fileId, files[0].fileId);
+    await node.close();
+    node = undefined;
+    // none of format 1's keys is left (its blobs, links, time index, seq), and the guard is back
+    await withRawCatalog(db => {
+      assert.match(db.getBinary(Buffer.from('alloc'))!.toString('latin1'), /this older egg-sonofs cannot read it/);
+      const kinds: Record<string, number> = {};
+      for (const key of db.getKeys()) kinds[String.fromCharCode(key[0])] = (kinds[String.fromCharCode(key[0])] ?? 0) + 1;
+      // allocator state and guard, two blobs, the user count, the format, one user, two links, the seq, two times
+      assert.deepEqual(kinds, { a: 2, b: 2, c: 1, f: 1, i: 1, l: 2, s: 1, t: 2 });
+    });
   });
 });
 

@@ -61,8 +61,9 @@ describe('lib: catalog upgrade cut short', () => {
     const held = await writeFormat1Store(root);
     crashingRebuild('inside', String(Math.floor(held.records / 2)));
     await expectFormat1Whole(held);
-    // beside it, the new one holds its format and the rebuild's marker: the batch never committed
-    assert.deepEqual(await keysIn(rebuildDir(catalogDir(root))), { f: 1, r: 1 });
+    // beside it, the new one holds its format, its guard against format 1 ('alloc') and the rebuild's marker:
+    // the batch never committed
+    assert.deepEqual(await keysIn(rebuildDir(catalogDir(root))), { a: 1, f: 1, r: 1 });
 
     node = await openStandalone(options(root));
     assert.equal(node.recovery.outdatedFormat, true);
