@@ -28,6 +28,17 @@ export function hasCatalog(dir: string): boolean {
 }
 
 /**
+ * Deletes the catalog in `dir`: its files, not the directory, which may be a
+ * symbolic link or a mount point that must stay (rmSync of a link removes the
+ * link, and the catalog rebuilt in its place would land on the root's disk).
+ */
+export function removeCatalog(dir: string): void {
+  fs.rmSync(path.join(dir, DATA_FILE), { force: true });
+  fs.rmSync(path.join(dir, LOCK_FILE), { force: true });
+  fsyncDir(dir);
+}
+
+/**
  * Deletes what a rebuild left beside the catalog in place: a catalog a kill
  * cut short before its swap (true), or the lock file of one swapped in.
  */

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fsyncDir } from './bundle-files';
-import { hasCatalog } from './catalog-swap';
+import { hasCatalog, removeCatalog } from './catalog-swap';
 
 /**
  * The catalog commits without fsync (LMDB noSync): a process crash loses
@@ -76,8 +76,7 @@ export function tornByOsCrash(catalogDir: string, bootId: string): boolean {
  */
 export function dropCatalogTornByOsCrash(catalogDir: string, bootId: string | undefined): boolean {
   if (bootId === undefined || !tornByOsCrash(catalogDir, bootId)) return false;
-  fs.rmSync(catalogDir, { recursive: true, force: true });
-  fsyncDir(path.dirname(catalogDir));
+  removeCatalog(catalogDir);
   // Nothing is left to be torn; the catalog built in its place must not be taken for it.
   clearUnsynced(catalogDir);
   return true;

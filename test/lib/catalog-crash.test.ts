@@ -76,6 +76,35 @@ describe('lib: the unsynced catalog and crashes', () => {
     assert.equal((await node.store.getFile(more.fileId)).buffer.toString(), 'after the reboot');
   });
 
+  it('a catalog directory that is a symbolic link (meta/ on another disk) stays one when a torn catalog is rebuilt', async () => {
+    const elsewhere = fs.mkdtempSync(path.join(os.tmpdir(), 'sonofs-meta-'));
+    try {
+      const real = path.join(elsewhere, 'meta');
+      fs.mkdirSync(real);
+      fs.symlinkSync(real, catalogDir(root));
+      const stored = crashingWriter(root, 'boot-1');
+      assert.equal(fs.existsSync(path.join(real, 'data.mdb')), true);
+      const data = path.join(real, 'data.mdb');
+      const size = fs.statSync(data).size;
+      const fd = fs.openSync(data, 'r+');
+      fs.writeSync(fd, Buffer.alloc(size, 0xa5), 0, size, 0);
+      fs.closeSync(fd);
+
+      node = await openStandalone(options(root, 'boot-2'));
+      assert.equal(node.recovery.tornByOsCrash, true);
+      assert.equal(node.recovery.mode, 'rebuild');
+      await expectAll(stored);
+      // the catalog was rebuilt where the link points, not in a new directory in its place
+      assert.equal(fs.lstatSync(catalogDir(root)).isSymbolicLink(), true);
+      assert.equal(fs.readlinkSync(catalogDir(root)), real);
+      assert.deepEqual(fs.readdirSync(real).sort(), [ 'data.mdb', 'lock.mdb' ]);
+    } finally {
+      await node?.close();
+      node = undefined;
+      fs.rmSync(elsewhere, { recursive: true, force: true });
+    }
+  });
+
   it('the leader leaves the marker while another live process still has the catalog open', async () => {
     node = await openStandalone(options(root, 'boot-1'));
     await node.store.upload(Readable.from([ Buffer.from('x') ]), { user: 'u', filename: 'x.txt' });

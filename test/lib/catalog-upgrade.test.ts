@@ -116,6 +116,25 @@ describe('lib: catalog upgrade cut short', () => {
     assert.equal(fs.existsSync(rebuildDir(catalogDir(root))), false);
   });
 
+  it('an upgrade of a catalog directory that is a symbolic link leaves the link, and the new catalog where it points', async () => {
+    const elsewhere = fs.mkdtempSync(path.join(os.tmpdir(), 'sonofs-meta-'));
+    try {
+      const real = path.join(elsewhere, 'meta');
+      fs.mkdirSync(real);
+      fs.symlinkSync(real, catalogDir(root));
+      const held = await writeFormat1Store(root);
+      node = await openStandalone(options(root));
+      assert.equal(node.recovery.outdatedFormat, true);
+      await expectHeld(node, held);
+      assert.equal(fs.readlinkSync(catalogDir(root)), real);
+      assert.deepEqual(fs.readdirSync(real).sort(), [ 'data.mdb', 'lock.mdb' ]);
+    } finally {
+      await node?.close();
+      node = undefined;
+      fs.rmSync(elsewhere, { recursive: true, force: true });
+    }
+  });
+
   it('replaces a catalog that a rebuild in place (before it was built beside) left partial', async () => {
     const held = await writeFormat1Store(root);
     fs.rmSync(catalogDir(root), { recursive: true });
