@@ -1,10 +1,11 @@
 import { open, RootDatabase } from 'lmdb';
 import { BLOBS, FORMAT_KEY, FORMAT_VERSION, REBUILD_KEY, decodeBlob } from './catalog-encoding';
 import { hasCatalog } from './catalog-swap';
+import { envHolders } from './env-holders';
 
 /** The catalog's environment: binary keys and values (catalog-encoding.ts). */
-export function openCatalogEnv(dir: string, noSync: boolean): RootDatabase<Buffer, Buffer> {
-  return open<Buffer, Buffer>({ path: dir, compression: false, noSync, keyEncoding: 'binary', encoding: 'binary' });
+export function openCatalogEnv(dir: string, noSync: boolean, readOnly = false): RootDatabase<Buffer, Buffer> {
+  return open<Buffer, Buffer>({ path: dir, compression: false, noSync, readOnly, keyEncoding: 'binary', encoding: 'binary' });
 }
 
 /**
@@ -71,13 +72,16 @@ export interface CatalogProbe {
 }
 
 /**
- * Leader only, before anything opens the catalog: its format, and a file id it
- * holds (the node identity its ids carry, which a catalog dropped for its
- * format would take along). A newer format is refused.
+ * Leader only, before anything opens the catalog, which it only reads: its
+ * format, and a file id it holds (the node identity its ids carry, which a
+ * catalog replaced for its format would take along). A newer format is
+ * refused, and so is a catalog to be rebuilt that live processes still have
+ * open (workers of the version before an upgrade): the swap would leave them
+ * on the old file, serving and leasing from a catalog no one else sees.
  */
 export async function probeCatalog(dir: string): Promise<CatalogProbe> {
   if (!hasCatalog(dir)) return { format: 0 };
-  const db = openCatalogEnv(dir, true);
+  const db = openCatalogEnv(dir, true, true);
   let format: number;
   let anyFileId: string | undefined;
   let unfinishedRebuild: CatalogProbe['unfinishedRebuild'];
@@ -91,12 +95,19 @@ export async function probeCatalog(dir: string): Promise<CatalogProbe> {
       const rebuild = db.getBinaryFast(REBUILD_KEY);
       if (rebuild) unfinishedRebuild = { verifyData: rebuild[0] === 1 };
     }
+    if (needsRebuild({ format, unfinishedRebuild, writtenByFormat1: mixed })) {
+      const holders = envHolders(dir, db.readerList());
+      if (holders.length) {
+        throw new Error(`[egg-sonofs] the catalog in ${dir} must be rebuilt, but live processes still have it open (pid ${holders.join(', ')}): `
+          + 'stop them (workers of the version before an upgrade?), then start again');
+      }
+    }
   } finally {
     await db.close();
   }
   if (format === 1) {
     // Format 1: ordered-binary array keys, msgpack values; a blob is ['b', sha1 hex] -> { fileId, ... }.
-    const v1 = open({ path: dir, compression: false, noSync: true });
+    const v1 = open({ path: dir, compression: false, noSync: true, readOnly: true });
     try {
       for (const { value } of v1.getRange({ start: [ 'b' ], end: [ 'b', '\uffff' ], limit: 1 })) anyFileId = value?.fileId;
     } finally {

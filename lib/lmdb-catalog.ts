@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import type { RootDatabase } from 'lmdb';
 import { FORMAT1_GUARD_KEY, formatError, formatOf, guardAgainstFormat1, openCatalogEnv, writtenByFormat1 } from './catalog-format';
 import { NotFoundError } from './errors';
-import { isAlive } from './pid';
+import { envHolders } from './env-holders';
 import { txnWrites } from './lmdb-retry';
 import { bootIdFrom, clearUnsynced, markUnsynced, tornByOsCrash } from './unsynced-marker';
 import type {
@@ -248,10 +248,9 @@ export class LmdbCatalog implements Catalog, AllocationLedger {
     await this.db.close();
   }
 
-  /** Whether a live process other than this one has the environment open (LMDB's reader table). */
+  /** Whether a live process other than this one has the environment open. */
   private otherLiveReaders(): boolean {
-    const pids = [ ...this.db.readerList().matchAll(/^\s*(\d+)\s/gm) ].map(m => Number(m[1]));
-    return pids.some(pid => pid !== process.pid && isAlive(pid));
+    return envHolders(this.dir, this.db.readerList()).length > 0;
   }
 
   // --- one code path for live operations and replay ---

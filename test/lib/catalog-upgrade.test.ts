@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -132,6 +132,53 @@ describe('lib: catalog upgrade cut short', () => {
       await node?.close();
       node = undefined;
       fs.rmSync(elsewhere, { recursive: true, force: true });
+    }
+  });
+
+  /** A process that has the catalog open as a worker of the version before did: after a read, or only opened. */
+  function holdOpen(read: boolean) {
+    const lmdb = require.resolve('lmdb');
+    const child = spawn(process.execPath, [ '-e',
+      `const db = require(${JSON.stringify(lmdb)}).open({ path: ${JSON.stringify(catalogDir(root))}, noSync: true, compression: false });` +
+      `${read ? 'db.get(["seq"]);' : ''} console.log("open"); setInterval(() => {}, 1000);` ], { stdio: [ 'ignore', 'pipe', 'inherit' ] });
+    const ready = new Promise(resolve => child.stdout!.once('data', resolve));
+    const stop = async () => {
+      child.kill('SIGKILL');
+      if (child.exitCode === null && child.signalCode === null) await new Promise(resolve => child.once('exit', resolve));
+    };
+    return { pid: child.pid!, ready, stop };
+  }
+
+  it('refuses to replace a catalog that live processes still have open, naming them, and changes nothing', async () => {
+    const held = await writeFormat1Store(root);
+    const data = path.join(catalogDir(root), 'data.mdb');
+    const before = fs.readFileSync(data);
+    const reader = holdOpen(true);
+    const idle = holdOpen(false);
+    try {
+      await Promise.all([ reader.ready, idle.ready ]);
+      const pids = [ reader.pid, idle.pid ].sort((a, b) => a - b).join(', ');
+      await assert.rejects(openStandalone(options(root)), { message: new RegExp(`must be rebuilt, but live processes still have it open \\(pid ${pids}\\): stop them`) });
+      assert(fs.readFileSync(data).equals(before), 'the catalog changed');
+    } finally {
+      await reader.stop();
+      await idle.stop();
+    }
+    await expectFormat1Whole(held);
+    node = await openStandalone(options(root));
+    assert.equal(node.recovery.outdatedFormat, true);
+    await expectHeld(node, held);
+    await node.close();
+    node = undefined;
+
+    // a catalog kept as it is may stay open: an agent restarted while its workers run
+    const worker = holdOpen(true);
+    try {
+      await worker.ready;
+      node = await openStandalone(options(root));
+      assert.equal(node.recovery.mode, 'reconcile');
+    } finally {
+      await worker.stop();
     }
   });
 
