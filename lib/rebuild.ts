@@ -4,7 +4,7 @@ import type { AllocationLedger, Catalog, ReplayOptions, ReplayRecord } from './c
 
 /** Recovery replays a node's own bundles into its catalog and allocation state together (embedded mode). */
 type NodeCatalog = Catalog & AllocationLedger;
-import { HEADER_SIZE, RecordKind, decodeHeader, paddingHeader } from './record';
+import { HEADER_SIZE, RecordHeader, RecordKind, crc32c, decodeHeader, paddingHeader } from './record';
 import {
   BundleReader, SCAN_WINDOW, ScanOptions, dataIntact, isReplayed, openForScan, readRecord, recordAt, recordMeta, scanRange,
   walkBundle,
@@ -105,13 +105,14 @@ function locateRecords(root: string, bundles: number[], opts: ScanOptions): Loca
       const reader = new BundleReader(fd, SCAN_WINDOW);
       const damaged = walkBundle(reader, 0, Number.MAX_SAFE_INTEGER, opts.extentSize, (pos, h) => {
         if (!isReplayed(h.kind)) return;
-        if (!recordMeta(reader, pos, h)) {
-          found.corrupt++;
-        } else if (opts.verifyData && h.kind === RecordKind.Blob && !dataIntact(reader, pos, h)) {
-          found.corrupt++;
-          torn.push({ pos, slotLen: h.slotLen });
-        } else {
+        const data = !recordMeta(reader, pos, h) ? 'no meta'
+          : opts.verifyData && h.kind === RecordKind.Blob && !readsIntact(reader, pos, h) ? recheckData(fd, pos, h)
+            : 'intact';
+        if (data === 'intact') {
           found.add(h.seq, bundle, pos);
+        } else {
+          found.corrupt++;
+          if (data === 'damaged') torn.push({ pos, slotLen: h.slotLen });
         }
       });
       found.corrupt += damaged;
@@ -123,12 +124,48 @@ function locateRecords(root: string, bundles: number[], opts: ScanOptions): Loca
   return found;
 }
 
+/** dataIntact, with an I/O error as a failed check. */
+function readsIntact(reader: BundleReader, pos: number, h: RecordHeader): boolean {
+  try {
+    return dataIntact(reader, pos, h);
+  } catch {
+    return false;
+  }
+}
+
 /**
- * Turns blob records whose data fails its checksum into Padding. Such a record
- * was torn by an OS crash (its header reached the disk, its data did not; it
- * was never acknowledged) or its data decayed. It is left out either way, and
- * a later rebuild that reads no data (after the clean upgrade of a catalog's
- * format) must leave it out too, not let it stand for content uploaded again.
+ * A second read of the data of a blob that failed its check, through no
+ * window, each read resumed where a short one ended: 'damaged' only when all
+ * of it was read and its checksum fails again. A read cut short, the end of
+ * the file inside the data (a file being truncated or extended) or an I/O
+ * error say nothing of the bytes on disk: 'unreadable'.
+ */
+function recheckData(fd: number, pos: number, h: RecordHeader): 'intact' | 'damaged' | 'unreadable' {
+  const buf = Buffer.allocUnsafe(Math.min(SCAN_WINDOW, h.dataLen));
+  let crc = 0;
+  try {
+    for (let done = 0; done < h.dataLen;) {
+      const n = fs.readSync(fd, buf, 0, Math.min(buf.length, h.dataLen - done), pos + HEADER_SIZE + done);
+      if (n === 0) return 'unreadable';
+      crc = crc32c(buf.subarray(0, n), crc);
+      done += n;
+    }
+  } catch {
+    return 'unreadable';
+  }
+  return crc === h.dataCrc ? 'intact' : 'damaged';
+}
+
+/**
+ * Turns blob records whose data fails its checksum, read whole twice, into
+ * Padding. Such a record was torn by an OS crash (its header reached the
+ * disk, its data did not; it was never acknowledged) or its data decayed. It
+ * is left out either way, and a later rebuild that reads no data (after the
+ * clean upgrade of a catalog's format) must leave it out too, not let it stand
+ * for content uploaded again: a duplicate of that content would be linked to
+ * the broken record and its own bytes dropped. A blob whose data could not be
+ * read whole is only left out of this catalog, its record kept, so a rebuild
+ * after the disk recovers finds it again.
  * The slot keeps its length, so walks step over it as before.
  */
 function retireTornBlobs(root: string, bundle: number, torn: { pos: number; slotLen: number }[]): void {

@@ -44,6 +44,8 @@ export class BundleReader {
       const big = Buffer.allocUnsafe(len);
       return fs.readSync(this.fd, big, 0, len, pos) === len ? big : undefined;
     }
+    // emptied first: a read that throws must not leave the old bytes standing for the new place
+    this.len = 0;
     this.start = pos;
     this.len = fs.readSync(this.fd, this.buf, 0, this.buf.length, pos);
     return len <= this.len ? this.buf.subarray(0, len) : undefined;
