@@ -31,8 +31,8 @@ async function main() {
     root: work.dir, group: 0, server: 0, extentSize: 64 << 20, bundleSize: 2 ** 30, maxFileSize: 2 ** 30, fsync: flags.fsync === 1,
     ...(flags['synced-catalog'] ? { bootId: null } : {}),
   });
-  const sessions = flags.via === 'session' && new UploadSessions(node.store, new LmdbSessionStore(sessionsDir(work.dir)), {
-    root: work.dir, ttlMs: 3_600_000, doneTtlMs: 600_000, lockTimeoutMs: 3000, fsync: flags.fsync === 1, maxFileSize: 2 ** 30,
+  const sessions = flags.via === 'session' && new UploadSessions(node.store, new LmdbSessionStore(sessionsDir(work.dir), '0.0'), {
+    root: work.dir, node: '0.0', ttlMs: 3_600_000, doneTtlMs: 600_000, lockTimeoutMs: 3000, fsync: flags.fsync === 1, maxFileSize: 2 ** 30,
   });
   try {
     const template = crypto.randomBytes(flags['size-kib'] * 1024);

@@ -1,7 +1,7 @@
-import type { ExtentAllocator } from './allocator';
-import type { ExtentLease } from './catalog';
+import type { ExtentAllocator } from './bundle/allocator';
+import type { ExtentLease } from './catalog/types';
 import { SonofsError, UnavailableError } from './errors';
-import type { ExtentSource } from './slot-writer';
+import type { ExtentSource } from './bundle/slot-writer';
 
 /**
  * How workers get space from the node's leader (the Egg agent) over the

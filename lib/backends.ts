@@ -1,5 +1,5 @@
-import type { Catalog } from './catalog';
-import { LmdbCatalog } from './lmdb-catalog';
+import type { Catalog } from './catalog/types';
+import { LmdbCatalog } from './catalog/lmdb-catalog';
 import { RedisCatalog } from './catalog/redis-catalog';
 import type { RedisClient } from './catalog/redis-client';
 import type { Liveness } from './liveness';

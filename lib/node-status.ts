@@ -1,5 +1,5 @@
 import fs from 'node:fs';
-import { bundlePath, listBundles } from './bundle-files';
+import { bundlePath, listBundles } from './bundle/files';
 import type { SonofsStore } from './store';
 
 export type CheckLevel = 'ok' | 'warn' | 'fail';

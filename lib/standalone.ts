@@ -1,17 +1,17 @@
 import path from 'node:path';
-import { ExtentAllocator } from './allocator';
-import { decodeFileId } from './file-id';
-import { fixLayout, readLayout } from './layout';
-import { FORMAT_VERSION } from './catalog-encoding';
-import { needsRebuild, probeCatalog } from './catalog-format';
-import { clearUnfinishedRebuild, rebuildDir, swapInRebuilt } from './catalog-swap';
-import { LmdbCatalog } from './lmdb-catalog';
-import { LocalExtentSource } from './local-source';
-import { RecoveryOptions, recoverCatalog } from './rebuild';
+import { ExtentAllocator } from './bundle/allocator';
+import { decodeFileId } from './bundle/file-id';
+import { fixLayout, readLayout } from './bundle/layout';
+import { FORMAT_VERSION } from './catalog/lmdb-encoding';
+import { needsRebuild, probeCatalog } from './catalog/lmdb-format';
+import { clearUnfinishedRebuild, rebuildDir, swapInRebuilt } from './catalog/lmdb-swap';
+import { LmdbCatalog } from './catalog/lmdb-catalog';
+import { LocalExtentSource } from './bundle/local-source';
+import { RecoveryOptions, recoverCatalog } from './catalog/rebuild';
 import { SonofsStore, StoreOptions } from './store';
 import { isAlive } from './pid';
-import { lockRoot, prepareRoot } from './root-lock';
-import { bootIdFrom, dropCatalogTornByOsCrash } from './unsynced-marker';
+import { lockRoot, prepareRoot } from './bundle/root-lock';
+import { bootIdFrom, dropCatalogTornByOsCrash } from './catalog/unsynced-marker';
 
 export interface NodeOptions extends StoreOptions {
   bundleSize: number;
@@ -76,7 +76,7 @@ async function lead(opts: NodeOptions) {
 
 /**
  * Builds the catalog from the bundles beside the one in `dir` (none, older,
- * or partial), then swaps it in (catalog-swap.ts). Its commits are not synced:
+ * or partial), then swaps it in (catalog/lmdb-swap.ts). Its commits are not synced:
  * the swap syncs it whole first.
  */
 async function rebuildBeside(dir: string, root: string, scan: RecoveryOptions) {

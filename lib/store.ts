@@ -3,17 +3,17 @@ import fs from 'node:fs';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
-import { BundleFiles, WriteBehind } from './bundle-files';
-import type { Catalog, UploadOutcome, UserFile } from './catalog';
+import { BundleFiles, WriteBehind } from './bundle/files';
+import type { Catalog, UploadOutcome, UserFile } from './catalog/types';
 import {
   BadRequestError, CorruptRecordError, FileTooLargeError, NotFoundError, OtherNodeFileError, SonofsError, UploadAbortedError,
 } from './errors';
-import { decodeFileId, encodeFileId, FileLocation, newCookie } from './file-id';
+import { decodeFileId, encodeFileId, FileLocation, newCookie } from './bundle/file-id';
 import { mimeCode, mimeFromCode, resolveMime } from './mime';
 import {
   HEADER_SIZE, RecordKind, crc32c, decodeHeader, encodeHeader, encodeMeta, encodeSmallRecord, RecordHeader,
-} from './record';
-import { Slot, SlotWriter, ExtentSource } from './slot-writer';
+} from './bundle/record';
+import { Slot, SlotWriter, ExtentSource } from './bundle/slot-writer';
 import { checkName, checkUser, MAX_NAME_BYTES } from './validate';
 
 const read = promisify(fs.read);

@@ -4,7 +4,7 @@ import { RedisClient, callScript } from './redis-client';
  * One content's blob and one user's link to it, changed together only if
  * both still hold what the caller read: the commit step of every catalog
  * mutation on Redis, which has no transaction a record write could run in
- * (catalog.ts). Keys share their hash tag, so this works on Redis Cluster.
+ * (types.ts). Keys share their hash tag, so this works on Redis Cluster.
  *
  * KEYS: blob bucket (hash), the user's links (hash), the user's time index
  * (sorted set), the catalog's seq, the replaying node's mark. ARGV: sha1 (the

@@ -1,7 +1,7 @@
 import type {
   BlobInfo, Catalog, RecordWrite, ReplayOptions, ReplayRecord, UploadCommit, UploadOutcome, UserFile,
-} from '../catalog';
-import { StoredLink, decodeBlob, decodeLink, encodeBlob, encodeLink, sha1Bytes } from '../catalog-encoding';
+} from './types';
+import { StoredLink, decodeBlob, decodeLink, encodeBlob, encodeLink, sha1Bytes } from './lmdb-encoding';
 import { NotFoundError, UnavailableError } from '../errors';
 import { ANY, CasKeys, CasStep, cas, defineCas } from './redis-cas';
 import type { RedisClient } from './redis-client';

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { fsyncDir } from '../bundle-files';
+import { fsyncDir } from '../bundle/files';
 
 const FILE = 'cluster-instance';
 

@@ -7,12 +7,12 @@ import {
   BadRequestError, ConflictError, FileTooLargeError, GoneError, LockedError, NotFoundError, SonofsError, UploadAbortedError,
   ChecksumMismatchError,
 } from '../errors';
-import { crc32c, HEADER_SIZE, RecordKind } from '../record';
+import { crc32c, HEADER_SIZE, RecordKind } from '../bundle/record';
 import { SMALL_RECORD_MAX, SonofsStore, UploadResult } from '../store';
 import { checkName, checkUser } from '../validate';
 import { addRange, missingRanges, prefixEnd, removeRange } from './ranges';
 import { SessionSpace, dataPosition, releaseSpace, readSessionData, readSpaceHeader } from './space';
-import { BundleFiles, WriteBehind, bundlePath, punchHole, writevFully } from '../bundle-files';
+import { BundleFiles, WriteBehind, bundlePath, punchHole, writevFully } from '../bundle/files';
 import type { ByteRange, LockMode, Session, SessionProtocol, SessionStore } from './types';
 
 const fdatasync = promisify(fs.fdatasync);

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import { Readable } from 'node:stream';
-import { BundleFiles, bundlePath, punchHole } from '../bundle-files';
-import { HEADER_SIZE, RecordHeader, decodeHeader, paddingHeader } from '../record';
+import { BundleFiles, bundlePath, punchHole } from '../bundle/files';
+import { HEADER_SIZE, RecordHeader, decodeHeader, paddingHeader } from '../bundle/record';
 import type { RecordSpace } from '../store';
 import type { SpaceRef } from './types';
 

@@ -9,7 +9,7 @@ import {
   HEADER_SIZE, LmdbCatalog, RecordKind, bundlePath, catalogDir, createBundle, decodeFileId, encodeFileId, encodeSmallRecord, mimeCode,
   openStandalone, scanAll,
 } from '../../lib';
-import { decodeBlob, decodeLink, encodeBlob, encodeLink } from '../../lib/catalog-encoding';
+import { decodeBlob, decodeLink, encodeBlob, encodeLink } from '../../lib/catalog/lmdb-encoding';
 import { BOOT, MiB, USERS, assertSameFiles, expectHeld, options, writeFormat1Store } from '../fixtures/catalog-v1/format1-store';
 import { LmdbCatalogV1 } from '../fixtures/catalog-v1/lmdb-catalog-v1';
 

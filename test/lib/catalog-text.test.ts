@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { NodeOptions, encodeFileId, mimeCode, openStandalone } from '../../lib';
-import { decodeBlob, decodeLink, encodeBlob, encodeLink, userKey } from '../../lib/catalog-encoding';
+import { decodeBlob, decodeLink, encodeBlob, encodeLink, userKey } from '../../lib/catalog/lmdb-encoding';
 
 const MiB = 1 << 20;
 

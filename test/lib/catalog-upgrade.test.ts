@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { open } from 'lmdb';
 import { LmdbCatalog, catalogDir, openStandalone } from '../../lib';
-import { rebuildDir } from '../../lib/catalog-swap';
+import { rebuildDir } from '../../lib/catalog/lmdb-swap';
 import { BOOT, Held, expectHeld, options, writeFormat1Store } from '../fixtures/catalog-v1/format1-store';
 import { LmdbCatalogV1 } from '../fixtures/catalog-v1/lmdb-catalog-v1';
 

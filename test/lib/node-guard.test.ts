@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { NodeOptions, openLeader, openStandalone } from '../../lib';
-import { lockRoot } from '../../lib/root-lock';
+import { lockRoot } from '../../lib/bundle/root-lock';
 
 const MiB = 1 << 20;
 const HOLDER = path.join(__dirname, '..', 'fixtures', 'scripts', 'hold-root.ts');

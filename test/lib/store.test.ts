@@ -8,7 +8,7 @@ import {
   openStandalone, NodeOptions, decodeFileId, bundlePath, listBundles, encodeMeta, encodeSmallRecord, recordLength,
   RecordKind, HEADER_SIZE, BundleFiles, createBundle, scanAll, scanRange, newCookie, SlotWriter, decodeHeader, pendingHeader,
 } from '../../lib';
-import { currentBootId } from '../../lib/unsynced-marker';
+import { currentBootId } from '../../lib/catalog/unsynced-marker';
 
 const MiB = 1 << 20;
 

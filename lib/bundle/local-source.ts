@@ -1,5 +1,5 @@
 import type { ExtentAllocator } from './allocator';
-import type { ExtentLease } from './catalog';
+import type { ExtentLease } from '../catalog/types';
 import type { ExtentSource } from './slot-writer';
 
 /** Extents straight from an in-process allocator (standalone use, unit tests, the agent itself). */

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { fsyncDir } from './bundle-files';
+import { fsyncDir } from '../bundle/files';
 
 /**
  * The catalog's files, and how a catalog built from the bundles takes the

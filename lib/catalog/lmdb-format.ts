@@ -1,9 +1,9 @@
 import { open, RootDatabase } from 'lmdb';
-import { BLOBS, FORMAT_KEY, FORMAT_VERSION, REBUILD_KEY, decodeBlob } from './catalog-encoding';
-import { hasCatalog } from './catalog-swap';
+import { BLOBS, FORMAT_KEY, FORMAT_VERSION, REBUILD_KEY, decodeBlob } from './lmdb-encoding';
+import { hasCatalog } from './lmdb-swap';
 import { envHolders } from './env-holders';
 
-/** The catalog's environment: binary keys and values (catalog-encoding.ts). */
+/** The catalog's environment: binary keys and values (lmdb-encoding.ts). */
 export function openCatalogEnv(dir: string, noSync: boolean, readOnly = false): RootDatabase<Buffer, Buffer> {
   return open<Buffer, Buffer>({ path: dir, compression: false, noSync, readOnly, keyEncoding: 'binary', encoding: 'binary' });
 }
@@ -119,7 +119,7 @@ export async function probeCatalog(dir: string): Promise<CatalogProbe> {
 
 /**
  * Whether the leader rebuilds the catalog from the bundles (beside it, then
- * swapped in: catalog-swap.ts): there is none, it is of an older format or an
+ * swapped in: lmdb-swap.ts): there is none, it is of an older format or an
  * older version wrote to it, or it is one a rebuild in place cut short
  * (ReplayOptions.rebuild) left partial.
  */

@@ -1,14 +1,14 @@
 import fs from 'node:fs';
-import { bundlePath, listBundles } from './bundle-files';
-import type { AllocationLedger, Catalog, ReplayOptions, ReplayRecord } from './catalog';
+import { bundlePath, listBundles } from '../bundle/files';
+import type { AllocationLedger, Catalog, ReplayOptions, ReplayRecord } from './types';
 
 /** Recovery replays a node's own bundles into its catalog and allocation state together (embedded mode). */
 type NodeCatalog = Catalog & AllocationLedger;
-import { HEADER_SIZE, RecordHeader, RecordKind, crc32c, decodeHeader, paddingHeader } from './record';
+import { HEADER_SIZE, RecordHeader, RecordKind, crc32c, decodeHeader, paddingHeader } from '../bundle/record';
 import {
   BundleReader, SCAN_WINDOW, ScanOptions, dataIntact, isReplayed, openForScan, readRecord, recordAt, recordMeta, scanRange,
   walkBundle,
-} from './scanner';
+} from '../bundle/scanner';
 
 export type RecoveryMode = 'rebuild' | 'replay' | 'reconcile';
 
@@ -61,7 +61,7 @@ export async function recoverCatalog(catalog: NodeCatalog, root: string, opts: R
 async function replayAll(catalog: NodeCatalog, root: string, opts: RecoveryOptions, rebuild: boolean): Promise<{ applied: number; corrupt: number }> {
   const bundles = listBundles(root);
   const saved = await catalog.getAllocState();
-  // What the allocator takes after a replay (allocator.ts), recorded with the last batch only: until
+  // What the allocator takes after a replay (bundle/allocator.ts), recorded with the last batch only: until
   // then the catalog still looks behind the disk, and a replay cut short is resumed.
   const allocState = { bundle: -1, next: 0, nextBundle: Math.max(bundles.length ? bundles[bundles.length - 1] + 1 : 0, saved?.nextBundle ?? 0) };
   const batchOptions = (last: boolean): ReplayOptions => ({

@@ -1,5 +1,5 @@
-import type { AllocState, BlobInfo, ExtentLease } from './catalog';
-import { DEFAULT_MIME, mimeFromCode } from './mime';
+import type { AllocState, BlobInfo, ExtentLease } from './types';
+import { DEFAULT_MIME, mimeFromCode } from '../mime';
 
 /**
  * Keys and values of the LMDB catalog, format 2: bytes, not msgpack objects
@@ -27,7 +27,7 @@ import { DEFAULT_MIME, mimeFromCode } from './mime';
  * and links and the time index carry that number instead of the user id, which
  * an app may make long. sha1s are their 20 raw bytes; integers are big-endian,
  * so keys sort by them. The file id carries the size and mime code
- * (file-id.ts), so the blob does not repeat them.
+ * (bundle/file-id.ts), so the blob does not repeat them.
  *
  * Text (a user id, a name, a mime) is its UTF-8 when it is well formed. A JS
  * string may hold lone surrogates, which UTF-8 turns into U+FFFD: "x\ud800"

@@ -1,6 +1,6 @@
 import { randomFillSync } from 'node:crypto';
-import { BadRequestError } from './errors';
-import { isKnownMimeCode } from './mime';
+import { BadRequestError } from '../errors';
+import { isKnownMimeCode } from '../mime';
 
 /**
  * A file id says where the bytes are, like a sonofs file name, so a read needs

@@ -1,8 +1,8 @@
-import { createBundle, listBundles } from './bundle-files';
+import { createBundle, listBundles } from './files';
 import { recordAt } from './scanner';
-import type { AllocState, AllocationLedger, ExtentLease } from './catalog';
+import type { AllocState, AllocationLedger, ExtentLease } from '../catalog/types';
 import { MAX_BUNDLE } from './file-id';
-import { SonofsError } from './errors';
+import { SonofsError } from '../errors';
 
 export interface AllocatorOptions {
   root: string;

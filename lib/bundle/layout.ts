@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { fsyncDir } from './bundle-files';
+import { fsyncDir } from './files';
 
 /** Settings that fix where records can start; a store keeps the ones it was created with. */
 export interface StoreLayout {

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { isAlive } from './pid';
+import { isAlive } from '../pid';
 
 /**
  * The live processes other than this one that have the LMDB environment in

@@ -1,8 +1,8 @@
 import fs from 'node:fs';
-import { bundlePath, listBundles } from './bundle-files';
-import type { ReplayRecord } from './catalog';
+import { bundlePath, listBundles } from './files';
+import type { ReplayRecord } from '../catalog/types';
 import { encodeFileId } from './file-id';
-import { mimeFromCode, DEFAULT_MIME } from './mime';
+import { mimeFromCode, DEFAULT_MIME } from '../mime';
 import {
   HEADER_SIZE, RecordKind, RecordMeta, crc32c, decodeHeader, decodeMeta, isReplayableMeta, RecordHeader, slotLenOfDamagedHeader,
 } from './record';
@@ -135,7 +135,7 @@ function afterDamagedHeader(reader: BundleReader, end: number, stop: number, ext
   return Math.min(stop, nextExtent(end, extentSize));
 }
 
-/** Every record of every bundle under root, in memory: for tests and small stores (a rebuild goes through rebuild.ts). */
+/** Every record of every bundle under root, in memory: for tests and small stores (a rebuild goes through catalog/rebuild.ts). */
 export function scanAll(root: string, opts: ScanOptions): ScanResult {
   const all: ScanResult = { records: [], corrupt: 0 };
   for (const bundle of listBundles(root)) {

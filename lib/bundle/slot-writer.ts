@@ -1,6 +1,6 @@
 import fs from 'node:fs';
-import { BundleFiles, punchHole, writevFully } from './bundle-files';
-import type { ExtentLease } from './catalog';
+import { BundleFiles, punchHole, writevFully } from './files';
+import type { ExtentLease } from '../catalog/types';
 import { HEADER_SIZE, align, paddingHeader, pendingHeader } from './record';
 
 /** Where a worker gets extents from: the agent over the messenger, or in-process. */

@@ -2,8 +2,8 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { isAlive } from './pid';
-import { currentBootId } from './unsynced-marker';
+import { isAlive } from '../pid';
+import { currentBootId } from '../catalog/unsynced-marker';
 
 /**
  * One leader per store root. Two agents on one root would each run an

@@ -1,5 +1,5 @@
 import { crc32c } from '@node-rs/crc32';
-import { isUserId } from './validate';
+import { isUserId } from '../validate';
 
 /**
  * A bundle is a sequence of self-describing records (Haystack "needles"):

@@ -1,20 +1,20 @@
 import fs from 'node:fs';
 import type { RootDatabase } from 'lmdb';
-import { FORMAT1_GUARD_KEY, formatError, formatOf, guardAgainstFormat1, openCatalogEnv, writtenByFormat1 } from './catalog-format';
-import { NotFoundError } from './errors';
+import { FORMAT1_GUARD_KEY, formatError, formatOf, guardAgainstFormat1, openCatalogEnv, writtenByFormat1 } from './lmdb-format';
+import { NotFoundError } from '../errors';
 import { envHolders } from './env-holders';
-import { txnWrites } from './lmdb-retry';
+import { txnWrites } from '../lmdb-retry';
 import { bootIdFrom, clearUnsynced, markUnsynced, tornByOsCrash } from './unsynced-marker';
 import type {
   AllocState, AllocationLedger, BlobInfo, Catalog, ExtentLease, LinkInfo, RecordWrite, ReplayOptions, ReplayRecord,
   UploadCommit, UploadOutcome, UserFile,
-} from './catalog';
+} from './types';
 import {
   ALLOC_KEY, BLOBS, FORMAT_KEY, FORMAT_VERSION, LEASES, REBUILD_KEY, SEQ_KEY, USER_COUNT_KEY, StoredLink, blobKey, decodeAlloc,
   decodeBlob, decodeLease, decodeLink, decodeSeq, decodeUserId, encodeAlloc, encodeBlob, encodeLease, encodeLink,
   encodeSeq, encodeU32, encodeUserId, leaseKey, linkKey, sha1Bytes, sha1OfBlobKey, sha1OfTimeKey, timeKey, timeRange,
   userKey,
-} from './catalog-encoding';
+} from './lmdb-encoding';
 
 const NO_VALUE = Buffer.alloc(0);
 
@@ -39,10 +39,10 @@ const NO_VALUE = Buffer.alloc(0);
  * thread for the write lock another process holds: reads during uploads went
  * from a p50 of 4.0–5.3 ms to 4.8–8.5 ms (bench/README.md, 2026-12-02).
  *
- * Keys and values are bytes laid out in catalog-encoding.ts. The environment
+ * Keys and values are bytes laid out in lmdb-encoding.ts. The environment
  * records its format; one written in another format is refused here, as is one
  * whose rebuild is not finished, and the leader rebuilds it from the bundles
- * beside it and swaps it in (catalog-format.ts, catalog-swap.ts).
+ * beside it and swaps it in (lmdb-format.ts, lmdb-swap.ts).
  */
 export class LmdbCatalog implements Catalog, AllocationLedger {
   private readonly db: RootDatabase<Buffer, Buffer>;
@@ -58,7 +58,7 @@ export class LmdbCatalog implements Catalog, AllocationLedger {
   /**
    * `bootId`: this system's boot id (tests pretend reboots); null for synced commits.
    * `unmarked`: commits not synced and no marker, for a catalog that is synced once
-   * whole before it is used (one built beside the catalog in place: catalog-swap.ts).
+   * whole before it is used (one built beside the catalog in place: lmdb-swap.ts).
    */
   constructor(readonly dir: string, opts: { bootId?: string | null; unmarked?: boolean } = {}) {
     this.bootId = opts.unmarked ? undefined : bootIdFrom(opts.bootId);
@@ -82,7 +82,7 @@ export class LmdbCatalog implements Catalog, AllocationLedger {
       this.db.close().catch(() => undefined);
       throw new Error(`[egg-sonofs] a version of egg-sonofs older than format ${FORMAT_VERSION} wrote to the catalog in ${dir}; the leader must rebuild it first`);
     }
-    // A version before format 2 refuses to start on it (catalog-format.ts).
+    // A version before format 2 refuses to start on it (lmdb-format.ts).
     guardAgainstFormat1(this.db);
     this.w = txnWrites<Buffer>(this.db);
   }

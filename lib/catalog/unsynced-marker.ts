@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { fsyncDir } from './bundle-files';
-import { hasCatalog, removeCatalog } from './catalog-swap';
+import { fsyncDir } from '../bundle/files';
+import { hasCatalog, removeCatalog } from './lmdb-swap';
 
 /**
  * The catalog commits without fsync (LMDB noSync): a process crash loses
