@@ -2,21 +2,10 @@ import { CliConfig } from '../config';
 import { CliError, EXIT } from '../errors';
 import { bytes, printJson, table } from '../format';
 import { httpError, send } from '../http';
+import type { NodeStatus } from '../../lib/node-status';
 
-/** GET <prefix>/status (lib/node-status.ts plus the answering worker). */
-interface StatusBody {
-  status: 'ok' | 'warn' | 'fail';
-  version: string;
-  group: number;
-  server: number;
-  root: string;
-  disk: { total: number; free: number; available: number };
-  bundles: { count: number; length: number; allocated: number };
-  limits: { maxFileSize: number; extentSize: number; bundleSize: number };
-  fsync: boolean;
-  worker: { pid: number; uptime: number };
-  checks: Array<{ name: string; level: string; detail: string }>;
-}
+/** GET <prefix>/status: the engine's NodeStatus plus the answering worker (a type only: the CLI loads no engine code). */
+type StatusBody = NodeStatus & { version: string; worker: { pid: number; uptime: number } };
 
 function uptime(s: number): string {
   if (s < 120) return `${s} s`;
