@@ -47,7 +47,7 @@ export default class SonofsAgentBoot implements IBoot {
     this.sweeper = setInterval(() => {
       if (running) return;
       running = true;
-      sweepSessions(sessions, self, Date.now(), fupload?.onExpire)
+      sweepSessions(sessions, self.root, Date.now(), fupload?.onExpire)
         .then(n => {
           if (!n) return;
           this.agent.coreLogger.info('[egg-sonofs] removed %d expired uploads', n);

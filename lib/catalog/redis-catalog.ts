@@ -162,8 +162,13 @@ export class RedisCatalog implements Catalog {
       const sizes = await Promise.all(buckets.map(k => this.redis.hlen(k)));
       const found = sizes.findIndex(n => n > 0);
       if (found < 0) continue;
-      const all = await this.redis.hgetallBuffer(buckets[found]);
-      for (const [ field, v ] of Object.entries(all)) return this.blobOf(Buffer.from(field, 'latin1').toString('hex'), v);
+      // the raw reply (field, value pairs): HGETALL's object would turn binary sha1 fields into text
+      for (let cursor = '0'; ;) {
+        const [ next, pairs ] = await this.redis.hscanBuffer(buckets[found], cursor, 'COUNT', 16);
+        if (pairs.length >= 2) return this.blobOf(pairs[0].toString('hex'), pairs[1]);
+        cursor = next.toString();
+        if (cursor === '0') break;
+      }
     }
     return undefined;
   }

@@ -12,7 +12,7 @@ export interface RedisClient {
   incr(key: string | Buffer): Promise<number>;
   hlen(key: string | Buffer): Promise<number>;
   hgetBuffer(key: string | Buffer, field: string | Buffer): Promise<Buffer | null>;
-  hgetallBuffer(key: string | Buffer): Promise<Record<string, Buffer>>;
+  hscanBuffer(key: string | Buffer, cursor: string, ...options: Array<string | number>): Promise<[Buffer, Buffer[]]>;
   zrevrangeBuffer(key: string | Buffer, start: number, stop: number): Promise<Buffer[]>;
   zrangebyscoreBuffer(key: string | Buffer, min: string, max: string, ...options: Array<string | number>): Promise<Buffer[]>;
   zrangebylexBuffer(key: string | Buffer, min: string | Buffer, max: string | Buffer, ...options: Array<string | number>): Promise<Buffer[]>;

@@ -317,7 +317,7 @@ export class UploadSessions {
 
   /** Removes sessions past their expiry (see sweepSessions). */
   sweep(now = Date.now(), onExpire?: ExpireHook): Promise<number> {
-    return sweepSessions(this.db, this.opts, now, onExpire);
+    return sweepSessions(this.db, this.opts.root, now, onExpire);
   }
 
   async close(): Promise<void> {
@@ -610,13 +610,12 @@ export type ExpireHook = (s: Session) => Session | undefined | Promise<Session |
  * Removes sessions past their expiry: unfinished ones with their bytes,
  * finished and cancelled ones just their record (a file stays). The agent
  * runs it on a timer; it needs no store, only the session store and the root.
- * A node sweeps only the sessions whose bytes are on its disk: another node's
- * are that node's to give back.
+ * A node sweeps only the sessions whose bytes are on its disk: a shared
+ * session store answers `expired` with this node's sessions (and those that
+ * hold no bytes) only; a node's own store holds nothing else, whatever node
+ * name its sessions were created under.
  */
-export async function sweepSessions(
-  db: SessionStore, self: { root: string; node: string }, now = Date.now(), onExpire?: ExpireHook,
-): Promise<number> {
-  const { root } = self;
+export async function sweepSessions(db: SessionStore, root: string, now = Date.now(), onExpire?: ExpireHook): Promise<number> {
   let removed = 0;
   const owner = `sweep:${process.pid}:${randomBytes(4).toString('hex')}`;
   // Batches until none is left (a busy session is skipped and left for the next sweep).
@@ -626,7 +625,7 @@ export async function sweepSessions(
       if (!await db.tryLock(id, owner, 'exclusive', 60_000, false)) continue;
       try {
         const s = await db.get(id);
-        if (!s || s.expires > now || (s.node !== undefined && s.node !== self.node)) continue;
+        if (!s || s.expires > now) continue;
         let tomb: Session | undefined;
         if (s.state === 'active' || s.state === 'paused') {
           await discardSessionBytes(root, s);
