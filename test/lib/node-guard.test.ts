@@ -6,6 +6,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { NodeOptions, openLeader, openStandalone } from '../../lib';
 import { lockRoot } from '../../lib/bundle/root-lock';
+import { until } from '../support/until';
 
 const MiB = 1 << 20;
 const HOLDER = path.join(__dirname, '..', 'fixtures', 'scripts', 'hold-root.ts');
@@ -125,6 +126,22 @@ describe('lib: what a node refuses at start', () => {
       assert.equal(lock.pid, process.pid);
       await node.close();
       assert.equal(fs.existsSync(path.join(root, 'sonofs.lock')), false, 'a clean stop releases the lock');
+    });
+
+    it('takes over the lock of a holder that is a zombie (killed, not yet reaped, as under an init that reaps late)', async function() {
+      if (!fs.existsSync('/proc/self/stat')) this.skip();
+      // sh starts a child that exits at once, then becomes `sleep`, which never reaps it
+      const parent = spawn('sh', [ '-c', 'true & echo $!; exec sleep 30' ], { stdio: [ 'ignore', 'pipe', 'ignore' ] });
+      children.push(parent);
+      const zombie = Number(await new Promise<string>(resolve => parent.stdout!.once('data', d => resolve(String(d).trim()))));
+      const state = () => { const stat = fs.readFileSync(`/proc/${zombie}/stat`, 'utf8'); return stat.charAt(stat.lastIndexOf(')') + 2); };
+      await until('the child to be a zombie', () => state() === 'Z', 5000, 20);
+      process.kill(zombie, 0); // the pid still answers a signal check
+      fs.writeFileSync(path.join(root, 'sonofs.lock'), JSON.stringify({ pid: zombie, host: os.hostname(), pidNs: PID_NS, since: 'then' }));
+      const node = await openLeader(options(root));
+      assert.equal(JSON.parse(fs.readFileSync(path.join(root, 'sonofs.lock'), 'utf8')).pid, process.pid);
+      await node.catalog.close({ last: true });
+      node.lock.release();
     });
 
     it('takes over a lock whose pid now belongs to another process, or that was left by another boot', async () => {
