@@ -1,7 +1,7 @@
 'use strict';
 // Where a server's CPU goes, thread by thread: user and kernel time of every
 // thread of every process in a process group, from /proc/<pid>/task/<tid>/stat,
-// grouped by process role (egg master, agent, app worker, other) and thread name
+// grouped by process role (egg master, agent, app worker, Chromium's kinds, other) and thread name
 // (the main thread, libuv's pool, V8's helpers, lmdb's writer, ...).
 const fs = require('node:fs');
 
@@ -13,6 +13,12 @@ function roleOf(pid) {
     cmd = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
   } catch {
     return 'gone';
+  }
+  // a browser's processes (bench/faces.js): the main one, and each child by its --type
+  if (/chrom/.test(cmd.split(' ')[0])) {
+    const type = /--type=([\w-]+)/.exec(cmd);
+    const sub = /--utility-sub-type=[\w.]*?(\w+)\.mojom/.exec(cmd);
+    return type ? `chromium ${type[1]}${sub ? ` ${sub[1]}` : ''}` : 'chromium';
   }
   if (/agent_worker/.test(cmd)) return 'agent';
   if (/app_worker/.test(cmd)) return 'worker';
@@ -64,4 +70,4 @@ function threadCpu(before, after, per) {
   return [ ...rows.values() ].filter(r => r.userMs + r.systemMs > 0).sort((a, b) => b.userMs + b.systemMs - a.userMs - a.systemMs);
 }
 
-module.exports = { threadSnapshot, threadCpu };
+module.exports = { threadSnapshot, threadCpu, roleOf };
