@@ -106,12 +106,13 @@ async function measure(name, ctx, input) {
     const r = await client.run(ctx, input);
     const after = { all: cpuSnapshot(), groups: groupSnapshot(groups), threads: ctx.browser && threadSnapshot(ctx.browser.pgrp) };
     const server = groupCpu(before.groups, after.groups, ctx.serverGroup);
+    const reaped = reapedChildrenCpu(before.children);
     let clientCpu;
     if (client.cpu === 'browser') clientCpu = groupCpu(before.groups, after.groups, ctx.browser.pgrp);
     else if (client.cpu === 'self') {
       const self = process.cpuUsage(before.self);
       clientCpu = { userS: self.user / 1e6, systemS: self.system / 1e6 };
-    } else clientCpu = reapedChildrenCpu(before.children);
+    } else clientCpu = reaped;
     // CPU ms by Chromium process kind and thread, before sending and while sending
     const threads = (from, to) => threadCpu(from, to, 1).map(t => ({ process: t.role, thread: t.thread, ms: t.userMs + t.systemMs }));
     const split = mid && {
@@ -122,7 +123,9 @@ async function measure(name, ctx, input) {
       browserThreadsBeforeSending: threads(before.threads, mid.threads),
       browserThreadsSending: threads(mid.threads, after.threads),
     };
-    const otherCores = otherCpuCores(before.all, after.all, [ ownProcessGroup(), ...groups ]);
+    // a command that ended meanwhile is gone from /proc: without this its CPU would count as another process's
+    const reapedCores = cpuSum(reaped) / ((after.all.at - before.all.at) / 1000);
+    const otherCores = Math.max(0, otherCpuCores(before.all, after.all, [ ownProcessGroup(), ...groups ]) - reapedCores);
     return { ...r, server, client: clientCpu, split, otherCores, loadAverage };
   } finally {
     if (ctx.browser) await ctx.browser.close();
