@@ -24,6 +24,8 @@ export interface RootLockHolder {
   /** the holder's start time in clock ticks since boot, so a reused pid is not taken for it */
   startTime?: number;
   since: string;
+  /** tells this hold from another one of the same process taken in the same millisecond (release removes only its own) */
+  hold?: string;
 }
 
 export interface RootLock {
@@ -65,7 +67,7 @@ function pidNamespace(): string | undefined {
 function me(): RootLockHolder {
   return {
     pid: process.pid, host: os.hostname(), bootId: currentBootId(), pidNs: pidNamespace(), startTime: processStartTime(process.pid),
-    since: new Date().toISOString(),
+    since: new Date().toISOString(), hold: randomBytes(6).toString('hex'),
   };
 }
 

@@ -130,8 +130,8 @@ describe('lib: what a node refuses at start', () => {
 
     it('takes over the lock of a holder that is a zombie (killed, not yet reaped, as under an init that reaps late)', async function() {
       if (!fs.existsSync('/proc/self/stat')) this.skip();
-      // sh starts a child that exits at once, then becomes `sleep`, which never reaps it
-      const parent = spawn('sh', [ '-c', 'true & echo $!; exec sleep 30' ], { stdio: [ 'ignore', 'pipe', 'ignore' ] });
+      // sh starts a child that exits a moment later, when sh has become `sleep`, which never reaps it
+      const parent = spawn('sh', [ '-c', 'sleep 0.3 & echo $!; exec sleep 30' ], { stdio: [ 'ignore', 'pipe', 'ignore' ] });
       children.push(parent);
       const zombie = Number(await new Promise<string>(resolve => parent.stdout!.once('data', d => resolve(String(d).trim()))));
       const state = () => { const stat = fs.readFileSync(`/proc/${zombie}/stat`, 'utf8'); return stat.charAt(stat.lastIndexOf(')') + 2); };
