@@ -256,13 +256,16 @@ describe('upload page in Chromium (mm.cluster: agent + 2 workers)', function () 
     // from the top of the page, Tab reaches "Choose files" and Enter opens the picker
     await page.evaluate(() => (document.activeElement as HTMLElement | null)?.blur());
     await page.locator('h1').click();
+    // wait for the picker from here: Playwright turns on its interception of file choosers when a
+    // listener is added, asynchronously, and a key press sent at once could beat it
+    const chooser = page.waitForEvent('filechooser');
+    chooser.catch(() => undefined); // awaited below; a failed assertion before that must not leave it unhandled
     let reached = false;
     for (let i = 0; i < 6 && !reached; i++) {
       await page.keyboard.press('Tab');
       reached = await page.evaluate(() => document.activeElement?.id === 'pick-files');
     }
     assert.ok(reached, 'Tab does not reach "Choose files"');
-    const chooser = page.waitForEvent('filechooser');
     await page.keyboard.press('Enter');
     await chooser;
 
