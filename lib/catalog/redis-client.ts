@@ -23,3 +23,17 @@ export function callScript<T>(client: RedisClient, name: string, args: Array<str
   const fn = (client as unknown as Record<string, (...a: unknown[]) => Promise<T>>)[name];
   return fn.apply(client, args);
 }
+
+/**
+ * Runs a compare-and-set `attempt` until it applies (answers { value }). After
+ * each loss to another writer it waits a random time that doubles up to 100 ms,
+ * so writers contending for one key spread out instead of retrying in step.
+ */
+export async function retryCompareAndSet<T>(attempt: () => Promise<{ value: T } | undefined>, giveUp: () => Error, tries = 50): Promise<T> {
+  for (let i = 0; i < tries; i++) {
+    const done = await attempt();
+    if (done) return done.value;
+    await new Promise(resolve => setTimeout(resolve, Math.random() * Math.min(100, 2 ** i)));
+  }
+  throw giveUp();
+}

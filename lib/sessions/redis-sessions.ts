@@ -3,7 +3,7 @@ import { LockRecord, releaseAskedOf, releasedLock, renewedLock, takeLock } from 
 import { Liveness } from '../liveness';
 import { UnavailableError } from '../errors';
 import type { RedisClient } from '../catalog/redis-client';
-import { callScript } from '../catalog/redis-client';
+import { callScript, retryCompareAndSet } from '../catalog/redis-client';
 
 /**
  * One step on a session, its lock and its lookup keys, applied only if the
@@ -46,7 +46,6 @@ return 1
 
 const SCRIPT = 'sonofsSessionStep';
 const ANY = '*';
-const MAX_TRIES = 50;
 
 interface Step {
   expectSession?: string;
@@ -206,12 +205,8 @@ export class RedisSessionStore implements SessionStore {
   }
 
   /** Runs an attempt until it applies (answers { value }) or keeps losing to other writers. */
-  private async retry<T>(attempt: () => Promise<{ value: T } | undefined>): Promise<T> {
-    for (let i = 0; i < MAX_TRIES; i++) {
-      const done = await attempt();
-      if (done) return done.value;
-    }
-    throw new UnavailableError('SESSION_CONTENDED', 'the upload kept changing under this request; send it again');
+  private retry<T>(attempt: () => Promise<{ value: T } | undefined>): Promise<T> {
+    return retryCompareAndSet(attempt, () => new UnavailableError('SESSION_CONTENDED', 'the upload kept changing under this request; send it again'));
   }
 
   private key(kind: string, part?: string): string {

@@ -142,8 +142,8 @@ export function sessionStoreConformance(openStores: () => Promise<SessionStoresU
     const handles = [ db, await t.open('n1'), await t.open('n1') ];
     try {
       await db.put(session('s1'));
-      await Promise.all(Array.from({ length: 30 }, (_, i) => handles[i % 3].update('s1', s => ({ ...s, extra: { n: s.extra.n + 1 } }))));
-      assert.equal((await db.get('s1'))?.extra.n, 30);
+      await Promise.all(Array.from({ length: 200 }, (_, i) => handles[i % 3].update('s1', s => ({ ...s, extra: { n: s.extra.n + 1 } }))));
+      assert.equal((await db.get('s1'))?.extra.n, 200);
     } finally {
       for (const h of handles.slice(1)) await h.close();
     }
