@@ -11,6 +11,7 @@ import { configureOwnRoutes } from './app/lib/own-routes';
 import { SESSIONS, STORE } from './app/lib/symbols';
 import { registerTusRoutes } from './app/lib/tus/routes';
 import { registerClusterRoutes } from './app/lib/cluster-routes';
+import { registerNodeRoutes } from './app/lib/node-routes';
 import { CLUSTER_ACTIONS } from './app/lib/cluster-agent';
 
 /** Each app worker writes and reads bytes itself, with space leased from the agent. */
@@ -62,6 +63,8 @@ export default class SonofsAppBoot implements IBoot {
       registerClusterRoutes(this.app, cfg.prefix);
     }
     registerFuploadRoutes(this.app);
+    // other nodes read this node's files through it, whatever routes the app mounts
+    registerNodeRoutes(this.app);
   }
 
   async beforeClose(): Promise<void> {

@@ -112,6 +112,19 @@ export interface SonofsClusterConfig {
   leaseTtl: number;
   /** one Redis call that takes longer counts as failed (ms) */
   redisTimeout: number;
+  /**
+   * A download of a file id another node holds: `'proxy'` (default) streams
+   * it from that node (Range, ETag and conditional requests as on one node);
+   * `'redirect'` answers 307 to that node's own `<prefix>/download` URL, so
+   * its advertiseUrl must be one clients can reach.
+   */
+  remoteReads: 'proxy' | 'redirect';
+  /**
+   * A node asked for a file must take the connection and answer within this,
+   * and may not fall silent longer mid-body (ms); else the download is a 503
+   * (before any byte was sent) or cut (after).
+   */
+  readTimeout: number;
 }
 
 const GiB = 1024 ** 3;
@@ -169,6 +182,8 @@ export default (appInfo: EggAppInfo) => {
       heartbeat: 1000,
       leaseTtl: 5000,
       redisTimeout: 2000,
+      remoteReads: 'proxy',
+      readTimeout: 3000,
     },
   };
 

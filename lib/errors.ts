@@ -98,6 +98,18 @@ export class UnavailableError extends SonofsError {
   }
 }
 
+/**
+ * 503: the file is another node's and no node holding it answered in time
+ * (not in the cluster map, refused the connection, no answer within the read
+ * timeout, or an error of its own). `details` names the nodes tried and what
+ * each did, for the log; the client sees the message only.
+ */
+export class NodeUnavailableError extends UnavailableError {
+  constructor(readonly group: number, readonly server: number, reason: string, readonly details: string[] = []) {
+    super('NODE_UNAVAILABLE', `this file is stored on node ${group}.${server}, which cannot serve it now (${reason}); retry later`);
+  }
+}
+
 /** 409: the request does not fit the resource's current state (e.g. a tus offset that is not the upload's). */
 export class ConflictError extends SonofsError {
   constructor(code: string, message: string) {

@@ -319,10 +319,15 @@ export class SonofsStore {
     return new RecordReadStream(this.files, loc.bundle, loc.offset + HEADER_SIZE, start, end + 1, whole ? h!.dataCrc : undefined);
   }
 
+  /** True when this node's disk holds the bytes of a file of that group and server (else a router sends the read on). */
+  holds(loc: { group: number; server: number }): boolean {
+    return loc.group === this.opts.group && loc.server === this.opts.server;
+  }
+
   /** Parses an id and checks it names this node (OtherNodeFileError tells a router where it lives). */
   private locate(fileId: string): FileLocation {
     const loc = decodeFileId(fileId);
-    if (loc.group !== this.opts.group || loc.server !== this.opts.server) throw new OtherNodeFileError(loc.group, loc.server);
+    if (!this.holds(loc)) throw new OtherNodeFileError(loc.group, loc.server);
     return loc;
   }
 

@@ -1,8 +1,10 @@
 import type { Application } from 'egg';
-import { SonofsError, UnauthorizedError, UnavailableError } from '../../lib';
-import { ClusterReport, NODE_AUTH_HEADER, clusterView, embeddedView, verifyNodeRequest } from '../../lib/cluster';
-import { CLUSTER_ACTIONS, clusterEnabled, nodeStats } from './cluster-agent';
+import { SonofsError, UnavailableError } from '../../lib';
+import { clusterView, embeddedView } from '../../lib/cluster';
+import { nodeStats } from './cluster-agent';
+import { clusterMapOf } from './cluster-map';
 import { answeringErrorsWith, sendError } from './http-errors';
+import { requireNodeSignature } from './node-routes';
 
 const route = answeringErrorsWith(sendError);
 // eslint-disable-next-line @typescript-eslint/no-var-requires
@@ -18,36 +20,15 @@ const STARTED = Date.now();
  */
 export function registerClusterRoutes(app: Application, prefix: string): void {
   const cfg = app.config.sonofs;
-  const on = clusterEnabled(cfg.cluster);
-  let report: ClusterReport | undefined;
-  // requests that came before the first report (the agent sends it at egg-ready)
-  let waiting: Array<() => void> = [];
-  if (on) {
-    app.messenger.on(CLUSTER_ACTIONS.report, (r: ClusterReport) => {
-      report = r;
-      for (const wake of waiting.splice(0)) wake();
-    });
-    app.messenger.sendToAgent(CLUSTER_ACTIONS.want, { pid: process.pid });
-  }
-  const firstReport = (ms: number) => new Promise<void>(resolve => {
-    const timer = setTimeout(() => {
-      waiting = waiting.filter(w => w !== wake);
-      resolve();
-    }, ms);
-    const wake = () => { clearTimeout(timer); resolve(); };
-    waiting.push(wake);
-  });
+  const map = clusterMapOf(app);
 
   app.router.get(`${prefix}/cluster`, route(async ctx => {
     ctx.set('Cache-Control', 'no-store');
-    if (!on) {
+    if (!map) {
       ctx.body = embeddedView({ group: cfg.group, server: cfg.server }, nodeStats(cfg.root), VERSION, STARTED);
       return;
     }
-    if (!report) {
-      app.messenger.sendToAgent(CLUSTER_ACTIONS.want, { pid: process.pid });
-      await firstReport(2000);
-    }
+    const report = await map.current(2000);
     if (!report) {
       throw new UnavailableError('CLUSTER_STARTING', 'this node has not heard from its agent about the cluster yet; retry in a second');
     }
@@ -55,11 +36,9 @@ export function registerClusterRoutes(app: Application, prefix: string): void {
   }));
 
   app.router.get(`${prefix}/cluster/node`, route(async ctx => {
-    if (!on) throw new SonofsError(404, 'NOT_IN_CLUSTER', 'this node runs alone (embedded mode)');
-    if (!verifyNodeRequest(cfg.cluster.secret, ctx.method, ctx.originalUrl, ctx.get(NODE_AUTH_HEADER))) {
-      throw new UnauthorizedError(`node-to-node call without a valid ${NODE_AUTH_HEADER} header (signed with config.sonofs.cluster.secret)`);
-    }
-    const self = report?.self;
+    if (!map) throw new SonofsError(404, 'NOT_IN_CLUSTER', 'this node runs alone (embedded mode)');
+    requireNodeSignature(ctx);
+    const self = (await map.current(0))?.self;
     ctx.body = { group: cfg.group, server: cfg.server, url: cfg.cluster.advertiseUrl, instance: self?.instance ?? null, version: VERSION, pid: process.pid };
   }));
 }

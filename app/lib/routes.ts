@@ -1,18 +1,13 @@
-import contentDisposition from 'content-disposition';
 import type { Application, Context } from 'egg';
-import { extension as mimeExtension } from 'mime-types';
-import rangeParser from 'range-parser';
-import type { FileStat, UserFile } from '../../lib';
+import type { UserFile } from '../../lib';
 import {
-  BadRequestError, ForbiddenError, MethodNotAllowedError, NotFoundError, RangeNotSatisfiableError, SonofsError,
-  checkSha1, decodeFileId,
+  BadRequestError, ForbiddenError, MethodNotAllowedError, NotFoundError, SonofsError, checkSha1, decodeFileId,
 } from '../../lib';
+import { idName, sendStoredFile } from './file-response';
 import { answeringErrorsWith, sendError } from './http-errors';
+import { remoteReads } from './remote-reads';
 import { registerPageRoutes } from './page/routes';
 import { pluginParts } from './multipart';
-
-/** Responses of small files are sent from one positioned read; larger ones stream. */
-const SMALL_FILE = 64 * 1024;
 
 /** Errors from any built-in route go through sendError. */
 const route = answeringErrorsWith(sendError);
@@ -69,16 +64,9 @@ async function nextPart(parts: AsyncIterator<any>): Promise<IteratorResult<any>>
  * A file id is a capability: anyone holding it may download, so the auth hook
  * is only asked for the caller's own name of the file, and a refusal is fine.
  */
-async function downloadName(ctx: Context, st: FileStat): Promise<string> {
+async function ownName(ctx: Context, sha1: string): Promise<string | undefined> {
   const user = await ctx.sonofs.userIfAny();
-  const own = user === undefined ? undefined : await ctx.app.sonofs.getUserFile(user, st.fileHash);
-  const ext = mimeExtension(st.mime);
-  return own?.name ?? (ext ? `${st.fileId}.${ext}` : st.fileId);
-}
-
-/** RFC 9110 §14.1.1: a range whose last byte is before its first makes the header invalid (ignored). */
-function hasBackwardRange(header: string): boolean {
-  return [ ...header.matchAll(/(\d+)\s*-\s*(\d+)/g) ].some(m => Number(m[2]) < Number(m[1]));
+  return user === undefined ? undefined : (await ctx.app.sonofs.getUserFile(user, sha1))?.name;
 }
 
 /**
@@ -176,54 +164,20 @@ export function registerRoutes(app: Application, prefix: string): void {
   r.get(`${p}/query`, query);
   r.post(`${p}/query`, query);
 
+  // another node's file id: read from that node in cluster mode, a 404 in embedded mode
+  const remote = remoteReads(app, p);
   const download = route(async ctx => {
     const fileId = param(ctx, 'fileid');
     const fileHash = param(ctx, 'filehash');
     if (fileId === undefined && fileHash === undefined) throw new BadRequestError('MISSING_PARAM', 'give fileid or filehash');
     const link = fileId === undefined ? await requireUserFile(ctx, fileHash) : undefined;
     const id = fileId ?? link!.fileId;
-    // A small file comes with its stat from one positioned read.
-    const small = ctx.method === 'GET' && !ctx.get('Range') && decodeFileId(id).size <= SMALL_FILE;
-    const file = small ? await ctx.sonofs.getFile(id) : undefined;
-    const st: FileStat = file ?? await ctx.sonofs.stat(id);
-    const name = link?.name ?? await downloadName(ctx, st);
-    ctx.set('ETag', `"${st.fileHash}"`);
-    ctx.set('Last-Modified', new Date(st.time).toUTCString());
-    ctx.set('Accept-Ranges', 'bytes');
-    ctx.set('Content-Disposition', contentDisposition(name));
-    ctx.type = st.mime;
-    ctx.status = 200; // koa's freshness check only applies to a 2xx response
-    if (ctx.fresh) {
-      ctx.status = 304;
+    const loc = decodeFileId(id);
+    if (remote && !app.sonofs.holds(loc)) {
+      await remote.answer(ctx, id, loc, async sha1 => link?.name ?? ownName(ctx, sha1));
       return;
     }
-    let start = 0;
-    let end = st.size - 1;
-    const rangeHeader = ctx.get('Range');
-    const ifRange = ctx.get('If-Range');
-    if (rangeHeader && (!ifRange || ifRange === `"${st.fileHash}"`) && !hasBackwardRange(rangeHeader)) {
-      const ranges = rangeParser(st.size, rangeHeader, { combine: true });
-      if (ranges === -1) {
-        ctx.set('Content-Range', `bytes */${st.size}`);
-        throw new RangeNotSatisfiableError(st.size);
-      }
-      // Malformed (-2) or several ranges: answer with the whole file, as RFC 9110 allows.
-      if (Array.isArray(ranges) && ranges.length === 1 && ranges.type === 'bytes') {
-        ({ start, end } = ranges[0]);
-        ctx.status = 206;
-        ctx.set('Content-Range', `bytes ${start}-${end}/${st.size}`);
-      }
-    }
-    ctx.length = st.size === 0 ? 0 : end - start + 1;
-    if (ctx.method === 'HEAD') {
-      ctx.status = ctx.status === 206 ? 206 : 200;
-      return;
-    }
-    if (file) {
-      ctx.body = file.buffer;
-    } else {
-      ctx.body = await ctx.sonofs.createReadStream(id, { start, end });
-    }
+    await sendStoredFile(ctx, id, async st => link?.name ?? await ownName(ctx, st.fileHash) ?? idName(st));
   });
   r.get(`${p}/download`, download); // the router answers HEAD from GET routes
 

@@ -52,6 +52,8 @@ function cluster() {
       ...(env.SONOFS_CLUSTER_SECRET ? { secret: env.SONOFS_CLUSTER_SECRET } : {}),
       ...(env.SONOFS_CLUSTER_NAME ? { namespace: env.SONOFS_CLUSTER_NAME } : {}),
       ttl, heartbeat: Math.ceil(ttl / 5), leaseTtl: ttl,
+      ...(env.SONOFS_REMOTE_READS ? { remoteReads: env.SONOFS_REMOTE_READS } : {}),
+      ...(env.SONOFS_CLUSTER_READ_TIMEOUT_MS ? { readTimeout: int(env.SONOFS_CLUSTER_READ_TIMEOUT_MS, 3000) } : {}),
     },
   };
 }

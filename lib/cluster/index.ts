@@ -6,3 +6,5 @@ export { nodeInstanceId } from './instance';
 export { DEV_CLUSTER_SECRET, NODE_AUTH_HEADER, signNodeRequest, verifyNodeRequest } from './node-auth';
 export { ClusterReport, ClusterView, NodeView, GroupView, clusterView, embeddedView } from './view';
 export { registryLiveness } from './liveness';
+export { ReadCandidate, CandidateNode, CandidateOptions, readCandidates } from './read-candidates';
+export { NODE_FILE_PATH, FORWARDED_REQUEST_HEADERS, FORWARDED_RESPONSE_HEADERS, RemoteAnswer, RemoteReadOptions, readFromNodes } from './remote-read';

@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { decodeFileId, encodeFileId } from '../../lib';
+import { NODE_FILE_PATH } from '../../lib/cluster';
 import { startInProcess, TestApp } from '../support/app';
 
 describe('GET /file/cluster on a node without Redis (embedded mode)', () => {
@@ -31,5 +33,14 @@ describe('GET /file/cluster on a node without Redis (embedded mode)', () => {
   it('has no node-to-node endpoint', async () => {
     const res = await running.app.httpRequest().get('/file/cluster/node').expect(404);
     assert.equal(res.body.code, 'NOT_IN_CLUSTER');
+    const id = encodeFileId({ group: 3, server: 7, bundle: 0, offset: 0, size: 1, mimeCode: 0, cookie: 1 });
+    await running.app.httpRequest().get(`${NODE_FILE_PATH}${id}`).expect(404);
+  });
+
+  it('answers another node\'s file id 404, asking no one', async () => {
+    const { body } = await running.app.httpRequest().post('/file/upload').set('Accept', 'application/json').attach('file', Buffer.from('x'), 'x.txt').expect(200);
+    const loc = decodeFileId(body.data.FileId);
+    const res = await running.app.httpRequest().get(`/file/download?fileid=${encodeFileId({ ...loc, group: 1, server: 1 })}`).expect(404);
+    assert.equal(res.body.code, 'FILE_NOT_FOUND');
   });
 });
