@@ -11,7 +11,8 @@ import { configureOwnRoutes } from './app/lib/own-routes';
 import { SESSIONS, STORE } from './app/lib/symbols';
 import { registerTusRoutes } from './app/lib/tus/routes';
 import { registerClusterRoutes } from './app/lib/cluster-routes';
-import { CLUSTER_ACTIONS } from './app/lib/cluster-agent';
+import { CLUSTER_ACTIONS, clusterEnabled } from './app/lib/cluster-agent';
+import { registerReplicationRoutes } from './app/lib/replication-routes';
 
 /** Each app worker writes and reads bytes itself, with space leased from the agent. */
 export default class SonofsAppBoot implements IBoot {
@@ -62,6 +63,7 @@ export default class SonofsAppBoot implements IBoot {
       registerClusterRoutes(this.app, cfg.prefix);
     }
     registerFuploadRoutes(this.app);
+    if (clusterEnabled(cfg.cluster)) registerReplicationRoutes(this.app, this.store);
   }
 
   async beforeClose(): Promise<void> {

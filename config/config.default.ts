@@ -112,6 +112,8 @@ export interface SonofsClusterConfig {
   leaseTtl: number;
   /** one Redis call that takes longer counts as failed (ms) */
   redisTimeout: number;
+  /** how often a node looks for new records of its group's other members when the last look found none (ms) */
+  replicationInterval: number;
 }
 
 const GiB = 1024 ** 3;
@@ -169,6 +171,7 @@ export default (appInfo: EggAppInfo) => {
       heartbeat: 1000,
       leaseTtl: 5000,
       redisTimeout: 2000,
+      replicationInterval: 1000,
     },
   };
 

@@ -9,6 +9,8 @@ import {
 } from '../../lib';
 import { answeringErrorsWith, sendError } from './http-errors';
 import { registerPageRoutes } from './page/routes';
+import type { FileSource } from '../../lib/replication';
+import { replicaCopy } from './replication-routes';
 import { pluginParts } from './multipart';
 
 /** Responses of small files are sent from one positioned read; larger ones stream. */
@@ -182,10 +184,12 @@ export function registerRoutes(app: Application, prefix: string): void {
     if (fileId === undefined && fileHash === undefined) throw new BadRequestError('MISSING_PARAM', 'give fileid or filehash');
     const link = fileId === undefined ? await requireUserFile(ctx, fileHash) : undefined;
     const id = fileId ?? link!.fileId;
+    // a file of a group peer: from this node's copy, when it holds a good one
+    const from: FileSource = await replicaCopy(ctx, id) ?? ctx.sonofs;
     // A small file comes with its stat from one positioned read.
     const small = ctx.method === 'GET' && !ctx.get('Range') && decodeFileId(id).size <= SMALL_FILE;
-    const file = small ? await ctx.sonofs.getFile(id) : undefined;
-    const st: FileStat = file ?? await ctx.sonofs.stat(id);
+    const file = small ? await from.getFile(id) : undefined;
+    const st: FileStat = file ?? await from.stat(id);
     const name = link?.name ?? await downloadName(ctx, st);
     ctx.set('ETag', `"${st.fileHash}"`);
     ctx.set('Last-Modified', new Date(st.time).toUTCString());
@@ -222,7 +226,7 @@ export function registerRoutes(app: Application, prefix: string): void {
     if (file) {
       ctx.body = file.buffer;
     } else {
-      ctx.body = await ctx.sonofs.createReadStream(id, { start, end });
+      ctx.body = await from.createReadStream(id, { start, end });
     }
   });
   r.get(`${p}/download`, download); // the router answers HEAD from GET routes

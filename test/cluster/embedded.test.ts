@@ -31,5 +31,7 @@ describe('GET /file/cluster on a node without Redis (embedded mode)', () => {
   it('has no node-to-node endpoint', async () => {
     const res = await running.app.httpRequest().get('/file/cluster/node').expect(404);
     assert.equal(res.body.code, 'NOT_IN_CLUSTER');
+    // nor the replication API
+    await running.app.httpRequest().get('/_sonofs/node/bundles').expect(404);
   });
 });
