@@ -155,6 +155,11 @@ describe('cluster mode: the members of a group copy each other\'s bundles (repli
 
     // A dies: B serves each of A's files from its copy, byte for byte, and ranges of them
     await a.kill9();
+    // A had copied B's first files, and saved how far (it goes on from there when it comes back)
+    const saved = JSON.parse(fs.readFileSync(replicaBundlePath(rootA, 1, 2, decodeFileId(bFirst[0].id).bundle).replace(/\.snb$/, '.pos'), 'utf8'));
+    assert(saved.end > decodeFileId(bFirst[1].id).offset, JSON.stringify(saved));
+    const readerA = new ReplicaReader(rootA, { group: 1, server: 1 }, () => undefined);
+    for (const f of bFirst) assert(await readerA.open(f.id), `A has no good copy of ${f.id}`);
     await downloadAll(b.base, onA);
     const big = onA.find(f => f.data.length === 5 * MiB)!;
     const part = await request(`${b.base}/file/download?fileid=${big.id}`, { headers: { Range: 'bytes=1000-2999999' } });
