@@ -33,6 +33,12 @@ class ByteReader {
     return this.take(Math.min(n, this.chunks[0].length));
   }
 
+  /** The stream ends here: read to its end (so the connection can carry the next call); bytes left over are an error. */
+  async end(): Promise<void> {
+    for (let r = await this.it.next(); !r.done; r = await this.it.next()) this.have += r.value.length;
+    if (this.have) throw new Error(`${this.have} bytes follow the END frame`);
+  }
+
   private take(n: number): Buffer {
     const first = this.chunks[0];
     const out = first.subarray(0, n);
@@ -76,6 +82,7 @@ export async function copyAnswer(body: Readable, ranges: WalkRange[], writer: Re
       if ((end.end !== null) !== open || (open && !Number.isSafeInteger(end.end)) || !holesWithin(end.holes, ranges, end.end)) {
         throw new Error('the END frame does not fit the ranges asked for');
       }
+      await bytes.end();
       return { ...out, end: end.end, holes: end.holes, skipped: end.skipped };
     }
     const head = Buffer.from(await bytes.exactly(HEADER_SIZE));

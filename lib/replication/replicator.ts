@@ -226,7 +226,11 @@ class PeerCopy {
         if (!batch.length && !open) break;
         const ranges: WalkRange[] = [ ...batch.map(([ start, end ]) => ({ start, end })), ...(open ? [ { start: pos.end, end: null } ] : []) ];
         const res = await this.get(`/bundles/${bundle}`, `&ranges=${formatRanges(ranges)}`);
-        const got = await copyAnswer(res, ranges, writer).finally(() => res.destroy());
+        // read to its end, the answer leaves the connection to the next call
+        const got = await copyAnswer(res, ranges, writer).catch(err => {
+          res.destroy();
+          throw err;
+        });
         await writer.sync();
         const asked = new Set(batch);
         const next: Position = {

@@ -60,7 +60,7 @@ describe('lib: replication of a bundle into a copy (node 1.1 copied by 1.2)', ()
 
   it('copies the committed records past a slot still being written, and leaves the slot a hole until it settles', async () => {
     const slot = await node.store.writer.reserve(HEADER_SIZE + 5000);
-    const files = [ randomBytes(10), randomBytes(70_000), randomBytes(2 * MiB) ];
+    const files = [ randomBytes(10), randomBytes(0), randomBytes(70_000), randomBytes(2 * MiB) ];
     const ids = [];
     for (const f of files) ids.push(await put(f));
     assert.equal(decodeFileId(ids[0]).bundle, slot.bundle);
