@@ -7,7 +7,7 @@ import { Readable } from 'node:stream';
 import { HEADER_SIZE, NodeOptions, bundlePath, decodeFileId, openStandalone } from '../../lib';
 import { ReplicaReader, parseRanges, peerDir, replicaBundlePath, snapshotLedger, streamRecords } from '../../lib/replication';
 import { copyAnswer } from '../../lib/replication/copier';
-import { Position, ReplicaWriter } from '../../lib/replication/replica-files';
+import { Position, ReplicaWriter, claimPeerDir } from '../../lib/replication/replica-files';
 
 const MiB = 1 << 20;
 
@@ -122,6 +122,19 @@ describe('lib: replication of a bundle into a copy (node 1.1 copied by 1.2)', ()
     const warned: string[] = [];
     assert.equal(await reader(m => warned.push(m)).open(goodId), undefined);
     assert.match(warned.join(), /failed its checksum: not served/);
+  });
+
+  it('moves aside, never deletes, the copy of a peer whose data root was replaced', () => {
+    const dir = peerDir(copies, 1, 1);
+    const a = 'a'.repeat(32);
+    assert.equal(claimPeerDir(dir, a), undefined);
+    fs.writeFileSync(path.join(dir, 'kept'), 'x');
+    assert.equal(claimPeerDir(dir, a), undefined, 'the same instance keeps its copy');
+    assert(fs.existsSync(path.join(dir, 'kept')));
+    const moved = claimPeerDir(dir, 'b'.repeat(32));
+    assert.equal(moved, `${dir}.was-${a}`);
+    assert(fs.existsSync(path.join(moved!, 'kept')));
+    assert(!fs.existsSync(path.join(dir, 'kept')));
   });
 
   it('takes ranges of offsets only: ascending, 8-aligned, the last alone open', () => {
