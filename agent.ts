@@ -3,6 +3,7 @@ import { checkNodeOptions, nodeName, openLeader, openSessionStore, serveAllocati
 import { LEADER } from './app/lib/symbols';
 import { startFuploadAgent } from './app/lib/fupload-agent';
 import { startClusterAgent } from './app/lib/cluster-agent';
+import { followRegistry, replicationStats, startReplication } from './app/lib/replication-agent';
 
 /**
  * The agent is the node's leader: it recovers the catalog from the bundles,
@@ -15,6 +16,7 @@ export default class SonofsAgentBoot implements IBoot {
   private fupload: ReturnType<typeof startFuploadAgent>;
   private stopServing: (() => void) | undefined;
   private cluster: Awaited<ReturnType<typeof startClusterAgent>>;
+  private replication: ReturnType<typeof startReplication>;
 
   constructor(private readonly agent: Agent) {}
 
@@ -33,7 +35,10 @@ export default class SonofsAgentBoot implements IBoot {
     this.stopServing = serveAllocations(this.agent.messenger as any, this.leader.allocator, err => this.agent.coreLogger.error(err));
     this.startSweeper({ root: opts.root, node: nodeName(opts.group, opts.server) });
     // cluster mode: registers the node (refuses to start on a taken group and server)
-    this.cluster = await startClusterAgent(this.agent, opts.root);
+    this.replication = startReplication(this.agent, opts.root);
+    this.cluster = await startClusterAgent(this.agent, opts.root, () => replicationStats(this.replication));
+    // copies the bundles of its group's other live members (cluster mode)
+    if (this.cluster && this.replication) followRegistry(this.replication, this.cluster.registry);
     // Workers that outlived a previous agent re-send what was in flight.
     this.agent.messenger.on('egg-ready', () => this.agent.messenger.sendToApp(ACTIONS.leaderUp, { pid: process.pid }));
   }
@@ -61,6 +66,7 @@ export default class SonofsAgentBoot implements IBoot {
 
   async beforeClose(): Promise<void> {
     await this.cluster?.close(); // out of the registry at once, before anything else stops
+    await this.replication?.close();
     clearInterval(this.sweeper);
     this.stopServing?.();
     await this.fupload?.close();

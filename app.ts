@@ -12,7 +12,8 @@ import { SESSIONS, STORE } from './app/lib/symbols';
 import { registerTusRoutes } from './app/lib/tus/routes';
 import { registerClusterRoutes } from './app/lib/cluster-routes';
 import { registerNodeRoutes } from './app/lib/node-routes';
-import { CLUSTER_ACTIONS } from './app/lib/cluster-agent';
+import { CLUSTER_ACTIONS, clusterEnabled } from './app/lib/cluster-agent';
+import { registerReplicationRoutes } from './app/lib/replication-routes';
 
 /** Each app worker writes and reads bytes itself, with space leased from the agent. */
 export default class SonofsAppBoot implements IBoot {
@@ -65,6 +66,7 @@ export default class SonofsAppBoot implements IBoot {
     registerFuploadRoutes(this.app);
     // other nodes read this node's files through it, whatever routes the app mounts
     registerNodeRoutes(this.app);
+    if (clusterEnabled(cfg.cluster)) registerReplicationRoutes(this.app, this.store);
   }
 
   async beforeClose(): Promise<void> {

@@ -125,6 +125,8 @@ export interface SonofsClusterConfig {
    * (before any byte was sent) or cut (after).
    */
   readTimeout: number;
+  /** how often a node looks for new records of its group's other members when the last look found none (ms) */
+  replicationInterval: number;
 }
 
 const GiB = 1024 ** 3;
@@ -184,6 +186,7 @@ export default (appInfo: EggAppInfo) => {
       redisTimeout: 2000,
       remoteReads: 'proxy',
       readTimeout: 3000,
+      replicationInterval: 1000,
     },
   };
 

@@ -84,9 +84,9 @@ export interface ClusterAgent {
  * Cluster mode in the agent: registers the node (refusing to start when a
  * live node of another data root has its group and server), keeps the map,
  * holds or stands by for the cluster-wide lease, and tells the workers.
- * Undefined in embedded mode.
+ * Undefined in embedded mode. `more` adds to what each heartbeat says (the replication lag).
  */
-export async function startClusterAgent(agent: Agent, root: string): Promise<ClusterAgent | undefined> {
+export async function startClusterAgent(agent: Agent, root: string, more?: () => Partial<NodeStats>): Promise<ClusterAgent | undefined> {
   const sonofs = agent.config.sonofs;
   const cfg = sonofs.cluster;
   if (!clusterEnabled(cfg)) return undefined;
@@ -107,7 +107,7 @@ export async function startClusterAgent(agent: Agent, root: string): Promise<Clu
     group: sonofs.group, server: sonofs.server, url: cfg.advertiseUrl.replace(/\/+$/, ''), instance, version: VERSION, startedAt: Date.now(),
   };
   const registry = new ClusterRegistry(redis, {
-    namespace: cfg.namespace, self, stats: () => nodeStats(root), ttlMs: cfg.ttl, heartbeatMs: cfg.heartbeat, timeoutMs: cfg.redisTimeout, log,
+    namespace: cfg.namespace, self, stats: () => ({ ...nodeStats(root), ...more?.() }), ttlMs: cfg.ttl, heartbeatMs: cfg.heartbeat, timeoutMs: cfg.redisTimeout, log,
   });
   try {
     await whenReady(redis, 10_000);

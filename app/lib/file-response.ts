@@ -1,3 +1,4 @@
+import type { FileSource } from '../../lib/replication';
 import contentDisposition from 'content-disposition';
 import type { Context } from 'egg';
 import { extension as mimeExtension } from 'mime-types';
@@ -25,11 +26,11 @@ function hasBackwardRange(header: string): boolean {
  * with `Content-Range: bytes *\/size`), If-None-Match/If-Modified-Since (304)
  * and If-Range; small files from one read, others streamed.
  */
-export async function sendStoredFile(ctx: Context, id: string, nameOf: (st: FileStat) => Promise<string>): Promise<void> {
+export async function sendStoredFile(ctx: Context, id: string, nameOf: (st: FileStat) => Promise<string>, from: FileSource = ctx.sonofs): Promise<void> {
   // A small file comes with its stat from one positioned read.
   const small = ctx.method === 'GET' && !ctx.get('Range') && decodeFileId(id).size <= SMALL_FILE;
-  const file = small ? await ctx.sonofs.getFile(id) : undefined;
-  const st: FileStat = file ?? await ctx.sonofs.stat(id);
+  const file = small ? await from.getFile(id) : undefined;
+  const st: FileStat = file ?? await from.stat(id);
   const name = await nameOf(st);
   ctx.set('ETag', `"${st.fileHash}"`);
   ctx.set('Last-Modified', new Date(st.time).toUTCString());
@@ -66,6 +67,6 @@ export async function sendStoredFile(ctx: Context, id: string, nameOf: (st: File
   if (file) {
     ctx.body = file.buffer;
   } else {
-    ctx.body = await ctx.sonofs.createReadStream(id, { start, end });
+    ctx.body = await from.createReadStream(id, { start, end });
   }
 }

@@ -6,6 +6,7 @@ import {
 import { idName, sendStoredFile } from './file-response';
 import { answeringErrorsWith, sendError } from './http-errors';
 import { remoteReads } from './remote-reads';
+import { replicaCopy } from './replication-routes';
 import { registerPageRoutes } from './page/routes';
 import { pluginParts } from './multipart';
 
@@ -173,11 +174,13 @@ export function registerRoutes(app: Application, prefix: string): void {
     const link = fileId === undefined ? await requireUserFile(ctx, fileHash) : undefined;
     const id = fileId ?? link!.fileId;
     const loc = decodeFileId(id);
-    if (remote && !app.sonofs.holds(loc)) {
+    // a file of a group peer: from this node's copy when it holds a good one, else from a node that has it
+    const copy = app.sonofs.holds(loc) ? undefined : await replicaCopy(ctx, id);
+    if (remote && !copy && !app.sonofs.holds(loc)) {
       await remote.answer(ctx, id, loc, async sha1 => link?.name ?? ownName(ctx, sha1));
       return;
     }
-    await sendStoredFile(ctx, id, async st => link?.name ?? await ownName(ctx, st.fileHash) ?? idName(st));
+    await sendStoredFile(ctx, id, async st => link?.name ?? await ownName(ctx, st.fileHash) ?? idName(st), copy);
   });
   r.get(`${p}/download`, download); // the router answers HEAD from GET routes
 

@@ -22,6 +22,8 @@ export interface NodeStats {
   total: number | null;
   /** 1-minute load average per core */
   load: number;
+  /** how far its copies of its group peers' bundles are (replication/replicator.ts ReplicationReport) */
+  replication?: { lagBytes: number; lagMs: number | null; upTo: number | null };
 }
 
 export type NodeState = 'starting' | 'up';

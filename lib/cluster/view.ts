@@ -27,8 +27,17 @@ export interface NodeView {
   lastHeartbeatMs: number | null;
   /** the node holds the cluster-wide duties (lease) */
   duties: boolean;
-  /** how far behind the group's other members it is; replication is not there yet */
-  replicationLagMs: null;
+  /**
+   * How far its copies of its group's other members are, as of its last
+   * heartbeat: 0 when its last look found nothing to copy, otherwise ms since
+   * it last held everything they had acknowledged; null before its first
+   * complete pass (and for a single node).
+   */
+  replicationLagMs: number | null;
+  /** bytes of the other members' bundles it has not copied yet */
+  replicationLagBytes: number | null;
+  /** everything the other members acknowledged before this time is on this node */
+  replicatedUpTo: string | null;
 }
 
 export interface GroupView {
@@ -63,7 +72,8 @@ function groupsOf(nodes: NodeView[]): GroupView[] {
 export function embeddedView(self: { group: number; server: number }, stats: NodeStats, version: string, startedAt: number): ClusterView {
   const node: NodeView = {
     group: self.group, server: self.server, url: null, instance: null, state: 'up', self: true, ...stats, version,
-    startedAt: new Date(startedAt).toISOString(), lastHeartbeatMs: null, duties: true, replicationLagMs: null,
+    startedAt: new Date(startedAt).toISOString(), lastHeartbeatMs: null, duties: true, replicationLagMs: null, replicationLagBytes: null,
+    replicatedUpTo: null,
   };
   return {
     mode: 'embedded', self: { ...self, url: null, instance: null }, health: { status: 'ok', problems: [] }, nodes: [ node ], groups: groupsOf([ node ]),
@@ -77,7 +87,9 @@ export function clusterView(r: ClusterReport, now = Date.now()): ClusterView {
   const nodes: NodeView[] = s.nodes.map((n: NodeEntry) => ({
     group: n.group, server: n.server, url: n.url, instance: n.instance, state: n.state, self: n.instance === r.self.instance,
     free: n.free, total: n.total, load: n.load, version: n.version, startedAt: new Date(n.startedAt).toISOString(),
-    lastHeartbeatMs: s.redisNow - (n.expiresAt - n.ttl) + sinceRead, duties: n.instance === r.duties.holder, replicationLagMs: null,
+    lastHeartbeatMs: s.redisNow - (n.expiresAt - n.ttl) + sinceRead, duties: n.instance === r.duties.holder,
+    replicationLagMs: n.replication?.lagMs ?? null, replicationLagBytes: n.replication?.lagBytes ?? null,
+    replicatedUpTo: typeof n.replication?.upTo === 'number' ? new Date(n.replication.upTo).toISOString() : null,
   }));
   const problems: string[] = [];
   if (sinceRead > r.ttlMs) problems.push(`the agent's last read of the registry is ${sinceRead} ms old`);

@@ -35,6 +35,8 @@ describe('GET /file/cluster on a node without Redis (embedded mode)', () => {
     assert.equal(res.body.code, 'NOT_IN_CLUSTER');
     const id = encodeFileId({ group: 3, server: 7, bundle: 0, offset: 0, size: 1, mimeCode: 0, cookie: 1 });
     await running.app.httpRequest().get(`${NODE_FILE_PATH}${id}`).expect(404);
+    // nor the replication API
+    await running.app.httpRequest().get('/_sonofs/node/bundles').expect(404);
   });
 
   it('answers another node\'s file id 404, asking no one', async () => {

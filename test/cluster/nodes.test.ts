@@ -72,7 +72,8 @@ describe('cluster mode: demo nodes under egg-scripts sharing a Redis registry', 
       assert.deepEqual(view.groups.map((g: any) => [ g.group, g.servers ]), [ [ 1, [ 1, 2 ] ], [ 2, [ 1 ] ] ]);
       for (const n of view.nodes) {
         assert(n.free > 0 && n.total >= n.free, `free ${n.free} of ${n.total}`);
-        assert.equal(n.replicationLagMs, null);
+        // null until its first look at its group's other members (replication.test.ts checks the figures)
+        assert(n.replicationLagMs === null || n.replicationLagMs >= 0, `replication lag ${n.replicationLagMs}`);
         assert(n.lastHeartbeatMs >= 0 && n.lastHeartbeatMs < TTL, `last heartbeat ${n.lastHeartbeatMs} ms ago`);
       }
       // exactly one node holds the duties, the same in every view

@@ -59,6 +59,22 @@ describe('cluster parts without Redis', () => {
     assert.match(stale.health.problems[0], /6000 ms old/);
   });
 
+  it('shows each member\'s replication lag from its heartbeat, null before its first look', () => {
+    const now = Date.now();
+    const self = { group: 1, server: 1, url: 'http://a', instance: 'i1', version: '1', startedAt: now - 60_000 };
+    const base = { free: 10, total: 20, load: 0, state: 'up' as const, ttl: 5000, expiresAt: now + 4000 };
+    const nodes = [
+      { ...self, ...base, replication: { lagBytes: 4096, lagMs: 1200, upTo: now - 1200 } },
+      { ...self, ...base, server: 2, instance: 'i2', url: 'http://b' },
+    ];
+    const view = clusterView({
+      namespace: 'n', self, ttlMs: 5000, duties: { holder: 'i1', token: 1, checkedAt: now },
+      snapshot: { status: 'ok', since: now, error: null, redisNow: now, readAt: now, nodes },
+    }, now);
+    assert.deepEqual([ view.nodes[0].replicationLagBytes, view.nodes[0].replicationLagMs, view.nodes[0].replicatedUpTo ], [ 4096, 1200, new Date(now - 1200).toISOString() ]);
+    assert.deepEqual([ view.nodes[1].replicationLagBytes, view.nodes[1].replicationLagMs, view.nodes[1].replicatedUpTo ], [ null, null, null ]);
+  });
+
   it('judges a holder on another node by the registry\'s map, one on this node by its pid', () => {
     let map = [ { group: 1, server: 1 }, { group: 2, server: 5 } ];
     const alive = registryLiveness('1.1', () => map);

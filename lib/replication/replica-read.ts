@@ -1,0 +1,131 @@
+import fs from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
+import { Readable } from 'node:stream';
+import { decodeFileId, FileLocation } from '../bundle/file-id';
+import { HEADER_SIZE, RecordHeader, RecordKind, crc32c, decodeHeader, decodeMeta } from '../bundle/record';
+import { BadRequestError } from '../errors';
+import { DEFAULT_MIME, mimeFromCode } from '../mime';
+import type { FileStat, ReadRange, StoredFile } from '../store';
+import { replicaBundlePath } from './replica-files';
+
+/** The reads a download makes, as the store (and ctx.sonofs) offers them. */
+export interface FileSource {
+  stat(fileId: string): Promise<FileStat>;
+  getFile(fileId: string): Promise<StoredFile & FileStat>;
+  createReadStream(fileId: string, range?: ReadRange): Promise<Readable>;
+}
+
+/** Files up to this size are kept from the check and answered from memory. */
+const KEEP = 1 << 20;
+const PIECE = 1 << 20;
+
+/**
+ * Reads of a group peer's files from this node's copy (root/replicas). A copy
+ * is served only when its record is there, matches the file id, and its data
+ * and meta pass their checksums, all checked before the first byte goes out;
+ * a copy that fails is answered as if it were not there, and logged.
+ */
+export class ReplicaReader {
+  constructor(
+    private readonly root: string,
+    private readonly self: { group: number; server: number },
+    private readonly warn: (msg: string) => void,
+  ) {}
+
+  /** The file from this node's copy, or undefined: not a peer's id, not copied (yet), or a bad copy. */
+  async open(fileId: string): Promise<FileSource | undefined> {
+    let loc: FileLocation;
+    try {
+      loc = decodeFileId(fileId);
+    } catch {
+      return undefined; // the usual read answers what is wrong with it
+    }
+    if (loc.group !== this.self.group || loc.server === this.self.server) return undefined;
+    const file = replicaBundlePath(this.root, loc.group, loc.server, loc.bundle);
+    let fh: FileHandle;
+    try {
+      fh = await fs.promises.open(file, 'r');
+    } catch {
+      return undefined;
+    }
+    try {
+      const h = decodeHeader(await readAt(fh, loc.offset, HEADER_SIZE));
+      if (!h || h.kind !== RecordKind.Blob || h.cookie !== loc.cookie || h.dataLen !== loc.size || h.mimeCode !== loc.mimeCode) return undefined;
+      const checked = await checkRecord(fh, loc.offset, h);
+      if (!checked) {
+        this.warn(`[egg-sonofs] the copy of ${fileId} (bundle ${loc.bundle} offset ${loc.offset} of node ${loc.group}.${loc.server}) ` +
+          `under ${file} failed its checksum: not served`);
+        return undefined;
+      }
+      const stat: FileStat = {
+        fileId, fileHash: h.sha1.toString('hex'), size: h.dataLen, mime: checked.mime ?? mimeFromCode(h.mimeCode) ?? DEFAULT_MIME, time: h.time,
+      };
+      return new ReplicaFile(file, loc.offset + HEADER_SIZE, stat, checked.data);
+    } finally {
+      await fh.close();
+    }
+  }
+}
+
+/** Data and meta of the record against their checksums: the meta's mime, and the data when small; undefined when one fails. */
+async function checkRecord(fh: FileHandle, offset: number, h: RecordHeader): Promise<{ mime?: string; data?: Buffer } | undefined> {
+  const metaBuf = await readAt(fh, offset + HEADER_SIZE + h.dataLen, h.metaLen);
+  if (metaBuf.length !== h.metaLen || crc32c(metaBuf) !== h.metaCrc) return undefined;
+  let mime: string | undefined;
+  try {
+    const m = decodeMeta(metaBuf).m;
+    if (typeof m === 'string') mime = m;
+  } catch {
+    return undefined;
+  }
+  if (h.dataLen <= KEEP) {
+    const data = await readAt(fh, offset + HEADER_SIZE, h.dataLen);
+    return data.length === h.dataLen && crc32c(data) === h.dataCrc ? { mime, data } : undefined;
+  }
+  let crc = 0;
+  const buf = Buffer.allocUnsafe(PIECE);
+  for (let done = 0; done < h.dataLen;) {
+    const n = Math.min(PIECE, h.dataLen - done);
+    const { bytesRead } = await fh.read(buf, 0, n, offset + HEADER_SIZE + done);
+    if (bytesRead === 0) return undefined;
+    crc = crc32c(buf.subarray(0, bytesRead), crc);
+    done += bytesRead;
+  }
+  return crc === h.dataCrc ? { mime } : undefined;
+}
+
+async function readAt(fh: FileHandle, pos: number, len: number): Promise<Buffer> {
+  const b = Buffer.alloc(len);
+  let done = 0;
+  while (done < len) {
+    const { bytesRead } = await fh.read(b, done, len - done, pos + done);
+    if (bytesRead === 0) break;
+    done += bytesRead;
+  }
+  return b.subarray(0, done);
+}
+
+/** One checked record of a copy. */
+class ReplicaFile implements FileSource {
+  constructor(private readonly file: string, private readonly dataAt: number, private readonly st: FileStat, private readonly data?: Buffer) {}
+
+  async stat(): Promise<FileStat> {
+    return this.st;
+  }
+
+  async getFile(): Promise<StoredFile & FileStat> {
+    if (!this.data) throw new BadRequestError('FILE_TOO_LARGE_FOR_BUFFER', `file is ${this.st.size} bytes; stream it`);
+    return { ...this.st, buffer: this.data };
+  }
+
+  async createReadStream(_fileId: string, range: ReadRange = {}): Promise<Readable> {
+    const { size } = this.st;
+    const start = range.start ?? 0;
+    const end = range.end ?? size - 1;
+    if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || end >= size || (start > end && size > 0)) {
+      throw new BadRequestError('INVALID_RANGE', `range [${start}, ${end}] is outside the file (size ${size})`);
+    }
+    if (this.data) return Readable.from(size ? [ this.data.subarray(start, end + 1) ] : [], { objectMode: false });
+    return fs.createReadStream(this.file, { start: this.dataAt + start, end: this.dataAt + end, highWaterMark: 1 << 20 });
+  }
+}
