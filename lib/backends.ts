@@ -6,7 +6,7 @@ import type { Liveness } from './liveness';
 import type { SessionStore } from './sessions/types';
 import { LmdbSessionStore, sessionsDir } from './sessions/lmdb-sessions';
 import { RedisSessionStore } from './sessions/redis-sessions';
-import { catalogDir } from './standalone';
+import { NodeOptions, catalogDir, openLeader } from './standalone';
 
 /**
  * Where a node keeps the metadata its processes share: the catalog (content
@@ -17,7 +17,7 @@ import { catalogDir } from './standalone';
  */
 export type MetadataBackend =
   | { kind: 'embedded' }
-  | { kind: 'redis'; client: RedisClient; namespace?: string; liveness: Liveness };
+  | { kind: 'redis'; client: RedisClient; namespace?: string; liveness?: Liveness };
 
 export const EMBEDDED: MetadataBackend = { kind: 'embedded' };
 
@@ -29,10 +29,25 @@ export function openCatalog(root: string, node: string, backend: MetadataBackend
   }
 }
 
+/**
+ * The leader's half of a node (the agent): recovery and allocation. Embedded:
+ * its LMDB catalog is the whole catalog. Redis: content and links are the
+ * shared catalog's, and the node's LMDB keeps only its allocation ledger
+ * (catalog/node-catalog.ts).
+ */
+export function openNodeLeader(opts: NodeOptions, node: string, backend: MetadataBackend = EMBEDDED) {
+  switch (backend.kind) {
+    case 'embedded': return openLeader(opts);
+    case 'redis': return openLeader(opts, new RedisCatalog(backend.client, { namespace: backend.namespace, node }));
+  }
+}
+
 /** The upload sessions, which any process of the node (any node, on Redis) may continue; `node` names this node in its locks. */
 export function openSessionStore(root: string, node: string, backend: MetadataBackend = EMBEDDED): SessionStore {
   switch (backend.kind) {
     case 'embedded': return new LmdbSessionStore(sessionsDir(root), node);
-    case 'redis': return new RedisSessionStore(backend.client, node, { namespace: backend.namespace, liveness: backend.liveness });
+    case 'redis':
+      if (!backend.liveness) throw new Error('[egg-sonofs] upload sessions on Redis need the registry\'s liveness');
+      return new RedisSessionStore(backend.client, node, { namespace: backend.namespace, liveness: backend.liveness });
   }
 }
