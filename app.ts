@@ -12,6 +12,7 @@ import { SESSIONS, STORE } from './app/lib/symbols';
 import { registerTusRoutes } from './app/lib/tus/routes';
 import { registerClusterRoutes } from './app/lib/cluster-routes';
 import { CLUSTER_ACTIONS } from './app/lib/cluster-agent';
+import { workerBackend } from './app/lib/metadata-backend';
 
 /** Each app worker writes and reads bytes itself, with space leased from the agent. */
 export default class SonofsAppBoot implements IBoot {
@@ -46,7 +47,7 @@ export default class SonofsAppBoot implements IBoot {
     const opts = checkNodeOptions(cfg);
     const node = nodeName(opts.group, opts.server);
     this.source = new AgentExtentSource(this.app.messenger as any);
-    this.store = new SonofsStore(opts, openCatalog(opts.root, node), this.source);
+    this.store = new SonofsStore(opts, openCatalog(opts.root, node, workerBackend(this.app)), this.source);
     (this.app as any)[STORE] = this.store;
     const u = cfg.uploads;
     this.sessions = new UploadSessions(this.store, openSessionStore(opts.root, node), {
