@@ -160,6 +160,9 @@ export class ClusterRegistry extends EventEmitter {
    * node's own previous run is taken over. Fails when Redis does not answer.
    * Then beats until `leave()`.
    */
+  /** the last heartbeat sent by the timer or a state change */
+  private beating: Promise<unknown> | undefined;
+
   async join(): Promise<void> {
     const result = await this.beatOnce(true);
     if (result !== 'ok') throw this.conflictError(result);
@@ -182,6 +185,8 @@ export class ClusterRegistry extends EventEmitter {
     this.sub?.disconnect();
     this.sub = undefined;
     if (!wasRunning) return;
+    // a heartbeat still in flight (its script retried after NOSCRIPT, say) would write the entry back after it
+    await this.beating?.catch(() => undefined);
     try {
       await LEAVE.run(this.redis, this.timeoutMs, [ this.keys.nodes, this.keys.expiry ],
         [ this.id, this.opts.self.instance, this.keys.channel, this.opts.self.instance ]);
@@ -234,7 +239,8 @@ export class ClusterRegistry extends EventEmitter {
   private beatNow(publish: boolean) {
     if (!this.running) return;
     clearTimeout(this.beatTimer);
-    this.beatOnce(publish).then(result => {
+    const beat = this.beating = this.beatOnce(publish);
+    beat.then(result => {
       if (result !== 'ok') {
         const err = this.conflictError(result);
         this.failures++;

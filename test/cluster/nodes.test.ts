@@ -108,7 +108,8 @@ describe('cluster mode: demo nodes under egg-scripts sharing a Redis registry', 
     await until('c to log it left', () => /left cluster/.test(fs.readFileSync(path.join(dir, `logs-${c.port}`, 'egg-agent.log'), 'utf8')), 5000, 200);
 
     // SIGKILL of the duty holder (every process of it): it leaves within the TTL, and the other takes the duties
-    const holderUrl = (await clusterOf(a.base)).duties.holder.url;
+    // (when c held the duties, a or b takes them over within the lease TTL)
+    const holderUrl = (await until('a duty holder after c left', async () => (await clusterOf(a.base)).duties.holder, TTL + 2000, 100)).url;
     const [ victim, survivor ] = holderUrl === a.base ? [ a, b ] : [ b, a ];
     const before = (await clusterOf(survivor.base)).duties.token;
     const killed = Date.now();
