@@ -1,16 +1,17 @@
 import type { Agent, IBoot } from 'egg';
-import { checkNodeOptions, nodeName, openLeader, openSessionStore, serveAllocations, sweepSessions, SessionStore, ACTIONS } from './lib';
+import { checkNodeOptions, nodeName, openNodeLeader, openSessionStore, serveAllocations, sweepSessions, SessionStore, ACTIONS } from './lib';
 import { LEADER } from './app/lib/symbols';
 import { startFuploadAgent } from './app/lib/fupload-agent';
 import { startClusterAgent } from './app/lib/cluster-agent';
 import { followRegistry, replicationStats, startReplication } from './app/lib/replication-agent';
+import { agentBackend } from './app/lib/metadata-backend';
 
 /**
  * The agent is the node's leader: it recovers the catalog from the bundles,
  * then answers the workers' space requests. It starts before any worker.
  */
 export default class SonofsAgentBoot implements IBoot {
-  private leader: Awaited<ReturnType<typeof openLeader>> | undefined;
+  private leader: Awaited<ReturnType<typeof openNodeLeader>> | undefined;
   private sessions: SessionStore | undefined;
   private sweeper: NodeJS.Timeout | undefined;
   private fupload: ReturnType<typeof startFuploadAgent>;
@@ -23,17 +24,21 @@ export default class SonofsAgentBoot implements IBoot {
   async didLoad(): Promise<void> {
     const opts = checkNodeOptions(this.agent.config.sonofs);
     const started = Date.now();
-    this.leader = await openLeader(opts);
+    const node = nodeName(opts.group, opts.server);
+    this.leader = await openNodeLeader(opts, node, await agentBackend(this.agent));
     (this.agent as any)[LEADER] = this.leader;
     const { mode, applied, corrupt, verifiedData, tornByOsCrash, outdatedFormat, unfinishedRebuild, adoptedLayout } = this.leader.recovery;
     if (adoptedLayout.length) this.agent.coreLogger.warn('[egg-sonofs] %s/layout.json now pins %s as configured', opts.root, adoptedLayout.join(', '));
     if (tornByOsCrash) this.agent.coreLogger.warn('[egg-sonofs] the system went down with the catalog open: rebuilding it from the bundles');
     if (outdatedFormat) this.agent.coreLogger.warn('[egg-sonofs] the catalog was in an older format: rebuilding it from the bundles');
     if (unfinishedRebuild) this.agent.coreLogger.warn('[egg-sonofs] the last rebuild of the catalog was cut short: rebuilding it again');
+    if ('sharedCatalogEmpty' in this.leader.recovery && this.leader.recovery.sharedCatalogEmpty) {
+      this.agent.coreLogger.warn('[egg-sonofs] the shared catalog in Redis is empty but %s has bundles: if Redis lost its data, stop every node and run `sonofs reindex` for each root', opts.root);
+    }
     this.agent.coreLogger.info('[egg-sonofs] leader ready in %d ms: %s applied %d records (%d corrupt; data %s) under %s',
       Date.now() - started, mode, applied, corrupt, verifiedData ? 'checked' : 'not read', opts.root);
     this.stopServing = serveAllocations(this.agent.messenger as any, this.leader.allocator, err => this.agent.coreLogger.error(err));
-    this.startSweeper({ root: opts.root, node: nodeName(opts.group, opts.server) });
+    this.startSweeper({ root: opts.root, node });
     // cluster mode: registers the node (refuses to start on a taken group and server)
     this.replication = startReplication(this.agent, opts.root);
     this.cluster = await startClusterAgent(this.agent, opts.root, () => replicationStats(this.replication));

@@ -14,6 +14,7 @@ import { registerClusterRoutes } from './app/lib/cluster-routes';
 import { registerNodeRoutes } from './app/lib/node-routes';
 import { CLUSTER_ACTIONS, clusterEnabled } from './app/lib/cluster-agent';
 import { registerReplicationRoutes } from './app/lib/replication-routes';
+import { workerBackend } from './app/lib/metadata-backend';
 
 /** Each app worker writes and reads bytes itself, with space leased from the agent. */
 export default class SonofsAppBoot implements IBoot {
@@ -48,7 +49,7 @@ export default class SonofsAppBoot implements IBoot {
     const opts = checkNodeOptions(cfg);
     const node = nodeName(opts.group, opts.server);
     this.source = new AgentExtentSource(this.app.messenger as any);
-    this.store = new SonofsStore(opts, openCatalog(opts.root, node), this.source);
+    this.store = new SonofsStore(opts, openCatalog(opts.root, node, workerBackend(this.app)), this.source);
     (this.app as any)[STORE] = this.store;
     const u = cfg.uploads;
     this.sessions = new UploadSessions(this.store, openSessionStore(opts.root, node), {

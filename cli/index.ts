@@ -2,6 +2,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { get } from './commands/get';
 import { ls, mv, rm, stat } from './commands/files';
 import { put } from './commands/put';
+import { reindex } from './commands/reindex';
 import { status } from './commands/status';
 import { CliConfig, DEFAULTS, GlobalOptions, resolveConfig } from './config';
 import { CliError, EXIT } from './errors';
@@ -97,6 +98,21 @@ and become FILE once their sha1 is the file's. A mismatch exits 6 and removes th
     .description('the node\'s health and space')
     .option('--json', 'print the report as JSON')
     .action(o => run(cfg => status(cfg, o)));
+
+  p.command('reindex')
+    .description('cluster mode: re-create the shared catalog\'s keys in Redis from stopped nodes\' bundles (after Redis lost its data)')
+    .option('--root <dir>', 'a stopped node\'s data root (config.sonofs.root); repeat for several', (v: string, all: string[]) => [ ...all, v ], [] as string[])
+    .addOption(new Option('--redis <url>', 'the cluster\'s Redis: redis://host:port[/db], or a comma list for a Redis Cluster').env('SONOFS_REDIS_URL'))
+    .option('--namespace <name>', 'the cluster\'s namespace (config.sonofs.cluster.namespace)', 'sonofs')
+    .option('--no-verify-data', 'do not read every file\'s bytes to check them (faster; a torn file is then not left out)')
+    .option('--json', 'print the result per root as JSON')
+    .addHelpText('after', `
+Run it for the root of every node, in any order, with each node stopped (it takes the root's lock).
+Each record changes a key only where it is newer than what the key holds: running it again changes nothing.
+
+Example:
+  sonofs reindex --redis redis://127.0.0.1:6379 --root /data/node1 --root /data/node2`)
+    .action(o => run(() => reindex(o)));
 
   return p;
 }

@@ -1,4 +1,5 @@
-import type { Catalog } from './catalog/types';
+import type { AllocationLedger, Catalog } from './catalog/types';
+import { ClusterNodeCatalog } from './catalog/node-catalog';
 import { LmdbCatalog } from './catalog/lmdb-catalog';
 import { RedisCatalog } from './catalog/redis-catalog';
 import type { RedisClient } from './catalog/redis-client';
@@ -6,7 +7,7 @@ import type { Liveness } from './liveness';
 import type { SessionStore } from './sessions/types';
 import { LmdbSessionStore, sessionsDir } from './sessions/lmdb-sessions';
 import { RedisSessionStore } from './sessions/redis-sessions';
-import { catalogDir } from './standalone';
+import { NodeOptions, catalogDir, ledgerDir, openLeader } from './standalone';
 
 /**
  * Where a node keeps the metadata its processes share: the catalog (content
@@ -17,15 +18,32 @@ import { catalogDir } from './standalone';
  */
 export type MetadataBackend =
   | { kind: 'embedded' }
-  | { kind: 'redis'; client: RedisClient; namespace?: string; liveness: Liveness };
+  | { kind: 'redis'; client: RedisClient; namespace?: string; liveness?: Liveness };
 
 export const EMBEDDED: MetadataBackend = { kind: 'embedded' };
 
-/** A worker's handle on the catalog (the embedded leader's is standalone.ts openLeader's). */
-export function openCatalog(root: string, node: string, backend: MetadataBackend = EMBEDDED): Catalog {
+/**
+ * A worker's handle on the catalog (the leader's is openNodeLeader's), of the
+ * same shape: in cluster mode the shared catalog with the node's allocation
+ * ledger beside it, which replication reads to know what is committed.
+ */
+export function openCatalog(root: string, node: string, backend: MetadataBackend = EMBEDDED): Catalog & AllocationLedger {
   switch (backend.kind) {
     case 'embedded': return new LmdbCatalog(catalogDir(root));
-    case 'redis': return new RedisCatalog(backend.client, { namespace: backend.namespace, node });
+    case 'redis': return new ClusterNodeCatalog(new RedisCatalog(backend.client, { namespace: backend.namespace, node }), new LmdbCatalog(ledgerDir(root)));
+  }
+}
+
+/**
+ * The leader's half of a node (the agent): recovery and allocation. Embedded:
+ * its LMDB catalog is the whole catalog. Redis: content and links are the
+ * shared catalog's, and the node's LMDB keeps only its allocation ledger
+ * (catalog/node-catalog.ts).
+ */
+export function openNodeLeader(opts: NodeOptions, node: string, backend: MetadataBackend = EMBEDDED) {
+  switch (backend.kind) {
+    case 'embedded': return openLeader(opts);
+    case 'redis': return openLeader(opts, new RedisCatalog(backend.client, { namespace: backend.namespace, node }));
   }
 }
 
@@ -33,6 +51,8 @@ export function openCatalog(root: string, node: string, backend: MetadataBackend
 export function openSessionStore(root: string, node: string, backend: MetadataBackend = EMBEDDED): SessionStore {
   switch (backend.kind) {
     case 'embedded': return new LmdbSessionStore(sessionsDir(root), node);
-    case 'redis': return new RedisSessionStore(backend.client, node, { namespace: backend.namespace, liveness: backend.liveness });
+    case 'redis':
+      if (!backend.liveness) throw new Error('[egg-sonofs] upload sessions on Redis need the registry\'s liveness');
+      return new RedisSessionStore(backend.client, node, { namespace: backend.namespace, liveness: backend.liveness });
   }
 }

@@ -4,7 +4,7 @@ export * from './mime';
 export * from './bundle/record';
 export * from './catalog/types';
 export { LmdbCatalog } from './catalog/lmdb-catalog';
-export { openCatalog, openSessionStore, MetadataBackend, EMBEDDED } from './backends';
+export { openCatalog, openNodeLeader, openSessionStore, MetadataBackend, EMBEDDED } from './backends';
 export { Liveness, ProcessRef, localLiveness, nodeName } from './liveness';
 export { ExtentAllocator, AllocatorOptions } from './bundle/allocator';
 export { SlotWriter, Slot, ExtentSource } from './bundle/slot-writer';

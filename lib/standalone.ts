@@ -6,6 +6,8 @@ import { FORMAT_VERSION } from './catalog/lmdb-encoding';
 import { needsRebuild, probeCatalog } from './catalog/lmdb-format';
 import { clearUnfinishedRebuild, rebuildDir, swapInRebuilt } from './catalog/lmdb-swap';
 import { LmdbCatalog } from './catalog/lmdb-catalog';
+import { ClusterNodeCatalog, recoverInCluster } from './catalog/node-catalog';
+import type { Catalog } from './catalog/types';
 import { LocalExtentSource } from './bundle/local-source';
 import { RecoveryOptions, recoverCatalog } from './catalog/rebuild';
 import { SonofsStore, StoreOptions } from './store';
@@ -27,22 +29,33 @@ export function catalogDir(root: string): string {
 }
 
 /**
+ * A cluster node's allocation ledger (an LMDB catalog holding no content): not
+ * in meta/, so that a node taken back to embedded mode finds no catalog there
+ * that lacks what it stored in the cluster, and rebuilds one from its bundles.
+ */
+export function ledgerDir(root: string): string {
+  return path.join(root, 'ledger');
+}
+
+/**
  * The leader's half of a node: catalog, recovery and allocation (what the
  * agent runs). It holds the root's lock until `lock.release()`.
+ * `shared`: cluster mode, the catalog the nodes share (backends.ts picks it);
+ * the node's LMDB catalog then holds only its allocation ledger.
  */
-export async function openLeader(opts: NodeOptions) {
+export async function openLeader(opts: NodeOptions, shared?: Catalog) {
   prepareRoot(opts.root);
   const lock = await lockRoot(opts.root);
   try {
-    return { ...await lead(opts), lock };
+    return { ...await lead(opts, shared), lock };
   } catch (err) {
     lock.release();
     throw err;
   }
 }
 
-async function lead(opts: NodeOptions) {
-  const dir = catalogDir(opts.root);
+async function lead(opts: NodeOptions, shared: Catalog | undefined) {
+  const dir = shared ? ledgerDir(opts.root) : catalogDir(opts.root);
   const bootId = bootIdFrom(opts.bootId);
   // An OS crash may have torn the unsynced catalog: rebuild it from the bundles.
   const tornByOsCrash = dropCatalogTornByOsCrash(dir, bootId);
@@ -60,9 +73,11 @@ async function lead(opts: NodeOptions) {
   // reconcile scans) or gone with a replaced catalog (which a rebuild walks whole).
   const verifyData = tornByOsCrash || (probe.unfinishedRebuild?.verifyData ?? !outdatedFormat);
   const scan = { group: opts.group, server: opts.server, extentSize: opts.extentSize, verifyData, batch: opts.replayBatch };
-  const rebuilt = needsRebuild(probe) ? await rebuildBeside(dir, opts.root, scan) : undefined;
-  const catalog = new LmdbCatalog(dir, { bootId: bootId ?? null });
-  const recovery = rebuilt ?? await recoverCatalog(catalog, opts.root, scan);
+  const rebuilt = needsRebuild(probe) ? await rebuildBeside(dir, opts.root, scan, !shared) : undefined;
+  const local = new LmdbCatalog(dir, { bootId: bootId ?? null });
+  const catalog = shared ? new ClusterNodeCatalog(shared, local) : local;
+  const recovery = rebuilt
+    ?? (catalog instanceof ClusterNodeCatalog ? await recoverInCluster(catalog, opts.root, scan) : await recoverCatalog(catalog, opts.root, scan));
   // Extents of workers that are gone were just replayed; stop rescanning them.
   for (const lease of await catalog.openLeases()) {
     if (!isAlive(lease.owner)) await catalog.closeLease(lease.bundle, lease.offset);
@@ -77,13 +92,14 @@ async function lead(opts: NodeOptions) {
 /**
  * Builds the catalog from the bundles beside the one in `dir` (none, older,
  * or partial), then swaps it in (catalog/lmdb-swap.ts). Its commits are not synced:
- * the swap syncs it whole first.
+ * the swap syncs it whole first. Without `replay` (cluster mode: the catalog is
+ * only the node's ledger) the new one is left empty, for recoverInCluster.
  */
-async function rebuildBeside(dir: string, root: string, scan: RecoveryOptions) {
+async function rebuildBeside(dir: string, root: string, scan: RecoveryOptions, replay: boolean) {
   const next = new LmdbCatalog(rebuildDir(dir), { unmarked: true });
   let recovery;
   try {
-    recovery = await recoverCatalog(next, root, scan);
+    if (replay) recovery = await recoverCatalog(next, root, scan);
   } finally {
     await next.close();
   }

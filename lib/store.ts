@@ -405,10 +405,15 @@ export class SonofsStore {
     }
   }
 
-  /** With fsync: a record's bundle, and the bundle of the content it names (file id) when that is another, synced together. */
+  /**
+   * With fsync: a record's bundle, and the bundle of the content it names (file id) when that is another,
+   * synced together. Content another node of a cluster stored is synced by that node, before it answers
+   * its own upload (a power cut of that node in between is not covered yet).
+   */
   async durable(bundle: number, contentFileId?: string): Promise<void> {
     if (!this.opts.fsync) return;
-    const content = contentFileId === undefined ? bundle : decodeFileId(contentFileId).bundle;
+    const loc = contentFileId === undefined ? undefined : decodeFileId(contentFileId);
+    const content = loc && loc.group === this.opts.group && loc.server === this.opts.server ? loc.bundle : bundle;
     await Promise.all([ this.files.sync(bundle), content !== bundle ? this.files.sync(content) : undefined ]);
   }
 

@@ -37,7 +37,7 @@ export function nodeStats(root: string): NodeStats {
 }
 
 /** The agent's egg-redis client that config.sonofs.cluster.redis names, with a message saying what to enable when there is none. */
-function registryClient(agent: Agent, name: true | string): RedisClient {
+export function registryClient(agent: Agent, name: true | string): RedisClient {
   const singleton = (agent as any).redis;
   if (!singleton) {
     throw new Error('[egg-sonofs] config.sonofs.cluster.redis is set, but the agent has no Redis client: enable egg-redis in config/plugin ' +
@@ -53,7 +53,7 @@ function registryClient(agent: Agent, name: true | string): RedisClient {
 }
 
 /** egg-redis connects while the agent loads: wait for the client (ioredis status) before the first call. */
-async function whenReady(client: any, ms: number): Promise<void> {
+export async function whenReady(client: any, ms: number): Promise<void> {
   if (client.status === undefined || client.status === 'ready') return;
   let lastError: Error | undefined;
   const onError = (err: Error) => { lastError = err; };

@@ -16,11 +16,7 @@ const route = answeringErrorsWith(sendError);
 /** Record bytes one answer carries at most: the copier asks again for the rest. */
 const ANSWER_BUDGET = 32 << 20;
 
-/**
- * The node's allocation ledger, read by a worker: the embedded catalog is one
- * (a shared catalog is not: the ledger stays on the node's own disk, and would
- * be opened beside it).
- */
+/** The node's allocation ledger, which every node catalog of a worker holds (backends.ts openCatalog). */
 function ledgerOf(catalog: Catalog): Pick<AllocationLedger, 'getAllocState' | 'openLeases'> {
   const c = catalog as Partial<AllocationLedger>;
   if (typeof c.getAllocState !== 'function' || typeof c.openLeases !== 'function') {

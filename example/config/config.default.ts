@@ -44,8 +44,8 @@ function cluster() {
   if (!env.SONOFS_REDIS_URL) return {};
   const ttl = int(env.SONOFS_CLUSTER_TTL_MS, 5000);
   return {
-    // the agent's own client holds the registry; workers hear from the agent, so they need none
-    redis: { client: redisClientFromUrl(env.SONOFS_REDIS_URL), agent: true, app: false },
+    // the agent's client holds the registry; each worker's reaches the catalog the nodes share
+    redis: { client: redisClientFromUrl(env.SONOFS_REDIS_URL), agent: true, app: true },
     cluster: {
       redis: true,
       advertiseUrl: env.SONOFS_ADVERTISE_URL || `http://127.0.0.1:${env.PORT || 7001}`,

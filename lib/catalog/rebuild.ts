@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import { bundlePath, listBundles } from '../bundle/files';
-import type { AllocationLedger, Catalog, ReplayOptions, ReplayRecord } from './types';
+import type { AllocState, AllocationLedger, Catalog, ReplayOptions, ReplayRecord } from './types';
 
 /** Recovery replays a node's own bundles into its catalog and allocation state together (embedded mode). */
 type NodeCatalog = Catalog & AllocationLedger;
@@ -37,10 +37,18 @@ const BATCH = 10_000;
  */
 export async function recoverCatalog(catalog: NodeCatalog, root: string, opts: RecoveryOptions): Promise<{ mode: RecoveryMode; applied: number; corrupt: number }> {
   if (await catalog.isEmpty()) return { mode: 'rebuild', ...await replayAll(catalog, root, opts, true) };
-  const state = await catalog.getAllocState();
-  const behind = listBundles(root).some(b => !state || b >= state.nextBundle)
+  if (ledgerBehind(root, await catalog.getAllocState())) return { mode: 'replay', ...await replayAll(catalog, root, { ...opts, verifyData: true }, false) };
+  return { mode: 'reconcile', ...await reconcileLeases(catalog, root, opts) };
+}
+
+/** Whether the ledger's allocator position is behind the bundles on disk (lost, or restored from an old copy). */
+export function ledgerBehind(root: string, state: AllocState | undefined): boolean {
+  return listBundles(root).some(b => !state || b >= state.nextBundle)
     || (!!state && state.bundle >= 0 && recordAt(root, state.bundle, state.next));
-  if (behind) return { mode: 'replay', ...await replayAll(catalog, root, { ...opts, verifyData: true }, false) };
+}
+
+/** Replays the records of the extents still leased: what workers that are gone wrote, committed or not. */
+export async function reconcileLeases(catalog: NodeCatalog, root: string, opts: ScanOptions): Promise<{ applied: number; corrupt: number }> {
   const records: ReplayRecord[] = [];
   let corrupt = 0;
   for (const lease of await catalog.openLeases()) {
@@ -48,7 +56,7 @@ export async function recoverCatalog(catalog: NodeCatalog, root: string, opts: R
     for (const rec of r.records) records.push(rec);
     corrupt += r.corrupt;
   }
-  return { mode: 'reconcile', applied: await catalog.replay(records), corrupt };
+  return { applied: await catalog.replay(records), corrupt };
 }
 
 /**
@@ -64,11 +72,21 @@ async function replayAll(catalog: NodeCatalog, root: string, opts: RecoveryOptio
   // What the allocator takes after a replay (bundle/allocator.ts), recorded with the last batch only: until
   // then the catalog still looks behind the disk, and a replay cut short is resumed.
   const allocState = { bundle: -1, next: 0, nextBundle: Math.max(bundles.length ? bundles[bundles.length - 1] + 1 : 0, saved?.nextBundle ?? 0) };
-  const batchOptions = (last: boolean): ReplayOptions => ({
+  return replayBundles(catalog, root, bundles, opts, last => ({
     ...(rebuild ? { rebuild: { verifyData: opts.verifyData, last } } : {}),
     ...(last ? { allocState } : {}),
-  });
-  if (rebuild) await catalog.replay([], batchOptions(false));
+  }));
+}
+
+/**
+ * Every record of `bundles` into `catalog`, in seq order, in batches, each
+ * batch with the options `batchOptions` gives it (`last` for the last one). A
+ * rebuild (batchOptions(false).rebuild) is marked before the first pass.
+ */
+export async function replayBundles(
+  catalog: Catalog, root: string, bundles: number[], opts: RecoveryOptions, batchOptions: (last: boolean) => ReplayOptions,
+): Promise<{ applied: number; corrupt: number }> {
+  if (batchOptions(false).rebuild) await catalog.replay([], batchOptions(false));
   const found = locateRecords(root, bundles, opts);
   const order = orderBySeq(found);
   const size = Math.max(1, opts.batch ?? BATCH);

@@ -1,7 +1,8 @@
 import type {
   BlobInfo, Catalog, RecordWrite, ReplayOptions, ReplayRecord, UploadCommit, UploadOutcome, UserFile,
 } from './types';
-import { StoredLink, decodeBlob, decodeLink, encodeBlob, encodeLink, sha1Bytes } from './lmdb-encoding';
+import { StoredLink, sha1Bytes } from './lmdb-encoding';
+import { StoredContent, StoredLinkState, decodeContent, decodeLinkState, encodeContent, encodeLinkState, userBytes } from './redis-encoding';
 import { NotFoundError, UnavailableError } from '../errors';
 import { ANY, CasKeys, CasStep, cas, defineCas } from './redis-cas';
 import type { RedisClient } from './redis-client';
@@ -15,6 +16,18 @@ export interface RedisCatalogOptions {
   node?: string;
 }
 
+/** What a mutation read: the raw values (which its commit expects unchanged), decoded, and its seq. */
+interface Read {
+  bv: Buffer | null;
+  lv: Buffer | null;
+  seq?: number;
+  content?: StoredContent;
+  held?: StoredLinkState;
+}
+
+/** What an operation on a malformed sha1 reads. */
+const NOTHING: Read = { bv: null, lv: null };
+
 /** A mutation whose state kept changing under it gives up after this many tries. */
 const MAX_TRIES = 50;
 
@@ -25,8 +38,8 @@ const MAX_TRIES = 50;
  *   {ns}:a:<node>     the newest seq of that node's records in the catalog: a replay of its
  *                     bundles skips those up to it (as LMDB's seq does on one node)
  *   {ns}:r:<node>     a rebuild of that node's records under way ('1' when it checks data)
- *   {ns}:b:<hex>      hash: sha1 (20 bytes) → refs ':' blob (catalog-encoding's bytes, refs 0)
- *   {ns}:l:<user>     hash: sha1 → link (catalog-encoding's bytes)
+ *   {ns}:b:<hex>      hash: sha1 (20 bytes) → refs ':' blob (redis-encoding.ts StoredContent)
+ *   {ns}:l:<user>     hash: sha1 → seq ':' link, or a deleted link's tombstone (StoredLinkState)
  *   {ns}:t:<user>     sorted set: sha1 scored by the link's `at` (newest first, as on LMDB)
  * Contents are grouped in buckets by the start of their sha1, so Redis keeps
  * small hashes packed (listpack) instead of paying a key per content.
@@ -52,7 +65,7 @@ export class RedisCatalog implements Catalog {
 
   async getBlob(sha1: string): Promise<BlobInfo | undefined> {
     const raw = sha1Bytes(sha1);
-    return raw && this.blobOf(sha1, await this.redis.hgetBuffer(this.bucket(sha1), raw));
+    return raw && decodeContent(sha1, await this.redis.hgetBuffer(this.bucket(sha1), raw))?.blob;
   }
 
   async getUserFile(user: string, sha1: string): Promise<UserFile | undefined> {
@@ -73,24 +86,26 @@ export class RedisCatalog implements Catalog {
     const raw = sha1Bytes(c.blob.sha1);
     if (!raw) throw new RangeError(`${c.blob.sha1} is not a sha1 in hex`);
     return this.retry(async () => {
-      const { bv, lv, seq } = await this.read(c.user, c.blob.sha1, raw, true);
-      const existing = this.blobOf(c.blob.sha1, bv);
-      const old = lv ? decodeLink(lv) : undefined;
+      const { bv, lv, seq, content, held } = await this.read(c.user, c.blob.sha1, raw, true);
+      const existing = content?.blob;
+      const old = held?.link;
       if (existing?.fileId === c.blob.fileId) {
         // Run again after a commit that went through after all: the blob is this upload's own.
         const link = old ?? { name: c.name, at: c.blob.time, mtime: c.blob.time };
         return { blob: existing, link: { user: c.user, sha1: c.blob.sha1, ...link }, created: true };
       }
       const link: StoredLink = { name: c.name, at: c.blob.time, mtime: c.blob.time };
+      const refs = (content?.refs ?? 0) + (old ? 0 : 1);
       if (existing) {
         writeLink(seq!);
-        const blob = old ? existing : { ...existing, refs: existing.refs + 1 };
-        if (!await this.cas(c.user, c.blob.sha1, { seq, sha1: raw, expectBlob: bv!, expectLink: lv ?? undefined, blob: encodeStoredBlob(blob), link: encodeLink(link), at: link.at })) return undefined;
+        const blob = { ...existing, refs };
+        if (!await this.cas(c.user, c.blob.sha1, { seq, sha1: raw, expectBlob: bv!, expectLink: lv ?? undefined, blob: encodeContent(refs, blob), link: encodeLinkState(seq!, link), at: link.at })) return undefined;
         return { blob, link: { user: c.user, sha1: c.blob.sha1, ...link }, created: false };
       }
       writeBlob(seq!);
-      const blob: BlobInfo = { ...c.blob, refs: 1 };
-      if (!await this.cas(c.user, c.blob.sha1, { seq, sha1: raw, expectBlob: undefined, expectLink: lv ?? undefined, blob: encodeStoredBlob(blob), link: encodeLink(link), at: link.at })) return undefined;
+      // a placeholder's links stay counted (redis-encoding.ts)
+      const blob: BlobInfo = { ...c.blob, refs };
+      if (!await this.cas(c.user, c.blob.sha1, { seq, sha1: raw, expectBlob: bv ?? undefined, expectLink: lv ?? undefined, blob: encodeContent(refs, blob), link: encodeLinkState(seq!, link), at: link.at })) return undefined;
       return { blob, link: { user: c.user, sha1: c.blob.sha1, ...link }, created: true };
     });
   }
@@ -98,14 +113,14 @@ export class RedisCatalog implements Catalog {
   async link(user: string, sha1: string, name: string, write: RecordWrite): Promise<UserFile> {
     const raw = sha1Bytes(sha1);
     return this.retry(async () => {
-      const { bv, lv, seq } = raw ? await this.read(user, sha1, raw, true) : { bv: null, lv: null, seq: 0 };
-      const blob = this.blobOf(sha1, bv);
+      const { bv, lv, seq, content, held } = raw ? await this.read(user, sha1, raw, true) : NOTHING;
+      const blob = content?.blob;
       if (!raw || !blob) throw new NotFoundError('FILE_NOT_FOUND', `no stored content has sha1 ${sha1}`);
       write(seq!);
       const now = Date.now();
       const link: StoredLink = { name, at: now, mtime: now };
-      const after = lv ? blob : { ...blob, refs: blob.refs + 1 };
-      if (!await this.cas(user, sha1, { seq, sha1: raw, expectBlob: bv!, expectLink: lv ?? undefined, blob: encodeStoredBlob(after), link: encodeLink(link), at: now })) return undefined;
+      const after = held?.link ? blob : { ...blob, refs: blob.refs + 1 };
+      if (!await this.cas(user, sha1, { seq, sha1: raw, expectBlob: bv!, expectLink: lv ?? undefined, blob: encodeContent(after.refs, after), link: encodeLinkState(seq!, link), at: now })) return undefined;
       return joined(user, sha1, link, after);
     });
   }
@@ -113,12 +128,12 @@ export class RedisCatalog implements Catalog {
   async rename(user: string, sha1: string, name: string, write: RecordWrite): Promise<UserFile> {
     const raw = sha1Bytes(sha1);
     return this.retry(async () => {
-      const { bv, lv, seq } = raw ? await this.read(user, sha1, raw, true) : { bv: null, lv: null, seq: 0 };
-      const blob = this.blobOf(sha1, bv);
-      if (!raw || !lv || !blob) throw new NotFoundError('FILE_NOT_FOUND', `you have no file with sha1 ${sha1}`);
+      const { bv, lv, seq, content, held } = raw ? await this.read(user, sha1, raw, true) : NOTHING;
+      const blob = content?.blob;
+      if (!raw || !held?.link || !blob) throw new NotFoundError('FILE_NOT_FOUND', `you have no file with sha1 ${sha1}`);
       write(seq!);
-      const link = { ...decodeLink(lv), name, mtime: Date.now() };
-      if (!await this.cas(user, sha1, { seq, sha1: raw, expectBlob: bv!, expectLink: lv, blob: ANY, link: encodeLink(link) })) return undefined;
+      const link = { ...held.link, name, mtime: Date.now() };
+      if (!await this.cas(user, sha1, { seq, sha1: raw, expectBlob: bv!, expectLink: lv!, blob: ANY, link: encodeLinkState(seq!, link) })) return undefined;
       return joined(user, sha1, link, blob);
     });
   }
@@ -126,26 +141,33 @@ export class RedisCatalog implements Catalog {
   async unlink(user: string, sha1: string, write: RecordWrite): Promise<boolean> {
     const raw = sha1Bytes(sha1);
     return this.retry(async () => {
-      const { bv, lv, seq } = raw ? await this.read(user, sha1, raw, true) : { bv: null, lv: null, seq: 0 };
-      if (!raw || !lv) throw new NotFoundError('FILE_NOT_FOUND', `you have no file with sha1 ${sha1}`);
+      const { bv, lv, seq, content, held } = raw ? await this.read(user, sha1, raw, true) : NOTHING;
+      if (!raw || !held?.link) throw new NotFoundError('FILE_NOT_FOUND', `you have no file with sha1 ${sha1}`);
       write(seq!);
-      const step = this.dropStep(raw, sha1, bv, lv);
-      if (!await this.cas(user, sha1, { ...step, seq })) return undefined;
-      return step.blob === undefined && bv !== null;
+      const step = this.dropStep(raw, content, bv, lv!, seq!);
+      if (!await this.cas(user, sha1, step)) return undefined;
+      return step.blob === undefined && content?.blob !== undefined;
     });
   }
 
+  /**
+   * Applies records in seq order. A live node's replay (start-up recovery of
+   * its leased extents) skips those up to its mark; a rebuild (`opts.rebuild`:
+   * the reindex of a node's bundles) takes them all. Either way each record
+   * changes a user's link only if it is newer than the record that last set
+   * it, so a replay never undoes a later change made through another node, and
+   * the nodes' bundles can be replayed in any order.
+   */
   async replay(records: ReplayRecord[], opts: ReplayOptions = {}): Promise<number> {
     const sorted = [ ...records ].sort((a, b) => a.seq - b.seq || a.time - b.time);
     if (opts.rebuild && !opts.rebuild.last) await this.redis.set(this.rebuildKey, opts.rebuild.verifyData ? '1' : '0');
     let applied = 0;
     for (const r of sorted) {
       // a node's records reach the catalog in seq order: those up to its mark are in
-      const from = Number(await this.redis.get(this.markKey) ?? 0);
-      if (r.seq <= from) continue;
+      if (!opts.rebuild && r.seq <= Number(await this.redis.get(this.markKey) ?? 0)) continue;
       const raw = sha1Bytes(r.sha1);
       // a record with no valid sha1 still moves the mark, as on LMDB
-      await this.retry(async () => (await this.applyRecord(r, raw) ? true : undefined));
+      await this.retry(async () => (await this.applyRecord(r, raw, !!opts.rebuild) ? true : undefined));
       applied++;
     }
     if (opts.rebuild?.last) await this.redis.del(this.rebuildKey);
@@ -160,17 +182,27 @@ export class RedisCatalog implements Catalog {
     for (let b = 0; b < 16 ** this.digits; b += 256) {
       const buckets = Array.from({ length: Math.min(256, 16 ** this.digits - b) }, (_, i) => this.bucketKey((b + i).toString(16).padStart(this.digits, '0')));
       const sizes = await Promise.all(buckets.map(k => this.redis.hlen(k)));
-      const found = sizes.findIndex(n => n > 0);
-      if (found < 0) continue;
-      // the raw reply (field, value pairs): HGETALL's object would turn binary sha1 fields into text
-      for (let cursor = '0'; ;) {
-        const [ next, pairs ] = await this.redis.hscanBuffer(buckets[found], cursor, 'COUNT', 16);
-        if (pairs.length >= 2) return this.blobOf(pairs[0].toString('hex'), pairs[1]);
-        cursor = next.toString();
-        if (cursor === '0') break;
+      for (const [ i, n ] of sizes.entries()) {
+        if (n === 0) continue;
+        const blob = await this.firstBlobIn(buckets[i]);
+        if (blob) return blob;
       }
     }
     return undefined;
+  }
+
+  /** The first content of a bucket that is not a placeholder. */
+  private async firstBlobIn(bucket: Buffer): Promise<BlobInfo | undefined> {
+    // the raw reply (field, value pairs): HGETALL's object would turn binary sha1 fields into text
+    for (let cursor = '0'; ;) {
+      const [ next, pairs ] = await this.redis.hscanBuffer(bucket, cursor, 'COUNT', 16);
+      for (let i = 0; i + 1 < pairs.length; i += 2) {
+        const blob = decodeContent(pairs[i].toString('hex'), pairs[i + 1])?.blob;
+        if (blob) return blob;
+      }
+      cursor = next.toString();
+      if (cursor === '0') return undefined;
+    }
   }
 
   /** Whether a rebuild from the bundles was cut short, and whether it checked data. */
@@ -190,33 +222,39 @@ export class RedisCatalog implements Catalog {
   // --- one code path for live operations and replay ---
 
   /** Applies one record of a replay with its seq, in one step; false if the state changed under it. */
-  private async applyRecord(r: ReplayRecord, raw: Buffer | undefined): Promise<boolean> {
-    const step = { seq: r.seq };
+  private async applyRecord(r: ReplayRecord, raw: Buffer | undefined, rebuild: boolean): Promise<boolean> {
     if (!raw) return this.casSeqOnly(r.seq);
-    const { bv, lv } = await this.read(r.user, r.sha1, raw, false);
-    const blob = this.blobOf(r.sha1, bv);
-    const at = r.kind === 'link' ? r.at ?? r.time : r.time;
+    const { bv, lv, content, held } = await this.read(r.user, r.sha1, raw, false);
+    const newer = !held || held.seq < r.seq;
+    const fromRecord = r.kind === 'blob' ? { sha1: r.sha1, fileId: r.fileId!, size: r.size!, mime: r.mime!, time: r.time } : undefined;
     switch (r.kind) {
       case 'blob':
       case 'link': {
-        if (r.kind === 'link' && !blob) return this.casSeqOnly(r.seq); // a link to content that is gone cannot be revived
-        const base = blob ?? { sha1: r.sha1, fileId: r.fileId!, size: r.size!, mime: r.mime!, time: r.time, refs: 0 };
-        const old = lv ? decodeLink(lv) : undefined;
+        if (!newer) {
+          // the link holds a newer record; a placeholder still takes the content of a blob record
+          if (!fromRecord || !content || content.blob) return this.casSeqOnly(r.seq);
+          return this.cas(r.user, r.sha1, { seq: r.seq, sha1: raw, expectBlob: bv!, expectLink: ANY, blob: encodeContent(content.refs, fromRecord), link: ANY });
+        }
+        // A link to content that is gone cannot be revived; a rebuild keeps it (placeholder): the content's record may be in bundles replayed later.
+        if (!content && !fromRecord && !rebuild) return this.casSeqOnly(r.seq);
+        const at = r.kind === 'link' ? r.at ?? r.time : r.time;
         const link: StoredLink = { name: r.name ?? '', at, mtime: r.time };
-        const after = old ? base : { ...base, refs: base.refs + 1 };
-        return this.cas(r.user, r.sha1, { ...step, sha1: raw, expectBlob: bv ?? undefined, expectLink: lv ?? undefined, blob: encodeStoredBlob(after), link: encodeLink(link), at });
+        const refs = (content?.refs ?? 0) + (held?.link ? 0 : 1);
+        // live content stays as it is: a later blob record of it was never committed (or content stored again, see README)
+        const blob = content?.blob ?? fromRecord;
+        return this.cas(r.user, r.sha1, { seq: r.seq, sha1: raw, expectBlob: bv ?? undefined, expectLink: lv ?? undefined, blob: encodeContent(refs, blob), link: encodeLinkState(r.seq, link), at });
       }
       case 'unlink':
-        if (!lv) return this.casSeqOnly(r.seq);
-        return this.cas(r.user, r.sha1, { ...step, ...this.dropStep(raw, r.sha1, bv, lv) });
+        if (!newer) return this.casSeqOnly(r.seq);
+        return this.cas(r.user, r.sha1, this.dropStep(raw, content, bv, lv, r.seq));
     }
   }
 
-  /** Removes a link; the blob loses a ref, or goes with its last one. */
-  private dropStep(raw: Buffer, sha1: string, bv: Buffer | null, lv: Buffer): CasStep {
-    const blob = this.blobOf(sha1, bv);
-    const after = blob && blob.refs > 1 ? encodeStoredBlob({ ...blob, refs: blob.refs - 1 }) : undefined;
-    return { sha1: raw, expectBlob: bv ?? undefined, expectLink: lv, blob: blob ? after : ANY, link: undefined, at: null };
+  /** Removes a link, leaving its tombstone; the content loses a ref, or goes with its last one. */
+  private dropStep(raw: Buffer, content: StoredContent | undefined, bv: Buffer | null, lv: Buffer | null, seq: number): CasStep {
+    const counted = decodeLinkState(lv)?.link !== undefined;
+    const blob = !content || !counted ? ANY : content.refs <= 1 ? undefined : encodeContent(content.refs - 1, content.blob);
+    return { sha1: raw, expectBlob: bv ?? undefined, expectLink: lv ?? undefined, blob, link: encodeLinkState(seq), at: null, seq };
   }
 
   private casSeqOnly(seq: number): Promise<boolean> {
@@ -224,14 +262,14 @@ export class RedisCatalog implements Catalog {
     return this.cas('', '0'.repeat(40), { sha1: Buffer.alloc(20), expectBlob: ANY, expectLink: ANY, blob: ANY, link: ANY, seq });
   }
 
-  /** The blob and link as they are now, and (for a live mutation) a new seq, in one round trip. */
-  private async read(user: string, sha1: string, raw: Buffer, takeSeq: boolean): Promise<{ bv: Buffer | null; lv: Buffer | null; seq?: number }> {
+  /** The content and link as they are now, and (for a live mutation) a new seq, in one round trip. */
+  private async read(user: string, sha1: string, raw: Buffer, takeSeq: boolean): Promise<Read> {
     const [ bv, lv, seq ] = await Promise.all([
       this.redis.hgetBuffer(this.bucket(sha1), raw),
       this.redis.hgetBuffer(this.linksKey(user), raw),
       takeSeq ? this.redis.incr(this.seqKey) : undefined,
     ]);
-    return { bv, lv, seq };
+    return { bv, lv, seq, content: decodeContent(sha1, bv), held: decodeLinkState(lv) };
   }
 
   private cas(user: string, sha1: string, step: CasStep): Promise<boolean> {
@@ -248,15 +286,10 @@ export class RedisCatalog implements Catalog {
     throw new UnavailableError('CATALOG_CONTENDED', 'the catalog kept changing under this operation; send it again');
   }
 
-  private blobOf(sha1: string, v: Buffer | null): BlobInfo | undefined {
-    if (!v) return undefined;
-    const colon = v.indexOf(0x3a);
-    return { ...decodeBlob(sha1, v.subarray(colon + 1)), refs: Number(v.toString('latin1', 0, colon)) };
-  }
-
   private userFile(user: string, sha1: string, lv: Buffer | null, bv: Buffer | null): UserFile | undefined {
-    const blob = this.blobOf(sha1, bv);
-    return lv && blob ? joined(user, sha1, decodeLink(lv), blob) : undefined;
+    const link = decodeLinkState(lv)?.link;
+    const blob = decodeContent(sha1, bv)?.blob;
+    return link && blob ? joined(user, sha1, link, blob) : undefined;
   }
 
   private bucket(sha1: string): Buffer {
@@ -276,21 +309,6 @@ export class RedisCatalog implements Catalog {
   }
 }
 
-/** A blob as the bucket holds it: refs in decimal (the script compares whole values), then its bytes. */
-function encodeStoredBlob(b: BlobInfo): Buffer {
-  return Buffer.concat([ Buffer.from(`${b.refs}:`), encodeBlob({ ...b, refs: 0 }) ]);
-}
-
 function joined(user: string, sha1: string, link: StoredLink, blob: BlobInfo): UserFile {
   return { user, sha1, ...link, fileId: blob.fileId, size: blob.size, mime: blob.mime };
-}
-
-/**
- * A user id as key bytes, one to one: UTF-8 for a well-formed string; a string
- * with lone surrogates (which UTF-8 would turn into U+FFFD, merging users) is
- * 0xFF, which UTF-8 never holds, then its UTF-16 code units.
- */
-export function userBytes(user: string): Buffer {
-  const utf8 = Buffer.from(user, 'utf8');
-  return utf8.toString('utf8') === user ? utf8 : Buffer.concat([ Buffer.from([ 0xff ]), Buffer.from(user, 'utf16le') ]);
 }

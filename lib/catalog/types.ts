@@ -131,7 +131,12 @@ export interface Catalog {
   /** Removes the user's link; resolves true when the content lost its last link. */
   unlink(user: string, sha1: string, write: RecordWrite): Promise<boolean>;
 
-  /** Applies scanned records newer than what the catalog holds, in seq order (idempotent), in one transaction. */
+  /**
+   * Applies scanned records newer than what the catalog holds, in seq order (idempotent), in one transaction.
+   * A catalog shared by nodes (Redis) applies each record only where it is newer than the record that last
+   * set its key, since one node's records may be older than what another wrote; a rebuild there replays
+   * every record of one node's bundles, and the nodes in any order.
+   */
   replay(records: ReplayRecord[], opts?: ReplayOptions): Promise<number>;
   /** True when the catalog holds nothing (new or lost): rebuild from bundles. */
   isEmpty(): Promise<boolean>;

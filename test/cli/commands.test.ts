@@ -100,7 +100,7 @@ describe('cli: sonofs ls, stat, mv, rm, status; help and exit codes', function (
   });
 
   it('--help for the program and every command: exit 0, the usage on stdout', async () => {
-    for (const cmd of [ [], [ 'put' ], [ 'get' ], [ 'ls' ], [ 'stat' ], [ 'mv' ], [ 'rm' ], [ 'status' ] ]) {
+    for (const cmd of [ [], [ 'put' ], [ 'get' ], [ 'ls' ], [ 'stat' ], [ 'mv' ], [ 'rm' ], [ 'status' ], [ 'reindex' ] ]) {
       const r = await sonofs([ ...cmd, '--help' ]);
       assert.equal(r.code, 0, `${cmd}: ${r.stderr}`);
       assert.match(r.stdout, new RegExp(`^Usage: sonofs ${cmd.length ? cmd[0] : ''}`), r.stdout);
@@ -120,6 +120,8 @@ describe('cli: sonofs ls, stat, mv, rm, status; help and exit codes', function (
       [ [ 'ls', '--url', 'ftp://example.com' ], /^sonofs: invalid URL "ftp:\/\/example\.com": only http:\/\/ and https:\/\/ are supported\n$/ ],
       [ [ 'ls', '--url', 'not a url' ], /^sonofs: invalid URL "not a url": expected e\.g\. http:\/\/127\.0\.0\.1:7001\n$/ ],
       [ [], /^Usage: sonofs/ ],
+      [ [ 'reindex', '--root', '/nowhere' ], /^sonofs: reindex: name the cluster's Redis with --redis \(or SONOFS_REDIS_URL\)\n$/ ],
+      [ [ 'reindex', '--redis', 'http://127.0.0.1:6379', '--root', '/nowhere' ], /^sonofs: --redis: expected redis:\/\/host:port/ ],
     ];
     for (const [ args, stderr ] of cases) {
       const r = await sonofs(args);

@@ -30,7 +30,7 @@ describe('cluster mode configured by an app (mm.app, a named egg-redis client)',
     try {
       await withApp('apps/cluster-app', { SONOFS_TEST_REDIS_URL: testRedisUrl(), SONOFS_TEST_CLUSTER_NS: namespace }, async app => {
         await app.ready();
-        assert.equal(app.redis, undefined, 'workers were given no client (redis.app = false)');
+        assert(app.redis.get('registry'), 'workers have a client of their own for the shared catalog (redis.app = true)');
         assert(app.agent.redis.get('registry'), 'the agent has its own client (redis.agent = true from the plugin)');
         const res = await app.httpRequest().get('/file/cluster').expect(200);
         assert.equal(res.body.mode, 'cluster');
@@ -45,6 +45,12 @@ describe('cluster mode configured by an app (mm.app, a named egg-redis client)',
     } finally {
       check.disconnect();
     }
+  });
+
+  it('refuses to start when cluster mode gives the workers no Redis client (config.redis.app = false), naming the setting', async () => {
+    await withApp('apps/cluster-app', { SONOFS_TEST_REDIS_URL: testRedisUrl(), SONOFS_TEST_CLUSTER_NS: uniqueNamespace('app'), SONOFS_TEST_REDIS_APP: '0' }, async app => {
+      await assert.rejects(app.ready(), /the app workers have no Redis client: set config\.redis\.app = true/);
+    });
   });
 
   it('refuses to start when cluster mode names a Redis client but the app did not enable egg-redis', async () => {

@@ -187,7 +187,7 @@ describe('cluster mode: a node while its Redis is stopped and started again', fu
     }, 10_000, 200);
     assert.equal(view.health.status, 'degraded');
     assert.match(view.health.problems.join(), /registry unreachable/);
-    // uploads and downloads do not need Redis yet
+    // a request that never reaches the shared catalog is answered as usual
     const up = await request(`${base}/file/upload`, { method: 'POST' });
     assert.equal(up.status, 400); // answered (not a multipart body), not hung
 
