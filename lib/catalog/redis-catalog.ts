@@ -5,7 +5,7 @@ import { StoredLink, sha1Bytes } from './lmdb-encoding';
 import { StoredContent, StoredLinkState, decodeContent, decodeLinkState, encodeContent, encodeLinkState, userBytes } from './redis-encoding';
 import { NotFoundError, UnavailableError } from '../errors';
 import { ANY, CasKeys, CasStep, cas, defineCas } from './redis-cas';
-import type { RedisClient } from './redis-client';
+import { RedisClient, retryCompareAndSet } from './redis-client';
 
 export interface RedisCatalogOptions {
   /** what every key begins with, in a hash tag: several stores can share one Redis (default 'sonofs') */
@@ -277,13 +277,12 @@ export class RedisCatalog implements Catalog {
     return cas(this.redis, keys, step);
   }
 
-  /** Runs an attempt until it commits (answers something) or keeps losing to other writers. */
-  private async retry<T>(attempt: () => Promise<T | undefined>): Promise<T> {
-    for (let i = 0; i < MAX_TRIES; i++) {
+  /** Runs an attempt until it commits (answers something) or keeps losing to other writers, backing off between tries. */
+  private retry<T>(attempt: () => Promise<T | undefined>): Promise<T> {
+    return retryCompareAndSet(async () => {
       const done = await attempt();
-      if (done !== undefined) return done;
-    }
-    throw new UnavailableError('CATALOG_CONTENDED', 'the catalog kept changing under this operation; send it again');
+      return done === undefined ? undefined : { value: done };
+    }, () => new UnavailableError('CATALOG_CONTENDED', 'the catalog kept changing under this operation; send it again'), MAX_TRIES);
   }
 
   private userFile(user: string, sha1: string, lv: Buffer | null, bv: Buffer | null): UserFile | undefined {
