@@ -32,7 +32,8 @@ export function remoteReads(app: Application, prefix: string): RemoteReads | und
     async answer(ctx, fileId, loc, nameOf) {
       const report = await map.current();
       if (!report) throw new NodeUnavailableError(loc.group, loc.server, 'this node has not heard from its agent about the cluster yet');
-      const candidates = readCandidates(report.snapshot.nodes, loc, { self: report.self.instance });
+      // the file's own server first, then the members of its group, which hold copies of its bundles
+      const candidates = readCandidates(report.snapshot.nodes, loc, { self: report.self.instance, groupCopies: true });
       if (cfg.remoteReads === 'redirect' && candidates.length) {
         // the URL comes from the cluster map, not the client (egg-security's redirect would check it against
         // the app's domain white list); the map changes, so the answer must not be kept

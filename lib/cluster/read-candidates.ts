@@ -21,9 +21,9 @@ export interface CandidateOptions {
   /** this node's instance id: never a candidate (it would ask itself) */
   self?: string;
   /**
-   * Members of a group hold copies of each other's bundles. Off until
-   * replication exists: today only the file's own server has its bytes, and
-   * another member would answer 404 for a file that does exist.
+   * Members of a group hold copies of each other's bundles: list them after
+   * the file's own server (one that has not copied the file yet answers 404,
+   * which the reader skips).
    */
   groupCopies?: boolean;
 }
