@@ -9,7 +9,8 @@ import {
   BadRequestError, CorruptRecordError, FileTooLargeError, NotFoundError, OtherNodeFileError, SonofsError, UploadAbortedError,
 } from './errors';
 import { decodeFileId, encodeFileId, FileLocation, newCookie } from './bundle/file-id';
-import { mimeCode, mimeFromCode, resolveMime } from './mime';
+import { mimeCode, resolveMime } from './mime';
+import { checkRead, fileNotFound } from './read-check';
 import {
   HEADER_SIZE, RecordKind, crc32c, decodeHeader, encodeHeader, encodeMeta, encodeSmallRecord, RecordHeader,
 } from './bundle/record';
@@ -331,16 +332,9 @@ export class SonofsStore {
     return loc;
   }
 
-  /** The record must be a blob matching the id, and its content still live. */
-  private async validate(fileId: string, loc: FileLocation, h: RecordHeader | undefined): Promise<FileStat> {
-    if (!h || h.kind !== RecordKind.Blob || h.cookie !== loc.cookie || h.dataLen !== loc.size || h.mimeCode !== loc.mimeCode) {
-      throw fileNotFound();
-    }
-    const sha1 = h.sha1.toString('hex');
-    // Content whose last link was deleted is garbage: its id no longer answers.
-    const blob = await this.catalog.getBlob(sha1);
-    if (!blob || blob.fileId !== fileId) throw fileNotFound();
-    return { fileId, fileHash: sha1, size: h.dataLen, mime: blob.mime ?? mimeFromCode(h.mimeCode), time: h.time };
+  /** The record must be a blob matching the id, and its content still live (read-check.ts). */
+  private validate(fileId: string, loc: FileLocation, h: RecordHeader | undefined): Promise<FileStat> {
+    return checkRead(this.catalog, fileId, loc, h, r => this.pread(loc.bundle, loc.offset + HEADER_SIZE + r.dataLen, r.metaLen));
   }
 
   getUserFile(user: string, sha1: string): Promise<UserFile | undefined> {
@@ -441,10 +435,6 @@ export class SonofsStore {
       this.files.release(bundle);
     }
   }
-}
-
-function fileNotFound(): NotFoundError {
-  return new NotFoundError('FILE_NOT_FOUND', 'no file has this fileid');
 }
 
 /** What an error of the client's stream means for the client. */
