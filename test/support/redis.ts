@@ -63,6 +63,9 @@ export class PrivateRedis {
   private proc: ChildProcess | undefined;
   private dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sonofs-private-redis-'));
 
+  /** `persist`: an append-only file synced on every write, so a stop (SIGKILL) and start keeps the data, as a production Redis does. */
+  constructor(private readonly opts: { persist?: boolean } = {}) {}
+
   get url(): string {
     return `redis://127.0.0.1:${this.port}`;
   }
@@ -70,7 +73,7 @@ export class PrivateRedis {
   async start(): Promise<void> {
     if (!this.port) this.port = await freePort();
     // in the foreground, so it is this process's child and stopping it stops exactly it
-    this.proc = spawn('redis-server', [ '--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.dir, '--save', '', '--appendonly', 'no' ],
+    this.proc = spawn('redis-server', [ '--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.dir, '--save', '', ...(this.opts.persist ? [ '--appendonly', 'yes', '--appendfsync', 'always' ] : [ '--appendonly', 'no' ]) ],
       { stdio: 'ignore' });
     const c = new IORedis(this.url, { ...FAIL_FAST, retryStrategy: () => 100, maxRetriesPerRequest: null, enableOfflineQueue: true });
     c.on('error', () => undefined);
