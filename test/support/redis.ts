@@ -92,7 +92,17 @@ export class PrivateRedis {
     await exited;
   }
 
+  /** Freezes the server (SIGSTOP): connections stay open, nothing answers, as a hung Redis. */
+  pause(): void {
+    this.proc?.kill('SIGSTOP');
+  }
+
+  resume(): void {
+    this.proc?.kill('SIGCONT');
+  }
+
   async remove(): Promise<void> {
+    this.resume();
     await this.stop();
     fs.rmSync(this.dir, { recursive: true, force: true });
   }
