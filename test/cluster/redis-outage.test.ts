@@ -1,16 +1,18 @@
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
+import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { ReplicaReader } from '../../lib/replication';
 import { buildDemo, Demo, startDemo } from '../support/cluster-demo';
-import { SimpleResponse, request, sha1, uploadTo } from '../support/http';
+import { SimpleResponse, freePort, multipart, request, sha1, uploadTo } from '../support/http';
 import { IORedis, FAIL_FAST, PrivateRedis, uniqueNamespace } from '../support/redis';
 import { OFFSET, TUS } from '../support/tus';
 import { until } from '../support/until';
 
 const SECRET = 'test-outage-secret';
+const FUPLOAD_TOKEN = 'outage-fupload-token';
 /** what the issue asks of every answer while Redis is away (generous: the machine is shared) */
 const BOUND_MS = 5000;
 
@@ -66,12 +68,18 @@ describe('cluster mode: the nodes while their shared Redis is stopped and starte
   const redis = new PrivateRedis({ persist: true });
   const namespace = uniqueNamespace('outage');
   const running: Demo[] = [];
+  /** fupload completion callbacks received */
+  const callbacks: any[] = [];
+  let notify: http.Server;
+  let notifyUrl: string;
 
   async function node(group: number, server: number) {
     const root = path.join(dir, `root-${group}-${server}`);
     const demo = await startDemo(build, dir, {
       SONOFS_REDIS_URL: redis.url, SONOFS_CLUSTER_NAME: namespace, SONOFS_CLUSTER_SECRET: SECRET, SONOFS_CLUSTER_TTL_MS: '3000',
       SONOFS_GROUP: String(group), SONOFS_SERVER: String(server), SONOFS_ROOT: root,
+      // one attempt at storing a task: only an outage that does not count lets it through
+      SONOFS_FUPLOAD_TOKEN: FUPLOAD_TOKEN, SONOFS_FUPLOAD_NOTIFY_URL: notifyUrl, SONOFS_FUPLOAD_FINISH_RETRY_MS: '1000', SONOFS_FUPLOAD_FINISH_ATTEMPTS: '1',
     });
     running.push(demo);
     return Object.assign(demo, { root, group, server });
@@ -82,11 +90,23 @@ describe('cluster mode: the nodes while their shared Redis is stopped and starte
     build = path.join(dir, 'build');
     buildDemo(build);
     await redis.start();
+    notify = http.createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', c => chunks.push(c));
+      req.on('end', () => {
+        callbacks.push(JSON.parse(Buffer.concat(chunks).toString()));
+        res.end('ok');
+      });
+    });
+    const port = await freePort();
+    await new Promise<void>(r => notify.listen(port, '127.0.0.1', r));
+    notifyUrl = `http://127.0.0.1:${port}/notify`;
   });
 
   after(async () => {
     for (const d of running) await d.kill9().catch(() => undefined);
     await redis.remove();
+    await new Promise(r => notify?.close(r));
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
@@ -186,6 +206,26 @@ describe('cluster mode: the nodes while their shared Redis is stopped and starte
     await unavailable('tus POST with the whole upload', () => request(`${c.base}/files`, {
       method: 'POST', body: fresh, headers: { ...TUS, 'Upload-Length': fresh.length, 'Content-Type': OFFSET, 'Content-Length': fresh.length },
     }));
+    // fupload: a task is taken and its block stored (upload sessions are on the node's disk); storing the file waits
+    const taskData = randomBytes(6000);
+    const md5 = createHash('md5').update(taskData).digest('hex');
+    const task = await timed('fupload new task', () => request(`${a.base}/api/upload/new/task`, {
+      method: 'POST', body: Buffer.from(JSON.stringify({ token: FUPLOAD_TOKEN, storePath: '/biz/x', userId: 7, fileName: 'task.bin', fileSize: taskData.length, fileMd5: md5, feedBackParameter: 'fb' })),
+      headers: { 'Content-Type': 'application/json' },
+    }));
+    assert.equal(task.json().retCode, '0', task.body.toString());
+    const taskId = task.json().data.taskId;
+    const blockBody = multipart([
+      { name: 'partMd5', data: md5 }, { name: 'startByte', data: '0' }, { name: 'endByte', data: String(taskData.length - 1) },
+      { name: 'file', filename: 'blob', data: taskData },
+    ]);
+    const blockRes = await timed('fupload block', () => request(`${a.base}/api/upload/files/block?taskId=${encodeURIComponent(taskId)}`, {
+      method: 'POST', body: blockBody.body, headers: { 'Content-Type': blockBody.contentType, 'Content-Length': blockBody.body.length },
+    }));
+    assert.equal(blockRes.json().retCode, '0', blockRes.body.toString());
+    // the agent tries again (every finishRetryAfter) while Redis is away: the outage does not use up the one attempt
+    await new Promise(r => setTimeout(r, 8000));
+    assert.equal(callbacks.length, 0, `callbacks while Redis is away: ${JSON.stringify(callbacks)}`);
 
     // 3. Redis back (its data kept): the same processes serve everything again
     const agentPids = nodes.map(d => d.child.pid);
@@ -231,6 +271,10 @@ describe('cluster mode: the nodes while their shared Redis is stopped and starte
     assert(finished.headers['sonofs-file-id'], `tus PATCH after the outage: ${JSON.stringify(finished.headers)}`);
     const tusFile = await request(`${c.base}/file/download?fileid=${finished.headers['sonofs-file-id']}`);
     assert.equal(sha1(tusFile.body), sha1(tusData));
+    // the fupload task is stored and its server told so
+    const call = await until('the fupload callback', () => callbacks.find(c => c.taskId === taskId), 60_000, 200);
+    assert.equal(call.retCode, '0', JSON.stringify(call));
+    assert.equal(sha1((await request(`${c.base}/file/download?fileid=${call.fileId}`)).body), sha1(taskData));
     // the same processes all along
     assert.deepEqual(nodes.map(d => d.child.pid), agentPids);
     for (const d of nodes) assert.equal(d.child.exitCode, null);
