@@ -18,7 +18,7 @@ import { NodeOptions, catalogDir, ledgerDir, openLeader } from './standalone';
  */
 export type MetadataBackend =
   | { kind: 'embedded' }
-  | { kind: 'redis'; client: RedisClient; namespace?: string; liveness?: Liveness };
+  | { kind: 'redis'; client: RedisClient; namespace?: string; liveness?: Liveness; callTimeoutMs?: number };
 
 export const EMBEDDED: MetadataBackend = { kind: 'embedded' };
 
@@ -30,7 +30,7 @@ export const EMBEDDED: MetadataBackend = { kind: 'embedded' };
 export function openCatalog(root: string, node: string, backend: MetadataBackend = EMBEDDED): Catalog & AllocationLedger {
   switch (backend.kind) {
     case 'embedded': return new LmdbCatalog(catalogDir(root));
-    case 'redis': return new ClusterNodeCatalog(new RedisCatalog(backend.client, { namespace: backend.namespace, node }), new LmdbCatalog(ledgerDir(root)));
+    case 'redis': return new ClusterNodeCatalog(new RedisCatalog(backend.client, { namespace: backend.namespace, node, callTimeoutMs: backend.callTimeoutMs }), new LmdbCatalog(ledgerDir(root)));
   }
 }
 
@@ -43,7 +43,7 @@ export function openCatalog(root: string, node: string, backend: MetadataBackend
 export function openNodeLeader(opts: NodeOptions, node: string, backend: MetadataBackend = EMBEDDED) {
   switch (backend.kind) {
     case 'embedded': return openLeader(opts);
-    case 'redis': return openLeader(opts, new RedisCatalog(backend.client, { namespace: backend.namespace, node }));
+    case 'redis': return openLeader(opts, new RedisCatalog(backend.client, { namespace: backend.namespace, node, callTimeoutMs: backend.callTimeoutMs }));
   }
 }
 

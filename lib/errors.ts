@@ -110,6 +110,20 @@ export class NodeUnavailableError extends UnavailableError {
   }
 }
 
+/**
+ * 503: the shared catalog (Redis, in cluster mode) did not answer: not
+ * reachable, or not within config.sonofs.cluster.redisTimeout. Raised at the
+ * catalog seam (catalog/redis-guard.ts), so every route and ctx.sonofs call
+ * that needs the catalog fails the same way. `maybeApplied`: the call may
+ * have reached Redis before the answer was lost (a timeout, a connection cut
+ * while it was out), so its change may be there after all.
+ */
+export class MetadataUnavailableError extends UnavailableError {
+  constructor(readonly reason: string, readonly maybeApplied = false) {
+    super('METADATA_UNAVAILABLE', `the shared catalog (Redis) is not reachable (${reason}); retry later`);
+  }
+}
+
 /** 409: the request does not fit the resource's current state (e.g. a tus offset that is not the upload's). */
 export class ConflictError extends SonofsError {
   constructor(code: string, message: string) {

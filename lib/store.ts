@@ -1,19 +1,19 @@
-import { createHash } from 'node:crypto';
 import fs from 'node:fs';
-import { Readable, Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { Readable } from 'node:stream';
 import { promisify } from 'node:util';
-import { BundleFiles, WriteBehind } from './bundle/files';
+import { BundleFiles } from './bundle/files';
 import type { Catalog, UploadOutcome, UserFile } from './catalog/types';
 import {
-  BadRequestError, CorruptRecordError, FileTooLargeError, NotFoundError, OtherNodeFileError, SonofsError, UploadAbortedError,
+  BadRequestError, CorruptRecordError, FileTooLargeError, MetadataUnavailableError, NotFoundError, OtherNodeFileError, SonofsError,
 } from './errors';
 import { decodeFileId, encodeFileId, FileLocation, newCookie } from './bundle/file-id';
-import { mimeCode, mimeFromCode, resolveMime } from './mime';
+import { mimeCode, resolveMime } from './mime';
+import { checkRead, fileNotFound } from './read-check';
+import { hashChunks, readUpTo, writeData } from './upload-data';
 import {
   HEADER_SIZE, RecordKind, crc32c, decodeHeader, encodeHeader, encodeMeta, encodeSmallRecord, RecordHeader,
 } from './bundle/record';
-import { Slot, SlotWriter, ExtentSource } from './bundle/slot-writer';
+import { SlotWriter, ExtentSource } from './bundle/slot-writer';
 import { checkName, checkUser, MAX_NAME_BYTES } from './validate';
 
 const read = promisify(fs.read);
@@ -196,7 +196,12 @@ export class SonofsStore {
       if (!whole) await slot.write(blobMeta, HEADER_SIZE + data.size);
 
       const record = { user, name, mime, size: data.size, sha1: data.sha1, crc: data.crc, blobMeta, time };
-      const outcome = await this.commitRecord(slot, record);
+      let wrote = false;
+      const outcome = await this.commitRecord(slot, record, () => (wrote = true)).catch(err => {
+        // the catalog may hold the commit after all (its answer was lost): the record it would name stays
+        committed = wrote && err instanceof MetadataUnavailableError && err.maybeApplied;
+        throw err;
+      });
       committed = true;
       const result = await this.acknowledge(slot.bundle, outcome, record);
       // A duplicate became a link record at the slot's start; the rest of the slot is never cut again.
@@ -232,7 +237,7 @@ export class SonofsStore {
   }
 
   /** The catalog operation that turns written data into a blob record, or into a link when the content exists. */
-  private commitRecord(space: RecordSpace, r: RecordToCommit): Promise<UploadOutcome> {
+  private commitRecord(space: RecordSpace, r: RecordToCommit, wrote?: () => void): Promise<UploadOutcome> {
     const sha1 = r.sha1.toString('hex');
     const cookie = newCookie();
     const code = mimeCode(r.mime);
@@ -247,6 +252,7 @@ export class SonofsStore {
     return this.catalog.commitUpload(
       { user: r.user, name: r.name, blob: { sha1, fileId, size: r.size, mime: r.mime, time: r.time } },
       seq => {
+        wrote?.();
         if (wroteLink) throw new SonofsError(503, 'COMMIT_RETRY_CONFLICT', 'the catalog failed a commit and the content changed meanwhile; send the upload again');
         const used = HEADER_SIZE + r.size + r.blobMeta.length;
         space.writeSync(encodeHeader({
@@ -257,6 +263,7 @@ export class SonofsStore {
       seq => {
         // Same content already stored: this space becomes the user's link record.
         wroteLink = true;
+        wrote?.();
         const rec = { kind: RecordKind.Link, mimeCode: 0, seq, time: r.time, cookie: 0, sha1: r.sha1 };
         const meta = { u: r.user, n: r.name, at: r.time };
         // The link keeps the slot's length: the upload's bytes after it stay covered.
@@ -331,16 +338,9 @@ export class SonofsStore {
     return loc;
   }
 
-  /** The record must be a blob matching the id, and its content still live. */
-  private async validate(fileId: string, loc: FileLocation, h: RecordHeader | undefined): Promise<FileStat> {
-    if (!h || h.kind !== RecordKind.Blob || h.cookie !== loc.cookie || h.dataLen !== loc.size || h.mimeCode !== loc.mimeCode) {
-      throw fileNotFound();
-    }
-    const sha1 = h.sha1.toString('hex');
-    // Content whose last link was deleted is garbage: its id no longer answers.
-    const blob = await this.catalog.getBlob(sha1);
-    if (!blob || blob.fileId !== fileId) throw fileNotFound();
-    return { fileId, fileHash: sha1, size: h.dataLen, mime: blob.mime ?? mimeFromCode(h.mimeCode), time: h.time };
+  /** The record must be a blob matching the id, and its content still live (read-check.ts). */
+  private validate(fileId: string, loc: FileLocation, h: RecordHeader | undefined): Promise<FileStat> {
+    return checkRead(this.catalog, fileId, loc, h, r => this.pread(loc.bundle, loc.offset + HEADER_SIZE + r.dataLen, r.metaLen));
   }
 
   getUserFile(user: string, sha1: string): Promise<UserFile | undefined> {
@@ -393,7 +393,15 @@ export class SonofsStore {
     const slot = await this.writer.reserve(len);
     let committed = false;
     try {
-      const result = await op(seq => slot.writeSync(encodeSmallRecord({ ...header, seq, slotLen: slot.length }, meta)));
+      let wrote = false;
+      const result = await op(seq => {
+        wrote = true;
+        slot.writeSync(encodeSmallRecord({ ...header, seq, slotLen: slot.length }, meta));
+      }).catch(err => {
+        // as in upload: a commit whose answer was lost may be in the catalog, and keeps its record
+        committed = wrote && err instanceof MetadataUnavailableError && err.maybeApplied;
+        throw err;
+      });
       // Only a committed operation keeps its record: a failed commit's record (its seq may be
       // taken by another operation) is padded over, or a rebuild would apply it.
       committed = true;
@@ -441,111 +449,6 @@ export class SonofsStore {
       this.files.release(bundle);
     }
   }
-}
-
-function fileNotFound(): NotFoundError {
-  return new NotFoundError('FILE_NOT_FOUND', 'no file has this fileid');
-}
-
-/** What an error of the client's stream means for the client. */
-function sourceError(err: unknown): Error {
-  if (err instanceof SonofsError) return err;
-  const code = (err as NodeJS.ErrnoException).code;
-  if (code === 'ERR_STREAM_PREMATURE_CLOSE' || code === 'ECONNRESET' || (err as Error).message === 'aborted') {
-    return new UploadAbortedError();
-  }
-  // busboy limits and other errors that carry a status (e.g. 413) pass through
-  if (typeof (err as { status?: unknown }).status === 'number') return err as Error;
-  // Anything else came from the client's stream (e.g. a cut multipart body).
-  return new BadRequestError('BAD_UPLOAD_STREAM', `the upload stream failed: ${(err as Error).message}`);
-}
-
-/** Reads up to `limit` bytes; `ended` tells whether the stream ended within them. */
-async function readUpTo(source: Readable, limit: number): Promise<{ chunks: Buffer[]; length: number; ended: boolean }> {
-  const chunks: Buffer[] = [];
-  let length = 0;
-  return new Promise((resolve, reject) => {
-    const onData = (chunk: Buffer) => {
-      chunks.push(chunk);
-      length += chunk.length;
-      if (length > limit) {
-        source.pause();
-        done(false);
-      }
-    };
-    const onEnd = () => done(true);
-    const onError = (err: Error) => {
-      cleanup();
-      reject(sourceError(err));
-    };
-    const onClose = () => {
-      cleanup();
-      reject(new UploadAbortedError());
-    };
-    const cleanup = () => {
-      source.off('data', onData).off('end', onEnd).off('error', onError).off('close', onClose);
-    };
-    const done = (ended: boolean) => {
-      cleanup();
-      resolve({ chunks, length, ended });
-    };
-    source.on('data', onData).on('end', onEnd).on('error', onError).on('close', onClose);
-  });
-}
-
-/**
- * A file already in memory (small): its size and checksums. Its bytes go to
- * the slot with the Pending header in one synchronous vectored write: into the
- * page cache that costs less than a round trip through the thread pool, which
- * on a busy node is two context switches.
- */
-function hashChunks(chunks: Buffer[]) {
-  const sha1 = createHash('sha1');
-  let crc = 0;
-  let size = 0;
-  for (const c of chunks) {
-    sha1.update(c);
-    crc = crc32c(c, crc);
-    size += c.length;
-  }
-  return { size, sha1: sha1.digest(), crc };
-}
-
-/** Streams the source into the slot after the header, hashing as it goes. */
-async function writeData(slot: Slot, head: Buffer[], source: Readable, bound: number, exceeded: () => SonofsError, writeBehind: boolean) {
-  const sha1 = createHash('sha1');
-  let crc = 0;
-  let size = 0;
-  const behind = writeBehind ? new WriteBehind(() => slot.durable()) : undefined;
-  let sinkError: Error | undefined;
-  const take = async (chunks: Buffer[]) => {
-    const len = chunks.reduce((n, c) => n + c.length, 0);
-    if (size + len > bound) throw exceeded();
-    const at = size;
-    size += len;
-    // The write runs in the thread pool while this thread hashes the same (unchanging) buffers.
-    const written = slot.writev(chunks, HEADER_SIZE + at);
-    for (const c of chunks) {
-      sha1.update(c);
-      crc = crc32c(c, crc);
-    }
-    await written;
-    behind?.wrote(size);
-  };
-  const sink = new Writable({
-    highWaterMark: 1 << 20,
-    writev(entries, cb) {
-      take(entries.map(e => e.chunk as Buffer)).then(() => cb(), err => cb(sinkError = err));
-    },
-  });
-  try {
-    if (head.length) await take(head);
-    await pipeline(source, sink);
-  } catch (err) {
-    throw sinkError ?? sourceError(err);
-  }
-  await behind?.settled();
-  return { size, sha1: sha1.digest(), crc };
 }
 
 /** Positioned reads of [from, to) of a record's data, with an optional checksum check. */

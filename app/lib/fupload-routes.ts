@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Application, Context } from 'egg';
 import type { Session, WriteOutcome } from '../../lib';
-import { SonofsError, checkName } from '../../lib';
+import { MetadataUnavailableError, SonofsError, checkName } from '../../lib';
 import {
   FuploadConfig, FuploadServer, TaskExtra, queueNotification, taskExtra, taskStatus,
 } from '../../lib/fupload';
@@ -159,6 +159,11 @@ async function storeTask(app: Application, id: string, x: TaskExtra): Promise<vo
       return cancelTask(app, id);
     }
     if (e.status === 423) throw err; // another request holds the task (storing it): not this attempt's failure
+    if (err instanceof MetadataUnavailableError) {
+      // the shared catalog away is the cluster's outage, not the task's failure: the attempt is not counted
+      await uploads.db.update(id, cur => ({ ...cur, extra: { ...cur.extra, finishAttempts: Math.max(0, (taskExtra(cur).finishAttempts ?? 1) - 1) } }));
+      throw err;
+    }
     const reason = e.message || String(err);
     await uploads.db.update(id, cur => ({ ...cur, extra: { ...cur.extra, finishError: reason } }));
     if (attempt >= limit) return failTask(app, id, attempt, reason);

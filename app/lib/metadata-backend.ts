@@ -23,7 +23,7 @@ export function workerBackend(app: Application): MetadataBackend {
       ? '[egg-sonofs] config.sonofs.cluster.redis is true but config.redis has several clients: name one (config.sonofs.cluster.redis = \'<name>\')'
       : `[egg-sonofs] config.sonofs.cluster.redis names the Redis client "${name}", which config.redis.clients does not have`);
   }
-  return { kind: 'redis', client: client as RedisClient, namespace: cfg.namespace };
+  return { kind: 'redis', client: client as RedisClient, namespace: cfg.namespace, callTimeoutMs: cfg.redisTimeout };
 }
 
 /** The agent's: the same Redis through the agent's client (the registry's), once it is connected. */
@@ -37,5 +37,5 @@ export async function agentBackend(agent: Agent): Promise<MetadataBackend> {
     (err as Error).message = `[egg-sonofs] cluster mode: the shared catalog's Redis is not reachable: ${(err as Error).message}`;
     throw err;
   }
-  return { kind: 'redis', client: client as unknown as RedisClient, namespace: cfg.namespace };
+  return { kind: 'redis', client: client as unknown as RedisClient, namespace: cfg.namespace, callTimeoutMs: cfg.redisTimeout };
 }

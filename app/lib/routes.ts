@@ -1,7 +1,7 @@
 import type { Application, Context } from 'egg';
 import type { UserFile } from '../../lib';
 import {
-  BadRequestError, ForbiddenError, MethodNotAllowedError, NotFoundError, SonofsError, checkSha1, decodeFileId,
+  BadRequestError, ForbiddenError, MetadataUnavailableError, MethodNotAllowedError, NotFoundError, SonofsError, checkSha1, decodeFileId,
 } from '../../lib';
 import { idName, sendStoredFile } from './file-response';
 import { answeringErrorsWith, sendError } from './http-errors';
@@ -64,10 +64,17 @@ async function nextPart(parts: AsyncIterator<any>): Promise<IteratorResult<any>>
 /**
  * A file id is a capability: anyone holding it may download, so the auth hook
  * is only asked for the caller's own name of the file, and a refusal is fine.
+ * While the shared catalog is unreachable the file keeps its id name.
  */
 async function ownName(ctx: Context, sha1: string): Promise<string | undefined> {
   const user = await ctx.sonofs.userIfAny();
-  return user === undefined ? undefined : (await ctx.app.sonofs.getUserFile(user, sha1))?.name;
+  if (user === undefined) return undefined;
+  try {
+    return (await ctx.app.sonofs.getUserFile(user, sha1))?.name;
+  } catch (err) {
+    if (err instanceof MetadataUnavailableError) return undefined;
+    throw err;
+  }
 }
 
 /**

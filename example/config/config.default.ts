@@ -35,7 +35,10 @@ function fupload() {
     // refused below
   }
   if (!url || !/^https?:$/.test(url.protocol)) refuse('SONOFS_FUPLOAD_NOTIFY_URL', `is ${JSON.stringify(notifyUrl)}; set the http(s) URL the completion callbacks are POSTed to`);
-  return { fupload: { servers: { [token]: { name: 'demo', notifyUrl } } } };
+  // how often and how many times a task whose bytes are all in is tried again (tests shorten them)
+  const retry = process.env.SONOFS_FUPLOAD_FINISH_RETRY_MS ? { finishRetryAfter: int(process.env.SONOFS_FUPLOAD_FINISH_RETRY_MS, 30_000) } : {};
+  const attempts = process.env.SONOFS_FUPLOAD_FINISH_ATTEMPTS ? { finishAttempts: int(process.env.SONOFS_FUPLOAD_FINISH_ATTEMPTS, 5) } : {};
+  return { fupload: { servers: { [token]: { name: 'demo', notifyUrl } }, ...retry, ...attempts } };
 }
 
 /** Cluster mode is on with SONOFS_REDIS_URL; the other cluster settings only matter then. */

@@ -6,6 +6,7 @@ import { StoredContent, StoredLinkState, decodeContent, decodeLinkState, encodeC
 import { NotFoundError, UnavailableError } from '../errors';
 import { ANY, CasKeys, CasStep, cas, defineCas } from './redis-cas';
 import { RedisClient, retryCompareAndSet } from './redis-client';
+import { guardRedis } from './redis-guard';
 
 export interface RedisCatalogOptions {
   /** what every key begins with, in a hash tag: several stores can share one Redis (default 'sonofs') */
@@ -14,6 +15,8 @@ export interface RedisCatalogOptions {
   bucketDigits?: number;
   /** the node whose bundles this handle replays (liveness.ts nodeName; default '-') */
   node?: string;
+  /** a Redis call that takes longer fails with MetadataUnavailableError (ms; default 2000): see redis-guard.ts */
+  callTimeoutMs?: number;
 }
 
 /** What a mutation read: the raw values (which its commit expects unchanged), decoded, and its seq. */
@@ -53,14 +56,17 @@ export class RedisCatalog implements Catalog {
   private readonly seqKey: Buffer;
   private readonly markKey: Buffer;
   private readonly rebuildKey: Buffer;
+  private readonly redis: RedisClient;
 
-  constructor(private readonly redis: RedisClient, opts: RedisCatalogOptions = {}) {
+  constructor(client: RedisClient, opts: RedisCatalogOptions = {}) {
+    // every call fails as MetadataUnavailableError, soon, while Redis is away
+    this.redis = guardRedis(client, opts.callTimeoutMs);
     this.tag = `{${opts.namespace ?? 'sonofs'}}`;
     this.digits = opts.bucketDigits ?? 3;
     this.seqKey = Buffer.from(`${this.tag}:s`);
     this.markKey = Buffer.from(`${this.tag}:a:${opts.node ?? '-'}`);
     this.rebuildKey = Buffer.from(`${this.tag}:r:${opts.node ?? '-'}`);
-    defineCas(redis);
+    defineCas(this.redis);
   }
 
   async getBlob(sha1: string): Promise<BlobInfo | undefined> {

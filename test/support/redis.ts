@@ -57,16 +57,13 @@ export function clusterClient(): Promise<any> {
   return ready(c);
 }
 
-/**
- * A Redis server of the test's own (which it may stop and start again), on a free port.
- * `persist`: every write in an fsynced append-only file, so it comes back with its data
- * after a kill (else it comes back empty).
- */
+/** A Redis server of the test's own (which it may stop and start again), on a free port. */
 export class PrivateRedis {
   port = 0;
   private proc: ChildProcess | undefined;
   private dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sonofs-private-redis-'));
 
+  /** `persist`: an append-only file synced on every write, so a stop (SIGKILL) and start keeps the data, as a production Redis does. */
   constructor(private readonly opts: { persist?: boolean } = {}) {}
 
   get url(): string {
@@ -76,8 +73,7 @@ export class PrivateRedis {
   async start(): Promise<void> {
     if (!this.port) this.port = await freePort();
     // in the foreground, so it is this process's child and stopping it stops exactly it
-    this.proc = spawn('redis-server', [ '--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.dir, '--save', '',
-      ...(this.opts.persist ? [ '--appendonly', 'yes', '--appendfsync', 'always' ] : [ '--appendonly', 'no' ]) ],
+    this.proc = spawn('redis-server', [ '--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.dir, '--save', '', ...(this.opts.persist ? [ '--appendonly', 'yes', '--appendfsync', 'always' ] : [ '--appendonly', 'no' ]) ],
       { stdio: 'ignore' });
     const c = new IORedis(this.url, { ...FAIL_FAST, retryStrategy: () => 100, maxRetriesPerRequest: null, enableOfflineQueue: true });
     c.on('error', () => undefined);
@@ -96,7 +92,17 @@ export class PrivateRedis {
     await exited;
   }
 
+  /** Freezes the server (SIGSTOP): connections stay open, nothing answers, as a hung Redis. */
+  pause(): void {
+    this.proc?.kill('SIGSTOP');
+  }
+
+  resume(): void {
+    this.proc?.kill('SIGCONT');
+  }
+
   async remove(): Promise<void> {
+    this.resume();
     await this.stop();
     fs.rmSync(this.dir, { recursive: true, force: true });
   }
