@@ -131,7 +131,7 @@ export class SonofsStore {
   readonly files: BundleFiles;
   readonly writer: SlotWriter;
   private readonly probeSize: number;
-  private readonly maxBufferSize: number;
+  readonly maxBufferSize: number;
 
   constructor(readonly opts: StoreOptions, readonly catalog: Catalog, source: ExtentSource) {
     this.files = new BundleFiles(opts.root);

@@ -2,6 +2,7 @@ import type { Context } from 'egg';
 import type { Readable } from 'node:stream';
 import type { FileStat, ReadRange, SonofsStore, StoredFile, UploadResult, UserFile } from '../../lib';
 import { checkSha1, UnauthorizedError, UploadAbortedError } from '../../lib';
+import { sourceOf } from './file-sources';
 
 export interface CtxUploadOptions {
   filename?: string;
@@ -106,17 +107,17 @@ export class SonofsContext {
   }
 
   /** `{ mime, size, buffer }` of a stored file, as sonofs's getFile. */
-  getFile(fileId: string): Promise<StoredFile & FileStat> {
-    return this.store.getFile(fileId);
+  async getFile(fileId: string): Promise<StoredFile & FileStat> {
+    return (await sourceOf(this.ctx, fileId)).getFile(fileId);
   }
 
   /** Streams a file, or the inclusive byte range [start, end] of it. */
-  createReadStream(fileId: string, range?: ReadRange): Promise<Readable> {
-    return this.store.createReadStream(fileId, range);
+  async createReadStream(fileId: string, range?: ReadRange): Promise<Readable> {
+    return (await sourceOf(this.ctx, fileId)).createReadStream(fileId, range);
   }
 
-  stat(fileId: string): Promise<FileStat> {
-    return this.store.stat(fileId);
+  async stat(fileId: string): Promise<FileStat> {
+    return (await sourceOf(this.ctx, fileId)).stat(fileId);
   }
 
   /** The user's file with this content hash, or undefined. */
