@@ -103,11 +103,11 @@ export class Replicator {
    * hole of its copy again, asked for from the peer at once. Ignored unless
    * the peer is copied and the record lies in what is copied already.
    */
-  repair(bundle: { group: number; server: number; bundle: number; offset: number; slotLen: number }): boolean {
-    const { group, server, offset, slotLen } = bundle;
-    if (![ group, server, bundle.bundle, offset, slotLen ].every(Number.isSafeInteger) || offset % 8 || slotLen <= 0 || slotLen % 8) return false;
+  repair(bad: { group: number; server: number; bundle: number; offset: number; slotLen: number }): boolean {
+    const { group, server, bundle, offset, slotLen } = bad;
+    if (![ group, server, bundle, offset, slotLen ].every(Number.isSafeInteger) || offset % 8 || slotLen <= 0 || slotLen % 8) return false;
     const copy = this.copies.get(`${group}-${server}`);
-    return copy ? copy.repair(bundle.bundle, [ offset, offset + slotLen ]) : false;
+    return copy ? copy.repair(bundle, [ offset, offset + slotLen ]) : false;
   }
 
   /** Stops every loop; resolves once no copy writes any more. */
