@@ -3,7 +3,7 @@ import { checkNodeOptions, nodeName, openNodeLeader, openSessionStore, serveAllo
 import { LEADER } from './app/lib/symbols';
 import { startFuploadAgent } from './app/lib/fupload-agent';
 import { startClusterAgent } from './app/lib/cluster-agent';
-import { followRegistry, replicationStats, startReplication } from './app/lib/replication-agent';
+import { followRegistry, repairBadCopies, replicationStats, startReplication } from './app/lib/replication-agent';
 import { agentBackend } from './app/lib/metadata-backend';
 
 /**
@@ -43,7 +43,10 @@ export default class SonofsAgentBoot implements IBoot {
     this.replication = startReplication(this.agent, opts.root);
     this.cluster = await startClusterAgent(this.agent, opts.root, () => replicationStats(this.replication));
     // copies the bundles of its group's other live members (cluster mode)
-    if (this.cluster && this.replication) followRegistry(this.replication, this.cluster.registry);
+    if (this.cluster && this.replication) {
+      followRegistry(this.replication, this.cluster.registry);
+      repairBadCopies(this.agent, this.replication);
+    }
     // Workers that outlived a previous agent re-send what was in flight.
     this.agent.messenger.on('egg-ready', () => this.agent.messenger.sendToApp(ACTIONS.leaderUp, { pid: process.pid }));
   }

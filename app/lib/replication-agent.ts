@@ -1,6 +1,6 @@
 import type { Agent } from 'egg';
 import type { ClusterRegistry, NodeStats, RegistrySnapshot } from '../../lib/cluster';
-import { Replicator } from '../../lib/replication';
+import { BadCopy, Replicator } from '../../lib/replication';
 import { clusterEnabled } from './cluster-agent';
 
 /**
@@ -12,6 +12,18 @@ export function startReplication(agent: Agent, root: string): Replicator | undef
   if (!clusterEnabled(cfg.cluster)) return undefined;
   return new Replicator({
     root, self: { group: cfg.group, server: cfg.server }, secret: cfg.cluster.secret, intervalMs: cfg.cluster.replicationInterval, log: agent.coreLogger,
+  });
+}
+
+/** Workers tell the agent of a copy that failed its checksum when read. */
+export const REPLICATION_ACTIONS = {
+  badCopy: 'sonofs-replication-bad-copy',
+};
+
+/** A copy a worker found bad is copied again from its owner (the replicator logs the repair). */
+export function repairBadCopies(agent: Agent, replicator: Replicator): void {
+  agent.messenger.on(REPLICATION_ACTIONS.badCopy, (bad: BadCopy) => {
+    if (!replicator.repair(bad)) agent.coreLogger.warn('[egg-sonofs] replication: cannot copy again %j (not a copied record of a live peer)', bad);
   });
 }
 

@@ -10,6 +10,7 @@ import {
 } from '../../lib/replication';
 import { answeringErrorsWith, sendError } from './http-errors';
 import { REPLICAS } from './symbols';
+import { REPLICATION_ACTIONS } from './replication-agent';
 
 const route = answeringErrorsWith(sendError);
 
@@ -67,7 +68,8 @@ export function registerReplicationRoutes(app: Application, store: SonofsStore):
     });
   }));
 
-  (app as any)[REPLICAS] = new ReplicaReader(cfg.root, { group: cfg.group, server: cfg.server }, msg => app.coreLogger.error(msg));
+  (app as any)[REPLICAS] = new ReplicaReader(cfg.root, { group: cfg.group, server: cfg.server }, msg => app.coreLogger.error(msg),
+    bad => app.messenger.sendToAgent(REPLICATION_ACTIONS.badCopy, bad));
 }
 
 /** A group peer's file from this node's copy when it holds a good one (cluster mode), else undefined. */

@@ -1,5 +1,5 @@
 export { NODE_API, Peer, PeerStatus, ReplicationReport, Replicator, ReplicatorOptions } from './replicator';
-export { FileSource, ReplicaReader } from './replica-read';
+export { BadCopy, FileSource, ReplicaReader } from './replica-read';
 export { LedgerSnapshot, listOwnBundles, snapshotLedger, streamRecords } from './source';
 export { parseBundle, parseInstance, parseRanges } from './protocol';
 export { peerDir, replicaBundlePath, replicasDir } from './replica-files';

@@ -15,6 +15,16 @@ export interface FileSource {
   createReadStream(fileId: string, range?: ReadRange): Promise<Readable>;
 }
 
+/** A record of a peer's bundle whose copy on this node failed its checksum: to copy again. */
+export interface BadCopy {
+  group: number;
+  server: number;
+  bundle: number;
+  offset: number;
+  /** the record's slot, from its (intact) header */
+  slotLen: number;
+}
+
 /** Files up to this size are kept from the check and answered from memory. */
 const KEEP = 1 << 20;
 const PIECE = 1 << 20;
@@ -30,6 +40,8 @@ export class ReplicaReader {
     private readonly root: string,
     private readonly self: { group: number; server: number },
     private readonly warn: (msg: string) => void,
+    /** told of each bad copy whose slot is known, so it is copied again from its owner */
+    private readonly onBad: (bad: BadCopy) => void = () => undefined,
   ) {}
 
   /** The file from this node's copy, or undefined: not a peer's id, not copied (yet), or a bad copy. */
@@ -54,7 +66,8 @@ export class ReplicaReader {
       const checked = await checkRecord(fh, loc.offset, h);
       if (!checked) {
         this.warn(`[egg-sonofs] the copy of ${fileId} (bundle ${loc.bundle} offset ${loc.offset} of node ${loc.group}.${loc.server}) ` +
-          `under ${file} failed its checksum: not served`);
+          `under ${file} failed its checksum: not served; asking for it again`);
+        this.onBad({ group: loc.group, server: loc.server, bundle: loc.bundle, offset: loc.offset, slotLen: h.slotLen });
         return undefined;
       }
       const stat: FileStat = {

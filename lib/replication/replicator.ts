@@ -98,6 +98,18 @@ export class Replicator {
     return { lagBytes, lagMs, upTo, peers };
   }
 
+  /**
+   * A record of a peer's copy failed its checksum when read: it becomes a
+   * hole of its copy again, asked for from the peer at once. Ignored unless
+   * the peer is copied and the record lies in what is copied already.
+   */
+  repair(bad: { group: number; server: number; bundle: number; offset: number; slotLen: number }): boolean {
+    const { group, server, bundle, offset, slotLen } = bad;
+    if (![ group, server, bundle, offset, slotLen ].every(Number.isSafeInteger) || offset % 8 || slotLen <= 0 || slotLen % 8) return false;
+    const copy = this.copies.get(`${group}-${server}`);
+    return copy ? copy.repair(bundle, [ offset, offset + slotLen ]) : false;
+  }
+
   /** Stops every loop; resolves once no copy writes any more. */
   async close(): Promise<void> {
     this.closed = true;
@@ -121,6 +133,10 @@ class PeerCopy {
   private readonly positions = new Map<number, Position>();
   /** records that failed their checksum, by `${bundle}:${start}`: asked for again after a growing pause */
   private readonly bad = new Map<string, { hole: Hole; at: number; tries: number }>();
+  /** bundle → records found bad in the copy, to make holes of at the next look */
+  private readonly toRepair = new Map<number, Hole[]>();
+  /** `${bundle}:${start}` of records being copied again */
+  private readonly repairing = new Set<string>();
   private upTo: number | null = null;
   private idle = false;
   private error: string | null = null;
@@ -138,6 +154,15 @@ class PeerCopy {
     for (const [ bundle, size ] of this.sizes) lagBytes += Math.max(0, size - (this.positions.get(bundle)?.end ?? 0));
     for (const b of this.bad.values()) lagBytes += b.hole[1] - b.hole[0];
     return { group: this.peer.group, server: this.peer.server, lagBytes, upTo: this.upTo, idle: this.idle, error: this.error };
+  }
+
+  repair(bundle: number, hole: Hole): boolean {
+    const key = `${bundle}:${hole[0]}`;
+    if (this.repairing.has(key)) return true;
+    this.repairing.add(key);
+    this.toRepair.set(bundle, [ ...(this.toRepair.get(bundle) ?? []), hole ]);
+    this.wake?.();
+    return true;
   }
 
   async stop(): Promise<void> {
@@ -217,7 +242,7 @@ class PeerCopy {
     let cursor = 0;
     try {
       for (;;) {
-        const pos = this.position(bundle, file);
+        const pos = this.withRepairs(bundle, this.position(bundle, file), file);
         const now = Date.now();
         const due = (h: Hole) => h[0] >= cursor && !((this.bad.get(`${bundle}:${h[0]}`)?.at ?? 0) > now);
         const dueHoles = pos.holes.filter(due);
@@ -240,6 +265,7 @@ class PeerCopy {
         savePosition(file, next);
         this.positions.set(bundle, next);
         this.noteBad(bundle, batch, got.bad);
+        this.noteRepaired(bundle, batch, got.bad);
         copied += got.copied;
         // holes an answer found lie within what it was asked: not asked for again in this pass
         if (batch.length < dueHoles.length) cursor = batch[batch.length - 1][1];
@@ -251,6 +277,36 @@ class PeerCopy {
       await writer.close();
     }
     return copied;
+  }
+
+  /**
+   * Records found bad in the copy become holes of its position (saved), so
+   * the walk asks for them again; one not copied yet (past the end, or a
+   * hole already) is left to the walk.
+   */
+  private withRepairs(bundle: number, pos: Position, file: string): Position {
+    const wanted = this.toRepair.get(bundle);
+    if (!wanted) return pos;
+    this.toRepair.delete(bundle);
+    const covered = (h: Hole) => h[1] > pos.end || pos.holes.some(x => x[0] < h[1] && h[0] < x[1]);
+    const fresh = wanted.filter(h => !covered(h));
+    for (const h of wanted) if (covered(h)) this.repairing.delete(`${bundle}:${h[0]}`);
+    if (!fresh.length) return pos;
+    const next: Position = { end: pos.end, holes: [ ...pos.holes, ...fresh ].sort((a, b) => a[0] - b[0]) };
+    savePosition(file, next);
+    this.positions.set(bundle, next);
+    return next;
+  }
+
+  /** Logs each record found bad in the copy once it is copied again. */
+  private noteRepaired(bundle: number, asked: Hole[], bad: Hole[]): void {
+    for (const h of asked) {
+      const key = `${bundle}:${h[0]}`;
+      if (!this.repairing.has(key) || bad.some(b => b[0] === h[0])) continue;
+      this.repairing.delete(key);
+      this.opts.log.info('[egg-sonofs] replication: repaired the copy of the record at offset %d of bundle %d of %d.%d (it had failed its checksum; copied again from %s)',
+        h[0], bundle, this.peer.group, this.peer.server, this.peer.url);
+    }
   }
 
   /** Records that failed their checksum wait longer each time; those asked for again and now copied are forgotten. */

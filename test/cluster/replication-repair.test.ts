@@ -1,0 +1,114 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { bundlePath, decodeFileId, HEADER_SIZE } from '../../lib';
+import { ReplicaReader, replicaBundlePath } from '../../lib/replication';
+import { buildDemo, Demo, startDemo } from '../support/cluster-demo';
+import { request, sha1, uploadTo } from '../support/http';
+import { testRedisUrl, uniqueNamespace } from '../support/redis';
+import { until } from '../support/until';
+
+const SECRET = 'test-repair-secret';
+const MiB = 1024 * 1024;
+
+function readRange(file: string, start: number, length: number): Buffer {
+  const fd = fs.openSync(file, 'r');
+  try {
+    const b = Buffer.alloc(length);
+    fs.readSync(fd, b, 0, length, start);
+    return b;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+function flipByte(file: string, at: number): void {
+  const fd = fs.openSync(file, 'r+');
+  const byte = Buffer.alloc(1);
+  fs.readSync(fd, byte, 0, 1, at);
+  fs.writeSync(fd, Buffer.from([ byte[0] ^ 0xff ]), 0, 1, at);
+  fs.closeSync(fd);
+}
+
+/** Every log line a demo wrote, whatever the file. */
+function logsOf(dir: string, port: number): string {
+  const logs = path.join(dir, `logs-${port}`);
+  return fs.readdirSync(logs).filter(f => f.endsWith('.log')).map(f => fs.readFileSync(path.join(logs, f), 'utf8')).join('\n');
+}
+
+describe('cluster mode: a copy that fails its checksum is repaired from its owner', function () {
+  this.timeout(240_000);
+  let dir: string;
+  const running: Demo[] = [];
+
+  after(async () => {
+    for (const d of running) await d.kill9().catch(() => undefined);
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('serves the file from the node that has it, copies the record again and logs the repair', async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sonofs-repair-'));
+    const build = path.join(dir, 'build');
+    buildDemo(build);
+    const namespace = uniqueNamespace('repair');
+    const rootA = path.join(dir, 'a');
+    const rootB = path.join(dir, 'b');
+    const node = async (server: number, root: string) => {
+      const demo = await startDemo(build, dir, {
+        SONOFS_REDIS_URL: testRedisUrl(), SONOFS_CLUSTER_NAME: namespace, SONOFS_CLUSTER_SECRET: SECRET, SONOFS_CLUSTER_TTL_MS: '3000',
+        SONOFS_GROUP: '1', SONOFS_SERVER: String(server), SONOFS_ROOT: root,
+      });
+      running.push(demo);
+      return demo;
+    };
+    const [ a, b ] = await Promise.all([ node(1, rootA), node(2, rootB) ]);
+    await until('both nodes up in the map', async () => {
+      const res = await request(`${a.base}/file/cluster`);
+      return res.status === 200 && res.json().nodes.filter((n: any) => n.state === 'up').length === 2;
+    }, 15_000, 200);
+
+    const files: Array<{ id: string; data: Buffer }> = [];
+    for (const [ i, n ] of [ 4096, 3 * MiB ].entries()) {
+      const data = randomBytes(n);
+      const res = await uploadTo(a.base, data, `r${i}.bin`);
+      assert.equal(res.status, 200, res.body.toString());
+      files.push({ id: res.json().data.FileId, data });
+    }
+    const reader = new ReplicaReader(rootB, { group: 1, server: 2 }, () => undefined);
+    await until('B to hold good copies of A\'s files', async () => {
+      for (const f of files) if (!await reader.open(f.id)) return false;
+      return true;
+    }, 30_000, 200);
+
+    for (const f of files) {
+      const loc = decodeFileId(f.id);
+      const copy = replicaBundlePath(rootB, 1, 1, loc.bundle);
+      const own = bundlePath(rootA, loc.bundle);
+      const recordLen = HEADER_SIZE + loc.size;
+      assert(readRange(copy, loc.offset, recordLen).equals(readRange(own, loc.offset, recordLen)), 'the copy starts equal');
+      flipByte(copy, loc.offset + HEADER_SIZE + Math.floor(loc.size / 2));
+      assert(!readRange(copy, loc.offset, recordLen).equals(readRange(own, loc.offset, recordLen)), 'the byte is flipped');
+
+      // the bad copy is never served: B reads the file from A, byte for byte
+      const res = await request(`${b.base}/file/download?fileid=${f.id}`);
+      assert.equal(res.status, 200, res.body.subarray(0, 200).toString());
+      assert.equal(sha1(res.body), sha1(f.data), `${f.id} differs`);
+
+      // and the copy is written again from A's record
+      await until(`B to repair its copy of ${f.id}`, () => readRange(copy, loc.offset, recordLen).equals(readRange(own, loc.offset, recordLen)), 30_000, 200);
+      assert(await reader.open(f.id), `B's copy of ${f.id} is good again`);
+    }
+    await until('B to log both repairs', () => (logsOf(dir, b.port).match(/repaired the copy of the record/g) ?? []).length >= 2, 10_000, 200);
+    assert.equal((logsOf(dir, b.port).match(/failed its checksum: not served; asking for it again/g) ?? []).length >= 2, true);
+
+    // A gone, B serves the repaired copies itself
+    await a.kill9();
+    for (const f of files) {
+      const res = await request(`${b.base}/file/download?fileid=${f.id}`);
+      assert.equal(res.status, 200, res.body.subarray(0, 200).toString());
+      assert.equal(sha1(res.body), sha1(f.data));
+    }
+  });
+});
