@@ -5,7 +5,7 @@ import { SonofsError, UnavailableError } from '../errors';
 import { NODE_AUTH_HEADER, signNodeRequest } from './node-auth';
 import type { PlacementTarget } from './placement';
 
-/** The node-to-node upload: POST `<NODE_UPLOAD_PATH>?user=&name=&mime=`, signed, the file's bytes as the body. */
+/** The node-to-node upload: POST `<NODE_UPLOAD_PATH>?user=&name=&mime=&bound=`, signed, the file's bytes as the body. */
 export const NODE_UPLOAD_PATH = '/_sonofs/node/upload';
 
 export interface ForwardUploadOptions {
@@ -16,6 +16,8 @@ export interface ForwardUploadOptions {
   mime?: string;
   /** exact size, when known (sent as Content-Length; else the body is chunked) */
   size?: number;
+  /** the most bytes the upload can hold (the client's request length), so the target can reserve space without the exact size */
+  sizeBound?: number;
   /** a target must take the connection within this (ms); a failed connection tries the next target */
   connectTimeoutMs: number;
   /** once every byte is sent, the target must answer within this (ms) */
@@ -59,6 +61,7 @@ function sendTo<T>(t: PlacementTarget, source: Readable, o: ForwardUploadOptions
   const q = new URLSearchParams({ user: o.user });
   if (o.filename !== undefined) q.set('name', o.filename);
   if (o.mime !== undefined) q.set('mime', o.mime);
+  if (o.sizeBound !== undefined) q.set('bound', String(o.sizeBound));
   const url = new URL(`${t.url}${NODE_UPLOAD_PATH}?${q}`);
   const headers: Record<string, string> = {
     [NODE_AUTH_HEADER]: signNodeRequest(o.secret, 'POST', `${url.pathname}${url.search}`),

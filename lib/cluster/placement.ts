@@ -10,7 +10,7 @@ export interface PlacementConfig {
   preferLocal: boolean;
   /** a group must keep this many bytes free after the file is stored */
   minFreeBytes: number;
-  /** a group whose busiest member's load (1-minute load average per core) is above this is overloaded */
+  /** a group whose busiest member's load (1-minute load average per core) is above this gets uploads only when every group with room is as busy */
   maxLoad: number;
   /** how much free space and load count when several groups fit (scores are relative, 0 turns one off) */
   weights: { free: number; load: number };
@@ -66,22 +66,26 @@ function groupsOf(nodes: ReadonlyArray<PlacementNode>): GroupState[] {
   });
 }
 
-/** Why a group cannot take `size` bytes now, or undefined when it can (an unknown free space counts as room). */
-function unfit(g: GroupState, size: number, cfg: PlacementConfig): string | undefined {
+/** Why a group has no room for `size` bytes, or undefined when it has (an unknown free space counts as room). */
+function noRoom(g: GroupState, size: number, cfg: PlacementConfig): string | undefined {
   if (g.free !== null && g.free - size < cfg.minFreeBytes) {
     return `group ${g.group} has ${g.free} bytes free, under ${size} + ${cfg.minFreeBytes} kept free`;
   }
-  if (g.load > cfg.maxLoad) return `group ${g.group} is overloaded (load ${g.load.toFixed(2)} per core, over ${cfg.maxLoad})`;
   return undefined;
 }
 
+const overloaded = (g: GroupState, cfg: PlacementConfig) => g.load > cfg.maxLoad;
+
 /**
  * Picks the group for an upload of (at most) `size` bytes. The local group
- * (`self.group`) while it fits and `preferLocal` is on; else the fitting
- * group with the best score, `weights.free` × its free space relative to the
- * roomiest candidate − `weights.load` × its load relative to `maxLoad`
- * (ties: the lower group number). The local group wins only through this
- * node itself: a forward goes to another group's members, least loaded first.
+ * (`self.group`) while it has room and is not overloaded, with `preferLocal`;
+ * else, among the groups with room (those not overloaded, if any), the local
+ * one with `preferLocal`, or the best by score: `weights.free` × its free
+ * space relative to the roomiest candidate − `weights.load` × its load
+ * relative to `maxLoad` (ties: the lower group number). Load only steers:
+ * a cluster busy everywhere still stores; no room anywhere is the only no.
+ * The local group wins only through this node itself; a forward goes to
+ * another group's members, least loaded first.
  */
 export function choosePlacement(
   nodes: ReadonlyArray<PlacementNode>, self: { group: number; instance: string }, size: number, cfg: PlacementConfig,
@@ -89,17 +93,19 @@ export function choosePlacement(
   const groups = groupsOf(nodes);
   if (!groups.length) return { local: null, reason: 'no node of the cluster is up', noNode: true };
   const local = groups.find(g => g.group === self.group && g.members.some(m => m.instance === self.instance));
-  if (local && cfg.preferLocal && !unfit(local, size, cfg)) return { local: true };
   const reasons: string[] = [];
-  const fitting = groups.filter(g => {
-    const why = unfit(g, size, cfg);
+  const roomy = groups.filter(g => {
+    const why = noRoom(g, size, cfg);
     if (why) reasons.push(why);
     return !why;
   });
-  if (!fitting.length) return { local: null, reason: reasons.join('; '), noNode: false };
-  const roomiest = Math.max(1, ...fitting.map(g => g.free ?? 0));
-  const score = (g: GroupState) => cfg.weights.free * ((g.free ?? 0) / roomiest) - cfg.weights.load * (g.load / Math.max(cfg.maxLoad, 1e-9));
-  const best = fitting.reduce((a, b) => (score(b) > score(a) ? b : a));
+  if (!roomy.length) return { local: null, reason: reasons.join('; '), noNode: false };
+  const calm = roomy.filter(g => !overloaded(g, cfg));
+  const candidates = calm.length ? calm : roomy;
+  if (local && cfg.preferLocal && candidates.includes(local)) return { local: true };
+  const roomiest = Math.max(1, ...candidates.map(g => g.free ?? 0));
+  const score = (g: GroupState) => cfg.weights.free * ((g.free ?? 0) / roomiest) - cfg.weights.load * (g.load / cfg.maxLoad);
+  const best = candidates.reduce((a, b) => (score(b) > score(a) ? b : a));
   if (best === local) return { local: true };
   const targets = [ ...best.members ].sort((a, b) => a.load - b.load || a.server - b.server)
     .map(m => ({ group: m.group, server: m.server, url: m.url.replace(/\/+$/, '') }));

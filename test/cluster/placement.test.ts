@@ -44,6 +44,13 @@ describe('placement: which group stores a new upload', () => {
     assert.equal(byLoad.local === false && byLoad.group, 3);
   });
 
+  it('load only steers: when every group with room is overloaded, the upload is still stored (locally first)', () => {
+    const nodes = [ node(1, 1, 50 * GiB, 9), node(2, 1, 80 * GiB, 7) ];
+    assert.deepEqual(choosePlacement(nodes, self, 1, cfg()), { local: true });
+    const p = choosePlacement([ node(1, 1, 0, 9), ...nodes.slice(1) ], self, 1, cfg());
+    assert.equal(p.local === false && p.group, 2);
+  });
+
   it('without preferLocal the local group competes by score, and wins as local', () => {
     const nodes = [ node(1, 1, 10 * GiB), node(2, 1, 90 * GiB) ];
     const p = choosePlacement(nodes, self, 1, cfg({ preferLocal: false }));
