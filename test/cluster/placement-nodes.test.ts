@@ -2,12 +2,13 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
+import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { decodeFileId } from '../../lib';
 import { NODE_AUTH_HEADER, NODE_FILE_PATH, NODE_UPLOAD_PATH, signNodeRequest } from '../../lib/cluster';
 import { buildDemo, Demo, startDemo } from '../support/cluster-demo';
-import { request, sha1, uploadTo } from '../support/http';
+import { multipart, request, sha1, uploadTo } from '../support/http';
 import { testRedisUrl, uniqueNamespace } from '../support/redis';
 import { until } from '../support/until';
 
@@ -37,6 +38,7 @@ describe('cluster mode: uploads go to the group placement picks (streamed to ano
   let a2: Demo; // group 1 server 2
   let b: Demo; // group 2 server 1: takes the uploads
   const running: Demo[] = [];
+  let startB: () => Promise<Demo>;
 
   before(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sonofs-placement-'));
@@ -55,8 +57,9 @@ describe('cluster mode: uploads go to the group placement picks (streamed to ano
       running.push(d);
       return d;
     };
+    startB = () => node(2, 1);
     [ a1, a2, b ] = await Promise.all([
-      node(1, 1, { SONOFS_CLUSTER_RESERVE_BYTES: String(2 ** 52) }), node(1, 2), node(2, 1),
+      node(1, 1, { SONOFS_CLUSTER_RESERVE_BYTES: String(2 ** 52) }), node(1, 2), startB(),
     ]);
     for (const d of [ a1, a2, b ]) {
       await until(`${d.base} to see three nodes up`, async () => {
@@ -156,6 +159,42 @@ describe('cluster mode: uploads go to the group placement picks (streamed to ano
     const ok = await signed(b.base, p, 'POST', SECRET, data);
     assert.equal(ok.status, 200, ok.body.toString());
     assert.equal(ok.json().fileHash, sha1(data));
+  });
+
+  it('a target that dies mid-way: the client gets a 503 JSON and nothing is stored', async () => {
+    const data = randomBytes(48 * MiB);
+    const { body, contentType } = multipart([ { name: 'file', filename: 'cut.bin', data } ]);
+    const answer = new Promise<{ status: number; text: string }>((resolve, reject) => {
+      const req = http.request(`${a1.base}/file/upload`, {
+        method: 'POST', agent: false, headers: { Accept: 'application/json', 'Content-Type': contentType, 'Content-Length': body.length },
+      }, res => {
+        let text = '';
+        res.on('data', c => (text += c));
+        res.on('end', () => resolve({ status: res.statusCode!, text }));
+        res.on('error', reject);
+      });
+      req.on('error', () => undefined); // the node may close the connection once it answered
+      (async () => {
+        for (let at = 0; at < body.length && !req.destroyed; at += 256 * 1024) {
+          if (!req.write(body.subarray(at, at + 256 * 1024))) await new Promise(r => req.once('drain', r));
+          // a quarter in, the node storing it dies
+          if (at === 8 * MiB) await b.kill9();
+          else await new Promise(r => setTimeout(r, 5));
+        }
+        req.end();
+      })().catch(reject);
+    });
+    const res = await answer;
+    assert.equal(res.status, 503, res.text);
+    assert.equal(JSON.parse(res.text).code, 'PLACEMENT_FAILED');
+    assert.equal((await request(`${a1.base}/file/meta?filehash=${sha1(data)}`)).status, 404, 'nothing acknowledged');
+    // node 2.1 comes back on its root (a new port) and has no such file either
+    b = await startB();
+    await until(`${a1.base} to see node 2.1 at its new URL`, async () => {
+      const v = (await request(`${a1.base}/file/cluster`)).json();
+      return v.nodes?.some((n: any) => n.group === 2 && n.url === b.base && n.state === 'up');
+    }, 30_000, 100);
+    assert.equal((await request(`${b.base}/file/meta?filehash=${sha1(data)}`)).status, 404);
   });
 
   it('a dead target: 503 JSON within seconds; once it leaves the map, 507 (no group has room), never a local write', async () => {
