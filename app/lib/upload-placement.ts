@@ -27,8 +27,9 @@ export interface UploadPlacement {
  * Placement of single-request uploads in cluster mode (undefined in embedded
  * mode): the worker's cluster map says which group takes a file, and a file
  * for another group is streamed to one of its members (node-routes.ts
- * receives it there). Without a map (the registry unread, Redis away) the
- * upload stays here, where the store's own space checks still hold.
+ * receives it there). Without a map (the registry unread, Redis away, this
+ * node not in it) the upload stays here, where the store's own space checks
+ * still hold.
  */
 export function uploadPlacement(app: Application): UploadPlacement | undefined {
   const a = app as unknown as { [PLACEMENT]?: UploadPlacement | null };
@@ -46,6 +47,8 @@ function makePlacement(app: Application): UploadPlacement | undefined {
       const report = await map.current();
       if (!report || report.snapshot.status !== 'ok') return undefined;
       const nodes = report.snapshot.nodes.filter(n => n.url);
+      // not in the map yet (just started, or its entry lapsed): its own space checks hold, as without a map
+      if (!nodes.some(n => n.instance === report.self.instance)) return undefined;
       const p = choosePlacement(nodes, { group: report.self.group, instance: report.self.instance }, size, policy);
       if (p.local === true) return undefined;
       if (p.local === false) return p.targets;

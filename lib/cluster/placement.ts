@@ -57,9 +57,10 @@ interface GroupState {
   load: number;
 }
 
-function groupsOf(nodes: ReadonlyArray<PlacementNode>): GroupState[] {
+/** Groups of the nodes that are up, and of this node whatever its state (it is the one taking the upload). */
+function groupsOf(nodes: ReadonlyArray<PlacementNode>, self: string): GroupState[] {
   const by = new Map<number, PlacementNode[]>();
-  for (const n of nodes) if (n.state === 'up') by.set(n.group, [ ...by.get(n.group) ?? [], n ]);
+  for (const n of nodes) if (n.state === 'up' || n.instance === self) by.set(n.group, [ ...by.get(n.group) ?? [], n ]);
   return [ ...by ].sort((a, b) => a[0] - b[0]).map(([ group, members ]) => {
     const frees = members.map(m => m.free).filter((f): f is number => f !== null);
     return { group, members, free: frees.length ? Math.min(...frees) : null, load: Math.max(...members.map(m => m.load)) };
@@ -90,7 +91,7 @@ const overloaded = (g: GroupState, cfg: PlacementConfig) => g.load > cfg.maxLoad
 export function choosePlacement(
   nodes: ReadonlyArray<PlacementNode>, self: { group: number; instance: string }, size: number, cfg: PlacementConfig,
 ): Placement {
-  const groups = groupsOf(nodes);
+  const groups = groupsOf(nodes, self.instance);
   if (!groups.length) return { local: null, reason: 'no node of the cluster is up', noNode: true };
   const local = groups.find(g => g.group === self.group && g.members.some(m => m.instance === self.instance));
   const reasons: string[] = [];
@@ -107,7 +108,7 @@ export function choosePlacement(
   const score = (g: GroupState) => cfg.weights.free * ((g.free ?? 0) / roomiest) - cfg.weights.load * (g.load / cfg.maxLoad);
   const best = candidates.reduce((a, b) => (score(b) > score(a) ? b : a));
   if (best === local) return { local: true };
-  const targets = [ ...best.members ].sort((a, b) => a.load - b.load || a.server - b.server)
+  const targets = best.members.filter(m => m.state === 'up').sort((a, b) => a.load - b.load || a.server - b.server)
     .map(m => ({ group: m.group, server: m.server, url: m.url.replace(/\/+$/, '') }));
   return { local: false, group: best.group, targets };
 }

@@ -59,6 +59,12 @@ describe('placement: which group stores a new upload', () => {
     assert.deepEqual(q, { local: true });
   });
 
+  it('counts this node while it is starting (it takes the upload), other nodes only once up', () => {
+    assert.deepEqual(choosePlacement([ node(1, 1, 10 * GiB, 0.1, 'starting') ], self, 1, cfg()), { local: true });
+    const p = choosePlacement([ node(1, 1, 0), node(2, 1, 90 * GiB), node(2, 2, 90 * GiB, 0, 'starting') ], self, 1, cfg());
+    assert.deepEqual(p.local === false && p.targets.map(t => t.server), [ 1 ]);
+  });
+
   it('counts only nodes that are up; no node at all is noNode', () => {
     const p = choosePlacement([ node(1, 1, 0), node(2, 1, 90 * GiB, 0.1, 'starting') ], self, 1, cfg());
     assert.equal(p.local, null);
