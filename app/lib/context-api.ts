@@ -9,6 +9,8 @@ export interface CtxUploadOptions {
   mime?: string;
   /** exact size, if known */
   size?: number;
+  /** store on this node whatever cluster placement says (tus keeps its uploads on the node of their session) */
+  here?: boolean;
 }
 
 /** A multipart file stream as egg-multipart hands it out. */
@@ -96,7 +98,7 @@ export class SonofsContext {
     try {
       const spec = { user, filename: opts.filename ?? part.filename, mime: opts.mime ?? part.mimeType ?? part.mime, size: opts.size, sizeBound };
       // cluster mode: the group placement picks (this one, or another whose member gets the bytes streamed)
-      const placement = uploadPlacement(this.ctx.app);
+      const placement = opts.here ? undefined : uploadPlacement(this.ctx.app);
       const targets = await placement?.targets(opts.size ?? sizeBound ?? 0).catch(err => {
         stream.resume();
         throw err;

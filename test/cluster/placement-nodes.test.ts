@@ -143,6 +143,18 @@ describe('cluster mode: uploads go to the group placement picks (streamed to ano
     assert.equal(sha1(back.body), sha1(data));
   });
 
+  it('tus stays on the node that took it (its session lives there), even in the whole-file fast path', async () => {
+    const data = randomBytes(10 * 1024);
+    const res = await request(`${a1.base}/files/`, {
+      method: 'POST', body: data,
+      headers: { 'Tus-Resumable': '1.0.0', 'Upload-Length': data.length, 'Content-Type': 'application/offset+octet-stream', 'Content-Length': data.length },
+    });
+    assert.equal(res.status, 201, res.body.toString());
+    const id = String(res.headers['sonofs-file-id']);
+    assert.deepEqual(decodeFileId(id).group, 1);
+    assert.equal(sha1((await request(`${b.base}/file/download?fileid=${id}`)).body), sha1(data));
+  });
+
   it('the node upload route answers 401 without the cluster secret and stores nothing', async () => {
     const p = `${NODE_UPLOAD_PATH}?user=anonymous&name=x.bin`;
     const data = randomBytes(1000);
