@@ -4,6 +4,7 @@ import type { TusCorsOptions } from '../lib/tus/cors';
 import type { FuploadConfig } from '../lib/fupload/task';
 import type { SonofsPageOptions } from '../app/lib/page/options';
 import { DEV_CLUSTER_SECRET } from '../lib/cluster/node-auth';
+import { DEFAULT_PLACEMENT, PlacementConfig } from '../lib/cluster/placement';
 
 /** `config.sonofs.authenticate`: the request's user id, or nothing for 401. */
 export type UserId = string | number;
@@ -127,6 +128,16 @@ export interface SonofsClusterConfig {
   readTimeout: number;
   /** how often a node looks for new records of its group's other members when the last look found none (ms) */
   replicationInterval: number;
+  /**
+   * Which group stores a single-request upload (POST `<prefix>/upload`,
+   * `ctx.sonofs.upload`): this node's while it keeps `minFreeBytes` free
+   * after the file and its load is at most `maxLoad`, else the group scored
+   * best by `weights` (free space, load); another group's member receives
+   * the bytes streamed. None fits: 507.
+   */
+  placement: PlacementConfig;
+  /** bytes of this node's disk kept for other uses: the free space it advertises (and placement sees) is less this */
+  reserveBytes: number;
 }
 
 const GiB = 1024 ** 3;
@@ -187,6 +198,8 @@ export default (appInfo: EggAppInfo) => {
       remoteReads: 'proxy',
       readTimeout: 3000,
       replicationInterval: 1000,
+      placement: { ...DEFAULT_PLACEMENT, weights: { ...DEFAULT_PLACEMENT.weights } },
+      reserveBytes: 0,
     },
   };
 

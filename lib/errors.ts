@@ -124,6 +124,13 @@ export class MetadataUnavailableError extends UnavailableError {
   }
 }
 
+/** 507: no group of the cluster has room for this upload (placement found none that fits). */
+export class InsufficientStorageError extends SonofsError {
+  constructor(message: string) {
+    super(507, 'INSUFFICIENT_STORAGE', message);
+  }
+}
+
 /** 409: the request does not fit the resource's current state (e.g. a tus offset that is not the upload's). */
 export class ConflictError extends SonofsError {
   constructor(code: string, message: string) {

@@ -24,13 +24,13 @@ export function clusterEnabled(cfg: SonofsClusterConfig | undefined): boolean {
   return !!cfg && cfg.redis !== false && cfg.redis !== '';
 }
 
-/** Free and total bytes of the file system holding `root`, and the load per core. */
-export function nodeStats(root: string): NodeStats {
+/** Free and total bytes of the file system holding `root` (less `reserve`, kept for other uses), and the load per core. */
+export function nodeStats(root: string, reserve = 0): NodeStats {
   let free: number | null = null;
   let total: number | null = null;
   try {
     const s = fs.statfsSync(root);
-    free = s.bavail * s.bsize;
+    free = Math.max(s.bavail * s.bsize - reserve, 0);
     total = s.blocks * s.bsize;
   } catch { /* unknown */ }
   return { free, total, load: Math.round(os.loadavg()[0] / os.cpus().length * 100) / 100 };
@@ -107,7 +107,7 @@ export async function startClusterAgent(agent: Agent, root: string, more?: () =>
     group: sonofs.group, server: sonofs.server, url: cfg.advertiseUrl.replace(/\/+$/, ''), instance, version: VERSION, startedAt: Date.now(),
   };
   const registry = new ClusterRegistry(redis, {
-    namespace: cfg.namespace, self, stats: () => ({ ...nodeStats(root), ...more?.() }), ttlMs: cfg.ttl, heartbeatMs: cfg.heartbeat, timeoutMs: cfg.redisTimeout, log,
+    namespace: cfg.namespace, self, stats: () => ({ ...nodeStats(root, cfg.reserveBytes), ...more?.() }), ttlMs: cfg.ttl, heartbeatMs: cfg.heartbeat, timeoutMs: cfg.redisTimeout, log,
   });
   try {
     await whenReady(redis, 10_000);

@@ -3,12 +3,15 @@ import type { Readable } from 'node:stream';
 import type { FileStat, ReadRange, SonofsStore, StoredFile, UploadResult, UserFile } from '../../lib';
 import { checkSha1, UnauthorizedError, UploadAbortedError } from '../../lib';
 import { sourceOf } from './file-sources';
+import { uploadPlacement } from './upload-placement';
 
 export interface CtxUploadOptions {
   filename?: string;
   mime?: string;
   /** exact size, if known */
   size?: number;
+  /** store on this node whatever cluster placement says (tus keeps its uploads on the node of their session) */
+  here?: boolean;
 }
 
 /** A multipart file stream as egg-multipart hands it out. */
@@ -94,13 +97,15 @@ export class SonofsContext {
     };
     if (fromBody) req.once('close', onClose);
     try {
-      return await this.store.upload(stream, {
-        user,
-        filename: opts.filename ?? part.filename,
-        mime: opts.mime ?? part.mimeType ?? part.mime,
-        size: opts.size,
-        sizeBound,
+      const spec = { user, filename: opts.filename ?? part.filename, mime: opts.mime ?? part.mimeType ?? part.mime, size: opts.size, sizeBound };
+      // cluster mode: the group placement picks (this one, or another whose member gets the bytes streamed)
+      const placement = opts.here ? undefined : uploadPlacement(this.ctx.app);
+      const targets = await placement?.targets(opts.size ?? sizeBound ?? 0).catch(err => {
+        stream.resume();
+        throw err;
       });
+      if (targets) return await placement!.forward(targets, stream, spec);
+      return await this.store.upload(stream, spec);
     } finally {
       if (fromBody) req.off('close', onClose);
     }

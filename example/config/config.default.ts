@@ -41,6 +41,29 @@ function fupload() {
   return { fupload: { servers: { [token]: { name: 'demo', notifyUrl } }, ...retry, ...attempts } };
 }
 
+/** SONOFS_PLACEMENT_PREFER_LOCAL (1/0), SONOFS_PLACEMENT_MIN_FREE (bytes), SONOFS_PLACEMENT_MAX_LOAD, SONOFS_PLACEMENT_WEIGHT_FREE / _LOAD. */
+function placement(env: NodeJS.ProcessEnv) {
+  const num = (name: string) => {
+    const v = env[name];
+    if (v === undefined || v === '') return undefined;
+    const n = Number(v);
+    if (!Number.isFinite(n) || n < 0) refuse(name, `is ${JSON.stringify(v)}; set a number >= 0`);
+    return n;
+  };
+  const prefer = env.SONOFS_PLACEMENT_PREFER_LOCAL;
+  if (prefer !== undefined && prefer !== '' && prefer !== '0' && prefer !== '1') refuse('SONOFS_PLACEMENT_PREFER_LOCAL', `is ${JSON.stringify(prefer)}; set 1 or 0`);
+  const minFree = num('SONOFS_PLACEMENT_MIN_FREE');
+  const maxLoad = num('SONOFS_PLACEMENT_MAX_LOAD');
+  const free = num('SONOFS_PLACEMENT_WEIGHT_FREE');
+  const load = num('SONOFS_PLACEMENT_WEIGHT_LOAD');
+  return {
+    ...(prefer ? { preferLocal: prefer === '1' } : {}),
+    ...(minFree !== undefined ? { minFreeBytes: minFree } : {}),
+    ...(maxLoad !== undefined ? { maxLoad } : {}),
+    weights: { ...(free !== undefined ? { free } : {}), ...(load !== undefined ? { load } : {}) },
+  };
+}
+
 /** Cluster mode is on with SONOFS_REDIS_URL; the other cluster settings only matter then. */
 function cluster() {
   const env = process.env;
@@ -57,6 +80,8 @@ function cluster() {
       ttl, heartbeat: Math.ceil(ttl / 5), leaseTtl: ttl,
       ...(env.SONOFS_REMOTE_READS ? { remoteReads: env.SONOFS_REMOTE_READS } : {}),
       ...(env.SONOFS_CLUSTER_READ_TIMEOUT_MS ? { readTimeout: int(env.SONOFS_CLUSTER_READ_TIMEOUT_MS, 3000) } : {}),
+      ...(env.SONOFS_CLUSTER_RESERVE_BYTES ? { reserveBytes: int(env.SONOFS_CLUSTER_RESERVE_BYTES, 0) } : {}),
+      placement: placement(env),
     },
   };
 }

@@ -8,3 +8,5 @@ export { ClusterReport, ClusterView, NodeView, GroupView, clusterView, embeddedV
 export { registryLiveness } from './liveness';
 export { ReadCandidate, CandidateNode, CandidateOptions, readCandidates } from './read-candidates';
 export { NODE_FILE_PATH, FORWARDED_REQUEST_HEADERS, FORWARDED_RESPONSE_HEADERS, RemoteAnswer, RemoteReadOptions, readFromNodes } from './remote-read';
+export { PlacementConfig, PlacementNode, PlacementTarget, Placement, DEFAULT_PLACEMENT, choosePlacement, placementConfig } from './placement';
+export { NODE_UPLOAD_PATH, ForwardUploadOptions, ForwardedUpload, forwardUpload } from './forward-upload';

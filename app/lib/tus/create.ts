@@ -50,7 +50,7 @@ export async function createUpload(t: TusRequest): Promise<void> {
   const whole = length === 0 || (length !== undefined && bodyLength === length);
   if (whole && !concat && !check.checksum && !check.trailer && length! <= t.cfg.fastPathMax) {
     const source = withBody ? t.ctx.req : Readable.from([]);
-    const result = await t.ctx.sonofs.upload(source, { size: length, filename: c.filename, mime: c.mime });
+    const result = await t.ctx.sonofs.upload(source, { size: length, filename: c.filename, mime: c.mime, here: true });
     const s = await t.engine.recordDone({ protocol: 'tus', user: c.user, extra: c.extra as Record<string, unknown> }, result);
     return created(t, s, withBody);
   }
