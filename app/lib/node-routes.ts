@@ -38,7 +38,7 @@ export function registerNodeRoutes(app: Application): void {
     requireNodeSignature(ctx);
     const id: string = ctx.params.fileid;
     const copy = ctx.app.sonofs.holds(decodeFileId(id)) ? undefined : await replicaCopy(ctx, id);
-    await sendStoredFile(ctx, id, async st => idName(st), copy);
+    await sendStoredFile(ctx, id, async st => idName(st), copy ?? ctx.app.sonofs) // never passed on again;
   }));
   app.router.post(NODE_UPLOAD_PATH, route(async ctx => {
     requireNodeSignature(ctx);
