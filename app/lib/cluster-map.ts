@@ -37,6 +37,11 @@ export class WorkerClusterMap {
     return this.report;
   }
 
+  /** The live nodes as of the last report (none before the first one). */
+  nodes(): ReadonlyArray<{ group: number; server: number }> {
+    return this.report?.snapshot.nodes ?? [];
+  }
+
   private ask() {
     this.app.messenger.sendToAgent(CLUSTER_ACTIONS.want, { pid: process.pid });
   }
