@@ -143,8 +143,9 @@ export class ChecksumMismatchError extends SonofsError {
  * it was started on), and only that node can write, commit or free them.
  */
 export class UploadElsewhereError extends UnavailableError {
-  constructor(readonly node: string) {
-    super('UPLOAD_ON_OTHER_NODE', `this upload's bytes are on node ${node}, which alone can continue it: send its requests to that node ` +
-      '(if it is down, retry when it is back)');
+  constructor(readonly node: string, why?: string) {
+    super('UPLOAD_ON_OTHER_NODE', why
+      ? `the node holding this upload's bytes (${node}) is ${why}; retry when it is back`
+      : `this upload's bytes are on node ${node}, which alone can continue it: send its requests to that node (if it is down, retry when it is back)`);
   }
 }

@@ -44,7 +44,7 @@ describe('cluster mode: upload sessions live in Redis, shared by every node', fu
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  it('a tus upload created on A: HEAD through B answers its offset from Redis; bytes sent to B are refused with a 503 naming A (B would write its own disk); A finishes it; A killed -9: HEAD through B still answers; A back: it finishes', async () => {
+  it('a tus upload created on A: HEAD through B answers from Redis, PATCH through B is streamed to A; A killed -9: HEAD through B still answers, PATCH is a 503 naming A; A back: the upload finishes through B and every node serves it', async () => {
     const a = await node(1);
     const b = await node(2);
     const data = randomBytes(3 * 1024 * 1024 + 17);
@@ -62,31 +62,37 @@ describe('cluster mode: upload sessions live in Redis, shared by every node', fu
     assert.equal(seen.headers['upload-length'], String(data.length));
     assert.equal(seen.headers['tus-resumable'], '1.0.0');
 
-    const elsewhere = await patch(b.base, p, half, data.subarray(half, 2 * half));
-    assert.equal(elsewhere.status, 503, elsewhere.body.toString());
-    assert.equal(elsewhere.json().code, 'UPLOAD_ON_OTHER_NODE');
-    assert.match(elsewhere.json().msg, /node 1\.1/);
-    // nothing changed: the offset is still A's
-    assert.equal((await head(b.base, p)).headers['upload-offset'], String(half));
-    // DELETE through B is refused too (it would free B's space at A's offsets)
-    assert.equal((await request(`${b.base}${p}`, { method: 'DELETE', headers: TUS })).status, 503);
-
-    const second = await patch(a.base, p, half, data.subarray(half, 2 * half));
+    // bytes through B land on A (where the upload's space is), with A's tus answer
+    const second = await patch(b.base, p, half, data.subarray(half, 2 * half));
     assert.equal(second.status, 204, second.body.toString());
+    assert.equal(second.headers['upload-offset'], String(2 * half));
+    assert.equal(second.headers['tus-resumable'], '1.0.0');
+    assert.equal((await head(a.base, p)).headers['upload-offset'], String(2 * half));
+    // a wrong offset through B gets A's 409, and changes nothing
+    const wrong = await patch(b.base, p, 0, data.subarray(0, 10));
+    assert.equal(wrong.status, 409, wrong.body.toString());
+    assert.equal(wrong.json().code, 'OFFSET_MISMATCH');
 
-    // the owner dies: its acknowledged offset is still known to every node
+    // the owner dies: its acknowledged offset is still known to every node, its bytes are not
     await a.kill9();
+    await until('B to see A gone', async () => (await request(`${b.base}/file/cluster`)).json().nodes.length === 1, 30_000, 200);
     const dead = await head(b.base, p);
     assert.equal(dead.status, 200);
     assert.equal(dead.headers['upload-offset'], String(2 * half));
     const refused = await patch(b.base, p, 2 * half, data.subarray(2 * half));
     assert.equal(refused.status, 503, refused.body.toString());
     assert.equal(refused.json().code, 'UPLOAD_ON_OTHER_NODE');
+    assert.match(refused.json().msg, /node holding this upload's bytes \(1\.1\) is down; retry when it is back/);
+    assert.equal((await head(b.base, p)).headers['upload-offset'], String(2 * half));
 
-    // back: the upload finishes on its node, and every node serves the file
+    // back: the upload finishes through B, and every node serves the file
     const a2 = await node(1);
-    const last = await patch(a2.base, p, 2 * half, data.subarray(2 * half));
+    const last = await until('the last PATCH through B once it sees A again', async () => {
+      const r = await patch(b.base, p, 2 * half, data.subarray(2 * half));
+      return r.status !== 503 && r;
+    }, 30_000, 500);
     assert.equal(last.status, 204, last.body.toString());
+    assert.equal(last.headers['upload-offset'], String(data.length));
     assert.equal((await head(b.base, p)).headers['upload-offset'], String(data.length));
     for (const n of [ a2, b ]) {
       const res = await until(`the file from ${n.base}`, async () => {
