@@ -43,6 +43,9 @@ function pipeTo(ctx: Context, url: string, signature: string, node: string): Pro
   const headers: Record<string, string | string[]> = {};
   for (const [ k, v ] of Object.entries(ctx.req.headers)) if (v !== undefined && !NOT_FORWARDED.has(k)) headers[k] = v;
   headers[NODE_AUTH_HEADER] = signature;
+  // a form the body parser already read goes as it came; anything else is streamed
+  const parsed = (ctx.request as { rawBody?: unknown }).rawBody;
+  if (typeof parsed === 'string') headers['content-length'] = String(Buffer.byteLength(parsed));
   const client = url.startsWith('https:') ? https : http;
   return new Promise((resolve, reject) => {
     const out = client.request(url, { method: ctx.method, headers }, res => {
@@ -55,6 +58,7 @@ function pipeTo(ctx: Context, url: string, signature: string, node: string): Pro
       ctx.req.unpipe(out);
       reject(new UploadElsewhereError(node, `unreachable: ${err.message}`));
     });
-    ctx.req.pipe(out);
+    if (typeof parsed === 'string') out.end(parsed);
+    else ctx.req.pipe(out);
   });
 }

@@ -21,6 +21,8 @@ describe('cluster mode: upload sessions live in Redis, shared by every node', fu
   const redis = new PrivateRedis();
   const namespace = uniqueNamespace('sessions');
   const running: Demo[] = [];
+  // the nodes the first test leaves running, for the next
+  let live: { a: Demo; b: Demo };
 
   async function node(server: number) {
     const demo = await startDemo(build, dir, {
@@ -94,7 +96,45 @@ describe('cluster mode: upload sessions live in Redis, shared by every node', fu
     assert.equal(last.status, 204, last.body.toString());
     assert.equal(last.headers['upload-offset'], String(data.length));
     assert.equal((await head(b.base, p)).headers['upload-offset'], String(data.length));
+    live = { a: a2, b };
     for (const n of [ a2, b ]) {
+      const res = await until(`the file from ${n.base}`, async () => {
+        const r = await request(`${n.base}/file/download?filehash=${sha1(data)}`);
+        return r.status === 200 && r;
+      }, 30_000, 200);
+      assert.equal(sha1(res.body), sha1(data), `from ${n.base}`);
+    }
+  });
+
+  it('a chunked upload started on A takes its parts through A and B (B streams them to A), completes through B, and both serve the file', async () => {
+    const { a, b } = live;
+    const chunk = 5 * 1024 * 1024;
+    const data = randomBytes(2 * chunk + 4321);
+    const form = (base: string, route: string, fields: Record<string, string | number>) => {
+      const body = Buffer.from(new URLSearchParams(Object.entries(fields).map(([ k, v ]) => [ k, String(v) ])).toString());
+      return request(`${base}/file/${route}`, { method: 'POST', body, headers: { 'Content-Type': 'application/x-www-form-urlencoded', 'Content-Length': body.length } });
+    };
+    const part = (base: string, uploadid: string, index: number) => {
+      const bytes = data.subarray((index - 1) * chunk, index * chunk);
+      return request(`${base}/file/mpupload/uppart?uploadid=${uploadid}&index=${index}`, {
+        method: 'POST', body: bytes, headers: { 'Content-Type': 'multipart/form-data', 'Content-Length': bytes.length },
+      });
+    };
+    const init = await form(a.base, 'mpupload/init', { filehash: sha1(data), filesize: data.length });
+    assert.equal(init.json().code, 0, init.body.toString());
+    const id = init.json().data.UploadID;
+    for (const [ n, index ] of [ [ b, 2 ], [ a, 1 ], [ b, 3 ] ] as Array<[Demo, number]>) {
+      const res = await part(n.base, id, index);
+      assert.equal(res.status, 200, `part ${index} through ${n.base}: ${res.body.toString()}`);
+      assert.equal(res.json().code, 0, res.body.toString());
+    }
+    // the status needs no bytes: B answers it from Redis
+    const status = await form(b.base, 'mpupload/status', { uploadid: id });
+    assert.deepEqual(status.json().data.ChunkExists, [ 1, 2, 3 ]);
+    const done = await form(b.base, 'mpupload/complete', { uploadid: id, filehash: sha1(data), filesize: data.length, filename: 'parts.bin' });
+    assert.equal(done.status, 200, done.body.toString());
+    assert.equal(done.json().code, 0, done.body.toString());
+    for (const n of [ a, b ]) {
       const res = await until(`the file from ${n.base}`, async () => {
         const r = await request(`${n.base}/file/download?filehash=${sha1(data)}`);
         return r.status === 200 && r;
