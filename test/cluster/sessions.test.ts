@@ -8,6 +8,7 @@ import { request, sha1 } from '../support/http';
 import { OFFSET, TUS, pathOf } from '../support/tus';
 import { PrivateRedis, uniqueNamespace } from '../support/redis';
 import { until } from '../support/until';
+import { Upload } from 'tus-js-client';
 
 const patch = (base: string, p: string, offset: number, body: Buffer) => request(`${base}${p}`, {
   method: 'PATCH', body, headers: { ...TUS, 'Content-Type': OFFSET, 'Upload-Offset': offset, 'Content-Length': body.length },
@@ -134,6 +135,42 @@ describe('cluster mode: upload sessions live in Redis, shared by every node', fu
     const done = await form(b.base, 'mpupload/complete', { uploadid: id, filehash: sha1(data), filesize: data.length, filename: 'parts.bin' });
     assert.equal(done.status, 200, done.body.toString());
     assert.equal(done.json().code, 0, done.body.toString());
+    for (const n of [ a, b ]) {
+      const res = await until(`the file from ${n.base}`, async () => {
+        const r = await request(`${n.base}/file/download?filehash=${sha1(data)}`);
+        return r.status === 200 && r;
+      }, 30_000, 200);
+      assert.equal(sha1(res.body), sha1(data), `from ${n.base}`);
+    }
+  });
+
+  it('tus-js-client resumes through B an upload it started on A (HEAD, then PATCHes streamed to A), and both serve the file', async () => {
+    const { a, b } = live;
+    const data = randomBytes(2 * 1024 * 1024 + 99);
+    const sent: string[] = [];
+    const run = (opts: Record<string, unknown>) => new Promise<Upload>((resolve, reject) => {
+      const u: Upload = new Upload(data as any, {
+        chunkSize: 512 * 1024, retryDelays: null, metadata: { filename: 'resumed.bin' },
+        onBeforeRequest: req => { sent.push(`${req.getMethod()} ${req.getURL()}`); },
+        onSuccess: () => resolve(u), onError: reject, ...opts,
+      });
+      u.start();
+    });
+    // a first client on A stops after its first chunk
+    const first = await new Promise<Upload>((resolve, reject) => {
+      const u: Upload = new Upload(data as any, {
+        endpoint: `${a.base}/files/`, chunkSize: 512 * 1024, retryDelays: null, metadata: { filename: 'resumed.bin' },
+        onChunkComplete: () => { u.abort().then(() => resolve(u), reject); },
+        onError: reject,
+      });
+      u.start();
+    });
+    const p = pathOf(first.url!);
+    assert.equal((await head(b.base, p)).headers['upload-offset'], String(512 * 1024));
+    // another client, given the upload's URL on B, finds the offset there and sends the rest there
+    await run({ uploadUrl: `${b.base}${p}` });
+    assert.ok(sent.every(r => r.includes(b.base)), sent.join('\n'));
+    assert.equal(sent.filter(r => r.startsWith('PATCH')).length, 4, sent.join('\n'));
     for (const n of [ a, b ]) {
       const res = await until(`the file from ${n.base}`, async () => {
         const r = await request(`${n.base}/file/download?filehash=${sha1(data)}`);
