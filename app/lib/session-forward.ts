@@ -60,5 +60,7 @@ function pipeTo(ctx: Context, url: string, signature: string, node: string): Pro
     });
     if (typeof parsed === 'string') out.end(parsed);
     else ctx.req.pipe(out);
+    // a client gone mid-body: the owner sees the cut as it would from the client (tus keeps what arrived)
+    ctx.req.once('close', () => { if (!ctx.req.complete) out.destroy(); });
   });
 }
