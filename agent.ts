@@ -1,5 +1,8 @@
 import type { Agent, IBoot } from 'egg';
-import { checkNodeOptions, nodeName, openNodeLeader, openSessionStore, serveAllocations, sweepSessions, SessionStore, ACTIONS } from './lib';
+import {
+  checkNodeOptions, nodeName, openNodeLeader, openSessionStore, serveAllocations, sweepSessions, MetadataBackend, SessionStore, ACTIONS,
+} from './lib';
+import { registryLiveness } from './lib/cluster/liveness';
 import { LEADER } from './app/lib/symbols';
 import { startFuploadAgent } from './app/lib/fupload-agent';
 import { startClusterAgent } from './app/lib/cluster-agent';
@@ -38,10 +41,13 @@ export default class SonofsAgentBoot implements IBoot {
     this.agent.coreLogger.info('[egg-sonofs] leader ready in %d ms: %s applied %d records (%d corrupt; data %s) under %s',
       Date.now() - started, mode, applied, corrupt, verifiedData ? 'checked' : 'not read', opts.root);
     this.stopServing = serveAllocations(this.agent.messenger as any, this.leader.allocator, err => this.agent.coreLogger.error(err));
-    this.startSweeper({ root: opts.root, node });
     // cluster mode: registers the node (refuses to start on a taken group and server)
     this.replication = startReplication(this.agent, opts.root);
     this.cluster = await startClusterAgent(this.agent, opts.root, () => replicationStats(this.replication));
+    // cluster mode: the sessions are in Redis, their locks' holders judged alive by the registry
+    const registry = this.cluster?.registry;
+    const liveness = registry && registryLiveness(node, () => registry.snapshot().nodes);
+    this.startSweeper({ root: opts.root, node }, await agentBackend(this.agent, liveness));
     // copies the bundles of its group's other live members (cluster mode)
     if (this.cluster && this.replication) {
       followRegistry(this.replication, this.cluster.registry);
@@ -51,11 +57,16 @@ export default class SonofsAgentBoot implements IBoot {
     this.agent.messenger.on('egg-ready', () => this.agent.messenger.sendToApp(ACTIONS.leaderUp, { pid: process.pid }));
   }
 
-  /** One sweep of abandoned uploads per node, in the agent, so workers never race over it. */
-  private startSweeper(self: { root: string; node: string }): void {
-    const sessions = this.sessions = openSessionStore(self.root, self.node);
+  /**
+   * One sweep of abandoned uploads per node, in the agent, so workers never
+   * race over it. In cluster mode too each node sweeps only the sessions
+   * whose bytes are on its disk (the shared store's `expired` answers per
+   * node): only the owner can give its reserved space back.
+   */
+  private startSweeper(self: { root: string; node: string }, backend: MetadataBackend): void {
+    const sessions = this.sessions = openSessionStore(self.root, self.node, backend);
     // fupload tasks: callbacks (with retries, resumed after a restart) and a "-1" for an expired task
-    const fupload = this.fupload = startFuploadAgent(this.agent, sessions);
+    const fupload = this.fupload = startFuploadAgent(this.agent, sessions, self.node);
     let running = false;
     this.sweeper = setInterval(() => {
       if (running) return;

@@ -15,6 +15,7 @@ import { registerNodeRoutes } from './app/lib/node-routes';
 import { CLUSTER_ACTIONS, clusterEnabled } from './app/lib/cluster-agent';
 import { registerReplicationRoutes } from './app/lib/replication-routes';
 import { workerBackend } from './app/lib/metadata-backend';
+import { workerLiveness } from './app/lib/cluster-map';
 
 /** Each app worker writes and reads bytes itself, with space leased from the agent. */
 export default class SonofsAppBoot implements IBoot {
@@ -52,7 +53,8 @@ export default class SonofsAppBoot implements IBoot {
     this.store = new SonofsStore(opts, openCatalog(opts.root, node, workerBackend(this.app)), this.source);
     (this.app as any)[STORE] = this.store;
     const u = cfg.uploads;
-    this.sessions = new UploadSessions(this.store, openSessionStore(opts.root, node), {
+    // cluster mode: sessions in Redis, another node's lock holder alive while that node is in the registry
+    this.sessions = new UploadSessions(this.store, openSessionStore(opts.root, node, workerBackend(this.app, workerLiveness(this.app, node))), {
       root: opts.root, node, ttlMs: u.ttl, doneTtlMs: u.doneTtl, lockTimeoutMs: u.lockTimeout, fsync: opts.fsync, maxFileSize: opts.maxFileSize,
       maxOpenPerUser: u.maxOpenPerUser,
     });

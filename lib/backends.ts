@@ -2,6 +2,7 @@ import type { AllocationLedger, Catalog } from './catalog/types';
 import { ClusterNodeCatalog } from './catalog/node-catalog';
 import { LmdbCatalog } from './catalog/lmdb-catalog';
 import { RedisCatalog } from './catalog/redis-catalog';
+import { guardRedis } from './catalog/redis-guard';
 import type { RedisClient } from './catalog/redis-client';
 import type { Liveness } from './liveness';
 import type { SessionStore } from './sessions/types';
@@ -53,6 +54,7 @@ export function openSessionStore(root: string, node: string, backend: MetadataBa
     case 'embedded': return new LmdbSessionStore(sessionsDir(root), node);
     case 'redis':
       if (!backend.liveness) throw new Error('[egg-sonofs] upload sessions on Redis need the registry\'s liveness');
-      return new RedisSessionStore(backend.client, node, { namespace: backend.namespace, liveness: backend.liveness });
+      // the catalog's guard: a call fails as 503 METADATA_UNAVAILABLE while Redis is away, never hangs
+      return new RedisSessionStore(guardRedis(backend.client, backend.callTimeoutMs), node, { namespace: backend.namespace, liveness: backend.liveness });
   }
 }

@@ -158,3 +158,15 @@ export class ChecksumMismatchError extends SonofsError {
     super(460, 'CHECKSUM_MISMATCH', message);
   }
 }
+
+/**
+ * 503: an unfinished upload's bytes are on the disk of another node (the one
+ * it was started on), and only that node can write, commit or free them.
+ */
+export class UploadElsewhereError extends UnavailableError {
+  constructor(readonly node: string, why?: string) {
+    super('UPLOAD_ON_OTHER_NODE', why
+      ? `the node holding this upload's bytes (${node}) is ${why}; retry when it is back`
+      : `this upload's bytes are on node ${node}, which alone can continue it: send its requests to that node (if it is down, retry when it is back)`);
+  }
+}

@@ -2,6 +2,7 @@ import type { Application, Context } from 'egg';
 import type { Session, UploadResult, UserFile } from '../../lib';
 import { SonofsError, checkSha1, covers } from '../../lib';
 import { answeringErrorsWith } from './http-errors';
+import { forwardToUploadOwner } from './session-forward';
 
 /**
  * The course's 秒传 (/file/fastupload) and chunked upload (/file/mpupload/*),
@@ -218,6 +219,7 @@ export function registerChunkedRoutes(app: Application, prefix: string): void {
 
   r.post(`${p}/mpupload/uppart`, courseRoute(async ctx => {
     const user = await ctx.sonofs.user();
+    if (await forwardToUploadOwner(ctx, required(ctx, 'uploadid'))) return; // its bytes are on another node
     const s = await getUpload(ctx, user);
     const count = extraOf(s).chunkCount;
     const index = intParam(ctx, 'index');
@@ -243,6 +245,7 @@ export function registerChunkedRoutes(app: Application, prefix: string): void {
 
   r.post(`${p}/mpupload/complete`, courseRoute(async ctx => {
     const user = await ctx.sonofs.user();
+    if (await forwardToUploadOwner(ctx, required(ctx, 'uploadid'))) return; // its bytes are on another node
     const s = await getUpload(ctx, user);
     const hash = hashParam(ctx);
     const size = intParam(ctx, 'filesize');
@@ -266,6 +269,7 @@ export function registerChunkedRoutes(app: Application, prefix: string): void {
 
   r.post(`${p}/mpupload/cancel`, courseRoute(async ctx => {
     const user = await ctx.sonofs.user();
+    if (await forwardToUploadOwner(ctx, required(ctx, 'uploadid'))) return; // its bytes are on another node
     const s = await getUpload(ctx, user);
     if (s.state === 'done') throw new CourseError(409, 'UPLOAD_FINISHED', COURSE_CODES.FAILED, 'the upload is already a stored file');
     await app.sonofsUploads.cancel(s.id, user);

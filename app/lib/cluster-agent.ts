@@ -73,8 +73,9 @@ export interface ClusterAgent {
   /**
    * One node in the cluster holds it at a time. Cluster-wide duties start in
    * its onAcquire (with the fencing token to carry with their writes) and stop
-   * in its onLose. Today's sweeps of upload sessions and fupload callbacks
-   * stay per node, as the sessions they sweep are in the node's own root.
+   * in its onLose. The sweeps of upload sessions and fupload callbacks do
+   * not run under it: each session is handled by the node whose disk holds
+   * its bytes, which alone can free them (agent.ts startSweeper).
    */
   duties: ClusterLease;
   close(): Promise<void>;

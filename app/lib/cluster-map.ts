@@ -1,5 +1,7 @@
 import type { Application } from 'egg';
 import type { ClusterReport } from '../../lib/cluster';
+import type { Liveness } from '../../lib/liveness';
+import { registryLiveness } from '../../lib/cluster';
 import { CLUSTER_ACTIONS, clusterEnabled } from './cluster-agent';
 
 const MAP = Symbol.for('egg-sonofs#cluster-map');
@@ -37,6 +39,11 @@ export class WorkerClusterMap {
     return this.report;
   }
 
+  /** The live nodes as of the last report; undefined before the first one. */
+  nodes(): ReadonlyArray<{ group: number; server: number }> | undefined {
+    return this.report?.snapshot.nodes;
+  }
+
   private ask() {
     this.app.messenger.sendToAgent(CLUSTER_ACTIONS.want, { pid: process.pid });
   }
@@ -48,4 +55,19 @@ export function clusterMapOf(app: Application): WorkerClusterMap | undefined {
   const a = app as unknown as { [MAP]?: WorkerClusterMap };
   a[MAP] ??= new WorkerClusterMap(app);
   return a[MAP];
+}
+
+/**
+ * Whether a lock holder is alive, for a worker's upload sessions in cluster
+ * mode: another node's while the registry lists it. Before the worker's first
+ * report another node's holder counts as alive (its lock still ends with its
+ * TTL). The map is made at the first question, not at boot, so that its first
+ * report is asked for when needed. Undefined in embedded mode.
+ */
+export function workerLiveness(app: Application, self: string): Liveness | undefined {
+  if (!clusterEnabled(app.config.sonofs.cluster)) return undefined;
+  return h => {
+    const nodes = clusterMapOf(app)!.nodes();
+    return nodes || h.node === self ? registryLiveness(self, () => nodes ?? [])(h) : true;
+  };
 }

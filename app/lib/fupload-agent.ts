@@ -15,12 +15,14 @@ export const FUPLOAD_ACTIONS = {
  * after restarts from the state kept in the sessions), and the hook that turns
  * an expired task into a "-1 time out" callback. Undefined when fupload is off.
  */
-export function startFuploadAgent(agent: Agent, db: SessionStore): { onExpire: ExpireHook; afterSweep(): void; close(): Promise<void> } | undefined {
+export function startFuploadAgent(agent: Agent, db: SessionStore, node: string): { onExpire: ExpireHook; afterSweep(): void; close(): Promise<void> } | undefined {
   const sonofs = agent.config.sonofs;
   const cfg = sonofs.fupload;
   if (!cfg || !(cfg.enabled || Object.keys(cfg.servers ?? {}).length)) return undefined;
   const notifier = new TaskNotifier(db, {
     timeout: cfg.notifyTimeout, attempts: cfg.notifyAttempts, delay: cfg.notifyDelay, scanInterval: cfg.notifyScanInterval, stuckAfter: cfg.finishRetryAfter,
+    // sessions are shared in cluster mode: each node sends the callbacks of the tasks on its disk
+    owns: s => !s.node || s.node === node,
   }, {
     info: (msg, ...args) => agent.coreLogger.info(msg, ...args),
     warn: (msg, ...args) => agent.coreLogger.warn(msg, ...args),

@@ -8,6 +8,7 @@ import {
 import { FUPLOAD_ACTIONS } from './fupload-agent';
 import { answeringErrorsWith } from './http-errors';
 import { pluginParts } from './multipart';
+import { forwardToUploadOwner } from './session-forward';
 
 /**
  * fuploadServer's task API on the upload-session engine: a business server
@@ -253,6 +254,8 @@ export function registerFuploadRoutes(app: Application): void {
   }));
 
   r.post(`${p}/files/block`, taskRoute(async ctx => {
+    // the task's bytes are on another node: streamed there
+    if (typeof ctx.query.taskId === 'string' && await forwardToUploadOwner(ctx, ctx.query.taskId)) return;
     const s = await getTask(ctx, ctx.query.taskId).catch(err => {
       // a cancelled task refuses blocks like a paused one
       if ((err as SonofsError).code === 'UPLOAD_CANCELLED') throw new TaskError(410, 'UPLOAD_CANCELLED', RET.PAUSED, 'task was cancel');

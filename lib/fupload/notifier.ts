@@ -1,6 +1,6 @@
 import http from 'node:http';
 import https from 'node:https';
-import type { SessionStore } from '../sessions';
+import type { Session, SessionStore } from '../sessions';
 import { NOTIFY_PREFIX, NotifyState, callbackPayload, taskExtra } from './task';
 
 export interface NotifierOptions {
@@ -14,6 +14,12 @@ export interface NotifierOptions {
   scanInterval: number;
   /** a task whose bytes are all in but that is still not stored after this long is handed back (ms) */
   stuckAfter: number;
+  /**
+   * Which tasks this notifier delivers (all when absent). With sessions
+   * shared by a cluster, each node delivers those whose bytes it holds: it
+   * alone can store a stuck one, and no task has two senders.
+   */
+  owns?: (s: Session) => boolean;
 }
 
 export interface NotifierLog {
@@ -115,6 +121,7 @@ export class TaskNotifier {
     const key = NOTIFY_PREFIX + id;
     const s = await this.db.get(id);
     if (!s) return this.db.setKey(key, undefined);
+    if (this.opts.owns && !this.opts.owns(s)) return;
     const n = taskExtra(s).notify;
     if (n && n.state !== 'pending') return this.db.setKey(key, undefined);
     const payload = n && callbackPayload(s);

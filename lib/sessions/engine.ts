@@ -14,6 +14,7 @@ import { addRange, missingRanges, prefixEnd, removeRange } from './ranges';
 import { SessionSpace, dataPosition, releaseSpace, readSessionData, readSpaceHeader } from './space';
 import { BundleFiles, WriteBehind, bundlePath, punchHole, writevFully } from '../bundle/files';
 import type { ByteRange, LockMode, Session, SessionProtocol, SessionStore } from './types';
+import { assertBytesHere, bytesAreHere } from './owner';
 
 const fdatasync = promisify(fs.fdatasync);
 
@@ -184,6 +185,7 @@ export class UploadSessions {
     try {
       return await this.withLock(id, mode, async (released, lock) => {
         let s = await this.get(id, w.user);
+        assertBytesHere(s, this.opts.node);
         // Stored already, though the session does not say so (a crash between the file's
         // commit and the session's last update): never write into a stored file's bytes.
         const settled = await this.settleLocked(s, lock);
@@ -241,7 +243,8 @@ export class UploadSessions {
    * Costs one header read for an active upload with reserved space.
    */
   async settle(s: Session): Promise<Session> {
-    if (s.state !== 'active' || !s.space || !spaceIsCommitted(this.opts.root, s, this.store.files)) return s;
+    // another node's upload: the shared record is all this node knows
+    if (!bytesAreHere(s, this.opts.node) || s.state !== 'active' || !s.space || !spaceIsCommitted(this.opts.root, s, this.store.files)) return s;
     return this.withLock(s.id, 'exclusive', async (_, lock) => this.settleLocked(await this.get(s.id, s.user), lock));
   }
 
@@ -261,6 +264,7 @@ export class UploadSessions {
   /** complete() for a holder of the session's lock; the last step also lets go of the lock. `knownPending`: the caller read the space header under this lock. */
   private async completeLocked(s: Session, c: CompleteOptions, lock: HeldLock, knownPending = false): Promise<UploadResult> {
     if (s.state === 'done') return s.result!;
+    assertBytesHere(s, this.opts.node);
     if (s.length === undefined) throw new ConflictError('LENGTH_UNKNOWN', 'the upload length is not known yet');
     if (c.expectSize !== undefined && c.expectSize !== s.length) {
       throw new BadRequestError('SIZE_MISMATCH', `the upload has ${s.length} bytes, not ${c.expectSize}`);
@@ -289,6 +293,7 @@ export class UploadSessions {
     return this.withLock(finalId, 'exclusive', async (_, lock) => {
       const s = await this.get(finalId);
       if (s.state === 'done') return s.result!;
+      assertBytesHere(s, this.opts.node);
       for (const p of parts) {
         if (p.length === undefined || p.offset !== p.length) throw new ConflictError('PART_UNFINISHED', `part ${p.id} is not finished`);
       }
@@ -309,6 +314,7 @@ export class UploadSessions {
     await this.withLock(id, 'exclusive', async (_, lock) => {
       const s = await this.get(id, user);
       if (s.state === 'done') throw new ConflictError('UPLOAD_FINISHED', 'this upload is already a stored file');
+      assertBytesHere(s, this.opts.node);
       await discardSessionBytes(this.opts.root, s);
       this.hashes.delete(id);
       await this.finish(s, { state: 'cancelled' }, lock);

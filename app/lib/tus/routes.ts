@@ -6,6 +6,7 @@ import { createUpload } from './create';
 import { patchUpload } from './patch';
 import { describeServer, downloadUpload, headUpload, terminateUpload } from './read';
 import { TusRequest } from './request';
+import { forwardToUploadOwner } from '../session-forward';
 
 type Handler = (t: TusRequest, id: string) => Promise<void>;
 
@@ -44,6 +45,8 @@ async function dispatch(ctx: Context, path: string, id: string | undefined): Pro
       throw new MethodNotAllowedError(method, Object.keys(handlers));
     }
     if (id !== undefined && method !== 'OPTIONS' && !isUploadId(id)) throw new NotFoundError('UPLOAD_NOT_FOUND', 'no upload has this id');
+    // bytes go to the node that holds the upload's space (HEAD answers from the shared record)
+    if (id !== undefined && (method === 'PATCH' || method === 'DELETE') && await forwardToUploadOwner(ctx, id)) return;
     await handler(t, id ?? '');
   } catch (err) {
     if ((err as SonofsError).status === 412) ctx.set('Tus-Version', TUS_VERSION);

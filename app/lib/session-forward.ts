@@ -1,0 +1,66 @@
+import http from 'node:http';
+import https from 'node:https';
+import type { Application, Context } from 'egg';
+import { UploadElsewhereError, nodeName } from '../../lib';
+import type { UploadSessions } from '../../lib';
+import { NODE_AUTH_HEADER, signNodeRequest, verifyNodeRequest } from '../../lib/cluster';
+import { bytesAreHere } from '../../lib/sessions/owner';
+import { clusterMapOf } from './cluster-map';
+import { SESSIONS } from './symbols';
+
+// hop-by-hop headers (RFC 9110 7.6.1) and the ones this node sets itself
+const NOT_FORWARDED = new Set([ 'host', 'connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'proxy-connection', 'te', 'trailer', NODE_AUTH_HEADER ]);
+
+/**
+ * Cluster mode: a request on an upload whose bytes are on another node (its
+ * reserved space is on that node's disk) is streamed there, as it came, and
+ * its answer streamed back: the client sees the owner's answer (status,
+ * tus headers, offsets). The owner authenticates the client's own
+ * credentials as for any request; the node signature (NODE_AUTH_HEADER)
+ * marks a forwarded request, which is never forwarded again. Resolves false
+ * when this node should handle the request itself (embedded mode, its own
+ * upload, an unknown or finished one, or a request forwarded to it).
+ */
+export async function forwardToUploadOwner(ctx: Context, id: string): Promise<boolean> {
+  const app = ctx.app as Application;
+  const map = clusterMapOf(app);
+  if (!map) return false;
+  const secret: string = app.config.sonofs.cluster.secret;
+  if (ctx.get(NODE_AUTH_HEADER) && verifyNodeRequest(secret, ctx.method, ctx.originalUrl, ctx.get(NODE_AUTH_HEADER))) return false;
+  const sessions = (app as any)[SESSIONS] as UploadSessions;
+  const s = await sessions.get(id).catch(() => undefined); // the handler answers the 404 or 410
+  const cfg = app.config.sonofs;
+  if (!s || bytesAreHere(s, nodeName(cfg.group, cfg.server))) return false;
+  const report = await map.current();
+  const owner = report?.snapshot.nodes.find(n => nodeName(n.group, n.server) === s.node && n.url);
+  if (!owner) throw new UploadElsewhereError(s.node!, 'down');
+  await pipeTo(ctx, `${owner.url}${ctx.originalUrl}`, signNodeRequest(secret, ctx.method, ctx.originalUrl), s.node!);
+  return true;
+}
+
+/** Streams the request to `url` and the answer back; 503 (naming the node) when it cannot be reached. */
+function pipeTo(ctx: Context, url: string, signature: string, node: string): Promise<void> {
+  const headers: Record<string, string | string[]> = {};
+  for (const [ k, v ] of Object.entries(ctx.req.headers)) if (v !== undefined && !NOT_FORWARDED.has(k)) headers[k] = v;
+  headers[NODE_AUTH_HEADER] = signature;
+  // a form the body parser already read goes as it came; anything else is streamed
+  const parsed = (ctx.request as { rawBody?: unknown }).rawBody;
+  if (typeof parsed === 'string') headers['content-length'] = String(Buffer.byteLength(parsed));
+  const client = url.startsWith('https:') ? https : http;
+  return new Promise((resolve, reject) => {
+    const out = client.request(url, { method: ctx.method, headers }, res => {
+      ctx.status = res.statusCode ?? 502;
+      for (const [ k, v ] of Object.entries(res.headers)) if (v !== undefined && !NOT_FORWARDED.has(k)) ctx.set(k, v as string | string[]);
+      ctx.body = res; // streamed: never held whole
+      resolve();
+    });
+    out.once('error', err => {
+      ctx.req.unpipe(out);
+      reject(new UploadElsewhereError(node, `unreachable: ${err.message}`));
+    });
+    if (typeof parsed === 'string') out.end(parsed);
+    else ctx.req.pipe(out);
+    // a client gone mid-body: the owner sees the cut as it would from the client (tus keeps what arrived)
+    ctx.req.once('close', () => { if (!ctx.req.complete) out.destroy(); });
+  });
+}
