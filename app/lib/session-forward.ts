@@ -34,12 +34,20 @@ export async function forwardToUploadOwner(ctx: Context, id: string): Promise<bo
   const report = await map.current();
   const owner = report?.snapshot.nodes.find(n => nodeName(n.group, n.server) === s.node && n.url);
   if (!owner) throw new UploadElsewhereError(s.node!, 'down');
-  await pipeTo(ctx, `${owner.url}${ctx.originalUrl}`, signNodeRequest(secret, ctx.method, ctx.originalUrl), s.node!);
+  const idleMs = Math.max(cfg.cluster.readTimeout, FORWARD_IDLE_MS);
+  await pipeTo(ctx, `${owner.url}${ctx.originalUrl}`, signNodeRequest(secret, ctx.method, ctx.originalUrl), s.node!, idleMs);
   return true;
 }
 
-/** Streams the request to `url` and the answer back; 503 (naming the node) when it cannot be reached. */
-function pipeTo(ctx: Context, url: string, signature: string, node: string): Promise<void> {
+/**
+ * A forwarded request whose connection to the owner carries nothing either
+ * way for this long is cut (503): a hung owner never holds the client for
+ * ever. Generous, as a client may pause between the bytes of its body.
+ */
+const FORWARD_IDLE_MS = 30_000;
+
+/** Streams the request to `url` and the answer back; 503 (naming the node) when it cannot be reached or falls silent. */
+function pipeTo(ctx: Context, url: string, signature: string, node: string, idleMs: number): Promise<void> {
   const headers: Record<string, string | string[]> = {};
   for (const [ k, v ] of Object.entries(ctx.req.headers)) if (v !== undefined && !NOT_FORWARDED.has(k)) headers[k] = v;
   headers[NODE_AUTH_HEADER] = signature;
@@ -54,6 +62,7 @@ function pipeTo(ctx: Context, url: string, signature: string, node: string): Pro
       ctx.body = res; // streamed: never held whole
       resolve();
     });
+    out.setTimeout(idleMs, () => out.destroy(new Error(`nothing sent or received for ${idleMs} ms`)));
     out.once('error', err => {
       ctx.req.unpipe(out);
       reject(new UploadElsewhereError(node, `unreachable: ${err.message}`));

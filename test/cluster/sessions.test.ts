@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { buildDemo, Demo, startDemo } from '../support/cluster-demo';
+import { buildDemo, Demo, demoPids, startDemo } from '../support/cluster-demo';
 import { request, sha1 } from '../support/http';
 import { OFFSET, TUS, pathOf } from '../support/tus';
 import { PrivateRedis, uniqueNamespace } from '../support/redis';
@@ -178,5 +178,32 @@ describe('cluster mode: upload sessions live in Redis, shared by every node', fu
       }, 30_000, 200);
       assert.equal(sha1(res.body), sha1(data), `from ${n.base}`);
     }
+  });
+
+  it('a PATCH through B to an owner that hangs (SIGSTOP) answers 503 once the connection is silent, and goes through once it runs again', async () => {
+    const { a, b } = live;
+    const data = randomBytes(200_000);
+    const created = await request(`${a.base}/files`, { method: 'POST', headers: { ...TUS, 'Upload-Length': data.length } });
+    assert.equal(created.status, 201, created.body.toString());
+    const p = pathOf(created.headers.location as string);
+    const pids = demoPids(a.title);
+    for (const pid of pids) process.kill(pid, 'SIGSTOP');
+    try {
+      const t0 = Date.now();
+      const hung = await patch(b.base, p, 0, data.subarray(0, 1000));
+      const took = Date.now() - t0;
+      assert.equal(hung.status, 503, hung.body.toString());
+      assert.equal(hung.json().code, 'UPLOAD_ON_OTHER_NODE');
+      assert(took < 45_000, `answered after ${took} ms`);
+    } finally {
+      for (const pid of pids) process.kill(pid, 'SIGCONT');
+    }
+    const offset = Number((await until('A answering again', async () => {
+      const r = await head(b.base, p);
+      return r.status === 200 && r;
+    }, 30_000, 200)).headers['upload-offset']);
+    const rest = await patch(b.base, p, offset, data.subarray(offset));
+    assert.equal(rest.status, 204, rest.body.toString());
+    assert(rest.headers['sonofs-file-id'], JSON.stringify(rest.headers));
   });
 });
