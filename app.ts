@@ -16,6 +16,7 @@ import { CLUSTER_ACTIONS, clusterEnabled } from './app/lib/cluster-agent';
 import { registerReplicationRoutes } from './app/lib/replication-routes';
 import { workerBackend } from './app/lib/metadata-backend';
 import { workerLiveness } from './app/lib/cluster-map';
+import { copyRecordHook, registerCopyNowRoute } from './app/lib/replication-ack';
 
 /** Each app worker writes and reads bytes itself, with space leased from the agent. */
 export default class SonofsAppBoot implements IBoot {
@@ -50,7 +51,7 @@ export default class SonofsAppBoot implements IBoot {
     const opts = checkNodeOptions(cfg);
     const node = nodeName(opts.group, opts.server);
     this.source = new AgentExtentSource(this.app.messenger as any);
-    this.store = new SonofsStore(opts, openCatalog(opts.root, node, workerBackend(this.app)), this.source);
+    this.store = new SonofsStore(opts, openCatalog(opts.root, node, workerBackend(this.app)), this.source, copyRecordHook(this.app));
     (this.app as any)[STORE] = this.store;
     const u = cfg.uploads;
     // cluster mode: sessions in Redis, another node's lock holder alive while that node is in the registry
@@ -69,7 +70,10 @@ export default class SonofsAppBoot implements IBoot {
     registerFuploadRoutes(this.app);
     // other nodes read this node's files through it, whatever routes the app mounts
     registerNodeRoutes(this.app);
-    if (clusterEnabled(cfg.cluster)) registerReplicationRoutes(this.app, this.store);
+    if (clusterEnabled(cfg.cluster)) {
+      registerReplicationRoutes(this.app, this.store);
+      registerCopyNowRoute(this.app);
+    }
   }
 
   async beforeClose(): Promise<void> {

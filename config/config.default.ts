@@ -129,6 +129,20 @@ export interface SonofsClusterConfig {
   /** how often a node looks for new records of its group's other members when the last look found none (ms) */
   replicationInterval: number;
   /**
+   * When an upload of new content is acknowledged: `'all'` (default) once it
+   * is synced on every live member of the writer's group (each copies it at
+   * once), `'one'` once it is synced on the writer (members copy it within
+   * `replicationInterval`). A member that does not confirm within
+   * `copyTimeout` (plus the bytes at `copyRate`) is left to the background
+   * copy and the answer counts one copy less. Answers say how many nodes hold
+   * the content (`Copies`, header `Sonofs-Copies`).
+   */
+  replication: 'all' | 'one';
+  /** how long a writer waits for a member's copy, beyond the time its bytes take at copyRate (ms) */
+  copyTimeout: number;
+  /** the slowest copy rate a writer allows a member, for large files (MiB/s) */
+  copyRate: number;
+  /**
    * Which group stores a single-request upload (POST `<prefix>/upload`,
    * `ctx.sonofs.upload`): this node's while it keeps `minFreeBytes` free
    * after the file and its load is at most `maxLoad`, else the group scored
@@ -198,6 +212,9 @@ export default (appInfo: EggAppInfo) => {
       remoteReads: 'proxy',
       readTimeout: 3000,
       replicationInterval: 1000,
+      replication: 'all',
+      copyTimeout: 5000,
+      copyRate: 20,
       placement: { ...DEFAULT_PLACEMENT, weights: { ...DEFAULT_PLACEMENT.weights } },
       reserveBytes: 0,
     },

@@ -60,7 +60,23 @@ export interface UploadResult {
   uploadAt: number;
   /** true when the bytes were already stored and only a link was added */
   deduplicated: boolean;
+  /**
+   * Cluster mode, new content: the nodes holding it synced when this was
+   * acknowledged, this one included (replication 'all' waits for the group's
+   * live members). Absent in embedded mode and for deduplicated content.
+   */
+  copies?: number;
 }
+
+/** A record just made durable here: [start, end) of its bundle. */
+export interface DurableRecord {
+  bundle: number;
+  start: number;
+  end: number;
+}
+
+/** Makes a new record's copies on other nodes (cluster mode); resolves with how many nodes hold it, this one included. */
+export type CopyRecord = (rec: DurableRecord) => Promise<number>;
 
 /** Space a record is written into: a worker's slot, or a resumable upload's reserved region. */
 export interface RecordSpace {
@@ -133,7 +149,7 @@ export class SonofsStore {
   private readonly probeSize: number;
   readonly maxBufferSize: number;
 
-  constructor(readonly opts: StoreOptions, readonly catalog: Catalog, source: ExtentSource) {
+  constructor(readonly opts: StoreOptions, readonly catalog: Catalog, source: ExtentSource, private readonly copyRecord?: CopyRecord) {
     this.files = new BundleFiles(opts.root);
     this.writer = new SlotWriter(this.files, source, opts.extentSize);
     this.probeSize = opts.probeSize ?? 1 << 20;
@@ -277,9 +293,14 @@ export class SonofsStore {
     // A duplicate's bytes may sit unsynced in another bundle (another
     // worker's upload, committed but not yet acknowledged): sync that too.
     await this.durable(bundle, outcome.created ? undefined : outcome.blob.fileId);
+    let copies: number | undefined;
+    if (outcome.created && this.copyRecord) {
+      const start = decodeFileId(outcome.blob.fileId).offset;
+      copies = await this.copyRecord({ bundle, start, end: start + HEADER_SIZE + r.size + r.blobMeta.length });
+    }
     return {
       fileId: outcome.blob.fileId, fileHash: r.sha1.toString('hex'), size: r.size, mime: outcome.blob.mime,
-      filename: r.name, uploadAt: outcome.link.at, deduplicated: !outcome.created,
+      filename: r.name, uploadAt: outcome.link.at, deduplicated: !outcome.created, ...(copies === undefined ? {} : { copies }),
     };
   }
 

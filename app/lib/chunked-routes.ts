@@ -2,6 +2,7 @@ import type { Application, Context } from 'egg';
 import type { Session, UploadResult, UserFile } from '../../lib';
 import { SonofsError, checkSha1, covers } from '../../lib';
 import { answeringErrorsWith } from './http-errors';
+import { copiesOf, setCopies } from './copies';
 import { forwardToUploadOwner } from './session-forward';
 
 /**
@@ -113,7 +114,7 @@ function fileMeta(prefix: string, f: UserFile | UploadResult) {
     : { sha1: f.fileHash, name: f.filename, at: f.uploadAt };
   return {
     FileSha1: u.sha1, FileName: u.name, FileSize: f.size, Location: `${prefix}/download?fileid=${f.fileId}`,
-    UploadAt: courseTime(u.at), FileId: f.fileId, Mime: f.mime,
+    UploadAt: courseTime(u.at), FileId: f.fileId, Mime: f.mime, ...('copies' in f ? copiesOf(f) : {}),
   };
 }
 
@@ -264,6 +265,7 @@ export function registerChunkedRoutes(app: Application, prefix: string): void {
       if (code === 'UPLOAD_INCOMPLETE') throw incomplete(chunks(await app.sonofsUploads.get(s.id, user), false));
       throw err;
     }
+    setCopies(ctx, result);
     ok(ctx, fileMeta(p, result));
   }));
 

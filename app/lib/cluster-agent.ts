@@ -100,6 +100,12 @@ export async function startClusterAgent(agent: Agent, root: string, more?: () =>
   if (!/^https?:\/\/[^/]+/.test(cfg.advertiseUrl ?? '')) {
     throw new Error(`[egg-sonofs] cluster mode needs config.sonofs.cluster.advertiseUrl, the http(s) URL other nodes reach this one at (got ${JSON.stringify(cfg.advertiseUrl)})`);
   }
+  if (cfg.replication !== 'all' && cfg.replication !== 'one') {
+    throw new Error(`[egg-sonofs] config.sonofs.cluster.replication must be 'all' or 'one' (got ${JSON.stringify(cfg.replication)})`);
+  }
+  if (!(cfg.copyTimeout >= 0) || !(cfg.copyRate > 0)) {
+    throw new Error(`[egg-sonofs] config.sonofs.cluster.copyTimeout must be at least 0 (ms) and copyRate above 0 (MiB/s) (got ${cfg.copyTimeout}, ${cfg.copyRate})`);
+  }
   if (!cfg.secret || cfg.secret === DEV_CLUSTER_SECRET) {
     log.warn('[egg-sonofs] config.sonofs.cluster.secret is the development default: set the same secret on every node (SONOFS_CLUSTER_SECRET in the demo)');
   }

@@ -1,6 +1,7 @@
 import type { Application, Context } from 'egg';
 import type { SonofsConfig } from '../../config/config.default';
 import { NODE_UPLOAD_PATH } from '../../lib/cluster/forward-upload';
+import { COPY_NOW_PATH } from '../../lib/replication/copy-ack';
 import { fuploadEnabled } from './fupload-routes';
 
 type Matcher = (ctx: Context) => boolean;
@@ -26,8 +27,8 @@ export function ownRoutes(cfg: SonofsConfig) {
   const fp = trimSlash(cfg.fupload.prefix);
   const fupload = fuploadEnabled(cfg.fupload) ? [ '/new/task', '/files/block', '/files/blocks/info', '/files/state' ].map(s => fp + s) : [];
   const changing = new Set(course.changing);
-  // the node-to-node upload is signed (node-routes.ts) and its body is raw bytes
-  const exempt = new Set([ ...course.reading, ...fupload, NODE_UPLOAD_PATH ]);
+  // the node-to-node POSTs are signed (node-routes.ts, replication-ack.ts); the upload's body is raw bytes
+  const exempt = new Set([ ...course.reading, ...fupload, NODE_UPLOAD_PATH, COPY_NOW_PATH ]);
   const tus = cfg.tus.enabled ? trimSlash(cfg.tus.path) : undefined;
   // tus clients send no CSRF token, and a browser cannot send tus's headers
   // cross-site without a CORS preflight, which `tus.cors` governs.

@@ -15,10 +15,41 @@ export function startReplication(agent: Agent, root: string): Replicator | undef
   });
 }
 
-/** Workers tell the agent of a copy that failed its checksum when read. */
+/** Workers tell the agent of a copy that failed its checksum when read, and ask it to copy a peer's new record now. */
 export const REPLICATION_ACTIONS = {
   badCopy: 'sonofs-replication-bad-copy',
+  copyNow: 'sonofs-replication-copy-now',
+  copied: 'sonofs-replication-copied',
 };
+
+/** A worker asks: has this node copied [start, end) of that peer's bundle (within timeoutMs)? */
+export interface CopyNowRequest {
+  id: number;
+  pid: number;
+  peer: { group: number; server: number; instance: string };
+  bundle: number;
+  start: number;
+  end: number;
+  timeoutMs: number;
+}
+
+export interface CopyNowReply {
+  id: number;
+  copied: boolean;
+}
+
+/** A group peer's writer waits for its new record to be here (replication 'all'): copied at once, then answered. */
+export function answerCopyRequests(agent: Agent, replicator: Replicator): void {
+  agent.messenger.on(REPLICATION_ACTIONS.copyNow, (req: CopyNowRequest) => {
+    const { id, pid, peer, bundle, start, end, timeoutMs } = req;
+    replicator.whenCopied(peer, { bundle, start, end }, timeoutMs)
+      .catch(err => {
+        agent.coreLogger.error(err);
+        return false;
+      })
+      .then(copied => agent.messenger.sendTo(pid, REPLICATION_ACTIONS.copied, { id, copied } satisfies CopyNowReply));
+  });
+}
 
 /** A copy a worker found bad is copied again from its owner (the replicator logs the repair). */
 export function repairBadCopies(agent: Agent, replicator: Replicator): void {

@@ -5,6 +5,7 @@ import {
 } from '../../lib';
 import { idName, sendStoredFile } from './file-response';
 import { answeringErrorsWith, sendError } from './http-errors';
+import { copiesOf, setCopies } from './copies';
 import { remoteReads } from './remote-reads';
 import { replicaCopy } from './replication-routes';
 import { registerPageRoutes } from './page/routes';
@@ -133,6 +134,7 @@ export function registerRoutes(app: Application, prefix: string): void {
       result = await ctx.sonofs.upload(part);
     }
     if (!result) throw new BadRequestError('MISSING_FILE', 'multipart field "file" with a file is required');
+    setCopies(ctx, result);
     if (!wantsJson(ctx)) return ctx.redirect(`${p}/upload/suc`);
     ctx.body = {
       code: 0,
@@ -145,6 +147,7 @@ export function registerRoutes(app: Application, prefix: string): void {
         Location: `${p}/download?fileid=${result.fileId}`,
         UploadAt: courseTime(result.uploadAt),
         Mime: result.mime,
+        ...copiesOf(result),
       },
     };
   }));

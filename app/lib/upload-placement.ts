@@ -4,6 +4,7 @@ import type { UploadResult } from '../../lib';
 import { InsufficientStorageError, UnavailableError } from '../../lib';
 import { choosePlacement, forwardUpload, placementConfig, PlacementConfig, PlacementTarget } from '../../lib/cluster';
 import { clusterMapOf } from './cluster-map';
+import { copyTimeoutMs } from './replication-ack';
 
 const PLACEMENT = Symbol.for('egg-sonofs#upload-placement');
 
@@ -59,7 +60,9 @@ function makePlacement(app: Application): UploadPlacement | undefined {
       try {
         const { result } = await forwardUpload<UploadResult>(targets, stream, {
           secret: cfg.secret, user: spec.user, filename: spec.filename, mime: spec.mime, size: spec.size, sizeBound: spec.sizeBound,
-          connectTimeoutMs: cfg.readTimeout, answerTimeoutMs: Math.max(cfg.readTimeout, 60_000),
+          connectTimeoutMs: cfg.readTimeout,
+          // the target may wait for its members' copies before it answers (replication 'all')
+          answerTimeoutMs: Math.max(cfg.readTimeout, 60_000, copyTimeoutMs(cfg, spec.size ?? spec.sizeBound ?? 0) + 10_000),
         });
         return result;
       } catch (err) {

@@ -81,6 +81,7 @@ function cluster() {
       ...(env.SONOFS_REMOTE_READS ? { remoteReads: env.SONOFS_REMOTE_READS } : {}),
       ...(env.SONOFS_CLUSTER_READ_TIMEOUT_MS ? { readTimeout: int(env.SONOFS_CLUSTER_READ_TIMEOUT_MS, 3000) } : {}),
       ...(env.SONOFS_CLUSTER_RESERVE_BYTES ? { reserveBytes: int(env.SONOFS_CLUSTER_RESERVE_BYTES, 0) } : {}),
+      ...(env.SONOFS_REPLICATION ? { replication: env.SONOFS_REPLICATION } : {}),
       placement: placement(env),
     },
   };

@@ -54,6 +54,22 @@ export const NODE_API = '/_sonofs/node';
 /** Longest wait before a record that failed its checksum is asked for again. */
 const MAX_RETRY_MS = 10 * 60_000;
 
+/** How often whenCopied looks again for a peer not yet in the map. */
+const PEER_WAIT_STEP_MS = 50;
+
+/** A writer waiting for a range of its bundle to be copied here. */
+interface CopyWaiter {
+  bundle: number;
+  start: number;
+  end: number;
+  done(copied: boolean): void;
+}
+
+/** Everything in [start, end) is copied: before the position's end and in none of its holes. */
+function covers(p: Position, start: number, end: number): boolean {
+  return end <= p.end && !p.holes.some(h => h[0] < end && start < h[1]);
+}
+
 /**
  * The catch-up of a node's copies: one loop per live peer of its group, each
  * pass asking the peer which bundles it has, then streaming what this node
@@ -110,6 +126,27 @@ export class Replicator {
     return copy ? copy.repair(bundle, [ offset, offset + slotLen ]) : false;
   }
 
+  /**
+   * Resolves true once this node's copy of `peer` holds [start, end) of a
+   * bundle, synced (copied now: the peer's loop is woken), or false after
+   * `timeoutMs`: the peer is not (yet) in this node's map under that
+   * instance, or the bytes could not be copied in time. How a writer learns
+   * its upload has a second copy (replication 'all').
+   */
+  async whenCopied(peer: { group: number; server: number; instance: string }, want: { bundle: number; start: number; end: number }, timeoutMs: number): Promise<boolean> {
+    const { bundle, start, end } = want;
+    if (![ bundle, start, end ].every(Number.isSafeInteger) || bundle < 0 || start < 0 || end <= start) return false;
+    const deadline = Date.now() + timeoutMs;
+    const key = `${peer.group}-${peer.server}`;
+    // a peer that has just joined may reach this node's map a heartbeat later
+    for (;;) {
+      const copy = this.copies.get(key);
+      if (copy && copy.peer.instance === peer.instance) return copy.whenCopied(bundle, start, end, deadline - Date.now());
+      if (this.closed || Date.now() + PEER_WAIT_STEP_MS > deadline) return false;
+      await new Promise(resolve => setTimeout(resolve, PEER_WAIT_STEP_MS));
+    }
+  }
+
   /** Stops every loop; resolves once no copy writes any more. */
   async close(): Promise<void> {
     this.closed = true;
@@ -137,6 +174,9 @@ class PeerCopy {
   private readonly toRepair = new Map<number, Hole[]>();
   /** `${bundle}:${start}` of records being copied again */
   private readonly repairing = new Set<string>();
+  private readonly waiters = new Set<CopyWaiter>();
+  /** counts whenCopied calls, so a pass knows whether one came while it ran */
+  private asked = 0;
   private upTo: number | null = null;
   private idle = false;
   private error: string | null = null;
@@ -165,22 +205,50 @@ class PeerCopy {
     return true;
   }
 
+  whenCopied(bundle: number, start: number, end: number, timeoutMs: number): Promise<boolean> {
+    const file = replicaBundlePath(this.opts.root, this.peer.group, this.peer.server, bundle);
+    if (covers(this.position(bundle, file), start, end)) return Promise.resolve(true);
+    if (this.stopped || timeoutMs <= 0) return Promise.resolve(false);
+    return new Promise(resolve => {
+      const waiter: CopyWaiter = {
+        bundle, start, end,
+        done: copied => {
+          clearTimeout(timer);
+          this.waiters.delete(waiter);
+          resolve(copied);
+        },
+      };
+      const timer = setTimeout(() => waiter.done(false), timeoutMs);
+      this.waiters.add(waiter);
+      this.asked++;
+      this.wake?.();
+    });
+  }
+
   async stop(): Promise<void> {
     this.stopped = true;
     this.abort.abort();
     this.wake?.();
     await this.done;
+    for (const w of this.waiters) w.done(false);
+  }
+
+  /** Tells the writers waiting on a bundle whose range its copy now holds. */
+  private settle(bundle: number, p: Position): void {
+    for (const w of this.waiters) if (w.bundle === bundle && covers(p, w.start, w.end)) w.done(true);
   }
 
   private async run(): Promise<void> {
     const { log, intervalMs } = this.opts;
     while (!this.stopped) {
       try {
+        const asked = this.asked;
         const copied = await this.pass();
         if (this.failures) log.info('[egg-sonofs] replication from %d.%d works again', this.peer.group, this.peer.server);
         this.failures = 0;
         this.error = null;
-        if (!copied) await this.sleep(intervalMs);
+        // a writer that asked during the pass may want what the pass listed too early to see
+        if (!copied && asked === this.asked) await this.sleep(intervalMs);
       } catch (err) {
         if (this.stopped) break;
         this.failures++;
@@ -264,6 +332,7 @@ class PeerCopy {
         };
         savePosition(file, next);
         this.positions.set(bundle, next);
+        this.settle(bundle, next);
         this.noteBad(bundle, batch, got.bad);
         this.noteRepaired(bundle, batch, got.bad);
         copied += got.copied;

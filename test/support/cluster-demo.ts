@@ -37,6 +37,18 @@ export interface Demo {
  * `wait: false` returns at once (for a start expected to fail).
  */
 export async function startDemo(build: string, home: string, env: Record<string, string>, opts: { wait?: boolean } = {}): Promise<Demo> {
+  // egg's master picks the port of its agent's cluster-client (and we the HTTP port) as any free
+  // port; demos started side by side can pick one another took meanwhile: such a start is tried again
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startDemoOnce(build, home, env, opts);
+    } catch (err) {
+      if (attempt >= 3 || !/is occupied by other|EADDRINUSE/.test((err as Error).message)) throw err;
+    }
+  }
+}
+
+async function startDemoOnce(build: string, home: string, env: Record<string, string>, opts: { wait?: boolean }): Promise<Demo> {
   const port = await freePort();
   const title = `sonofs-ct-${port}-end`;
   let out = '';

@@ -1,6 +1,7 @@
 import type { Context } from 'egg';
 import type { Session, UploadResult, UploadSessions } from '../../../lib';
 import { publicOrigin, uploadUrl } from '../../../lib/tus';
+import { setCopies } from '../copies';
 import { SESSIONS } from '../symbols';
 
 /** What a tus session keeps in `extra` (the engine's protocol-specific fields). */
@@ -63,5 +64,6 @@ export class TusRequest {
     if (!result) return;
     this.ctx.set('Sonofs-File-Id', result.fileId);
     this.ctx.set('Sonofs-File-Hash', result.fileHash);
+    setCopies(this.ctx, result);
   }
 }
