@@ -84,7 +84,9 @@ async function startDemoOnce(build: string, home: string, env: Record<string, st
     await Promise.race([
       until(`${title} to start`, () => out.includes('egg started on'), 90_000, 100),
       exited.then(code => { throw new Error(`${title} exited (${code}) before it started`); }),
-    ]).catch(err => {
+    ]).catch(async err => {
+      // nothing of a failed start may outlive it (an agent left behind keeps logging its errors)
+      await demo.kill9().catch(() => undefined);
       throw new Error(`${err.message}\n${out.slice(-3000)}`);
     });
   }
