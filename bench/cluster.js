@@ -5,6 +5,8 @@
 //             (the build before cluster mode) when given, in alternating order
 //   cluster-1 one node with a Redis registry
 //   cluster-3 three nodes on one Redis: group 1 with servers 1 and 2, group 2 with server 1
+//             (replication 'all', the default); cluster-3-one: the same with replication 'one'
+//             (not in the default --setups; alternated with cluster-3 from round to round)
 // Each: --count small uploads (--size-kib, --concurrency in flight) spread over
 // the nodes in turn, then --reads reads by file id, each from a random node (in
 // cluster-3 mostly not the node that stored it), a sample checked by sha1.
@@ -41,6 +43,8 @@ const SETUPS = {
   embedded: { nodes: [ { group: 1, server: 1 } ], redis: false },
   'cluster-1': { nodes: [ { group: 1, server: 1 } ], redis: true },
   'cluster-3': { nodes: [ { group: 1, server: 1 }, { group: 1, server: 2 }, { group: 2, server: 1 } ], redis: true },
+  // the same three nodes acknowledging before the members copy (replication 'one'), for the cost of 'all'
+  'cluster-3-one': { nodes: [ { group: 1, server: 1 }, { group: 1, server: 2 }, { group: 2, server: 1 } ], redis: true, env: { SONOFS_REPLICATION: 'one' } },
 };
 
 async function main() {
@@ -59,7 +63,7 @@ async function main() {
 
   for (let round = 0; round < flags.rounds; round++) {
     const runs = [];
-    for (const setup of setups) {
+    for (const setup of round % 2 ? [ ...setups ].reverse() : setups) {
       // the embedded node of each build, in alternating order; cluster setups on the current build
       const bs = setup === 'embedded' ? (round % 2 ? [ ...builds ].reverse() : builds) : [ builds[0] ];
       for (const build of bs) runs.push({ setup, build });
@@ -87,12 +91,13 @@ async function runSetup(setup, build, dir, flags) {
   const redis = spec.redis ? await startRedis(dir) : undefined;
   const nodes = [];
   try {
-    for (const n of spec.nodes) nodes.push(await startNode(n, build, dir, flags, redis));
+    for (const n of spec.nodes) nodes.push(await startNode(n, build, dir, flags, redis, spec.env));
     if (redis) await untilEveryNodeSeesAll(nodes);
     log(`== ${setup} (${build.name}): ${nodes.map(n => `g${n.group}s${n.server} on ${n.port}`).join(', ')}`);
     const groups = [ ...nodes.map(n => n.proc.pid), ...(redis ? [ redis.pid ] : []) ];
-    const up = await uploads(nodes, flags, groups, setup === 'cluster-3');
-    const lagDrain = setup === 'cluster-3' ? await waitForNoLag(nodes, flags['lag-timeout-s']) : undefined;
+    const three = spec.nodes.length === 3;
+    const up = await uploads(nodes, flags, groups, three);
+    const lagDrain = three ? await waitForNoLag(nodes, flags['lag-timeout-s']) : undefined;
     const rd = await reads(nodes, up, flags, groups);
     const row = {
       uploadsPerSec: up.result.opsPerSec, uploadP50: up.result.p50Ms, uploadP99: up.result.p99Ms, uploadCpuMs: up.cpuMsPerOp, uploadErrors: up.result.errors,
@@ -117,13 +122,14 @@ async function runSetup(setup, build, dir, flags) {
 }
 
 /** One demo node of `build` on a free port; in cluster mode with the Redis URL and its group and server. */
-async function startNode({ group, server }, build, dir, flags, redis) {
+async function startNode({ group, server }, build, dir, flags, redis, extraEnv = {}) {
   const port = await freePort();
   const root = path.join(dir, `g${group}s${server}`);
   const env = {
     PORT: String(port), EGG_WORKERS: String(flags.workers), SONOFS_ROOT: root, SONOFS_BUILD_DIR: build.dir,
     SONOFS_LOG_DIR: path.join(dir, `logs-g${group}s${server}`), EGG_TITLE: `sonofs-bench-cluster-${port}`,
     ...(redis ? { SONOFS_REDIS_URL: redis.url, SONOFS_GROUP: String(group), SONOFS_SERVER: String(server), SONOFS_CLUSTER_SECRET: SECRET } : {}),
+    ...extraEnv,
   };
   const proc = await startServer({
     name: `node g${group}s${server}`, args: [ path.join(ROOT, 'scripts', 'start.js') ], cwd: ROOT, env,
