@@ -10,6 +10,7 @@ import { SimpleResponse, freePort, multipart, request, sha1, uploadTo } from '..
 import { IORedis, FAIL_FAST, PrivateRedis, uniqueNamespace } from '../support/redis';
 import { OFFSET, TUS } from '../support/tus';
 import { until } from '../support/until';
+import { clusterOf, form } from '../support/cluster-view';
 
 const SECRET = 'test-outage-secret';
 const FUPLOAD_TOKEN = 'outage-fupload-token';
@@ -22,17 +23,6 @@ interface Stored {
   data: Buffer;
   /** the node it was uploaded through */
   via: string;
-}
-
-async function clusterOf(base: string) {
-  const res = await request(`${base}/file/cluster`);
-  assert.equal(res.status, 200, res.body.toString());
-  return res.json();
-}
-
-function form(fields: Record<string, string | number>) {
-  const body = Buffer.from(new URLSearchParams(Object.entries(fields).map(([ k, v ]) => [ k, String(v) ])).toString());
-  return { body, headers: { 'Content-Type': 'application/x-www-form-urlencoded', 'Content-Length': body.length, Accept: 'application/json' } };
 }
 
 /** A POST of form fields. */

@@ -10,20 +10,10 @@ import { SimpleResponse, request, sha1, uploadTo } from '../support/http';
 import { OFFSET, TUS } from '../support/tus';
 import { testRedisUrl, uniqueNamespace } from '../support/redis';
 import { until } from '../support/until';
+import { clusterOf, form } from '../support/cluster-view';
 
 const SECRET = 'test-replication-all-secret';
 const MiB = 1024 * 1024;
-
-async function clusterOf(base: string) {
-  const res = await request(`${base}/file/cluster`);
-  assert.equal(res.status, 200, res.body.toString());
-  return res.json();
-}
-
-function form(fields: Record<string, string | number>) {
-  const body = Buffer.from(new URLSearchParams(Object.entries(fields).map(([ k, v ]) => [ k, String(v) ])).toString());
-  return { body, headers: { 'Content-Type': 'application/x-www-form-urlencoded', 'Content-Length': body.length, Accept: 'application/json' } };
-}
 
 /** The answer of an upload of new content, with the copies it reports in its JSON and its header. */
 function copiesOf(res: SimpleResponse): { id: string; copies: number; header: number } {
