@@ -8,6 +8,7 @@ import { request, sha1 } from '../support/http';
 import { OFFSET, TUS, pathOf } from '../support/tus';
 import { PrivateRedis, uniqueNamespace } from '../support/redis';
 import { until } from '../support/until';
+import { clusterOf } from '../support/cluster-view';
 import { Upload } from 'tus-js-client';
 
 const patch = (base: string, p: string, offset: number, body: Buffer) => request(`${base}${p}`, {
@@ -198,6 +199,8 @@ describe('cluster mode: upload sessions live in Redis, shared by every node', fu
     } finally {
       for (const pid of pids) process.kill(pid, 'SIGCONT');
     }
+    // HEAD is answered from Redis; the PATCH needs A back in B's map (it left it while stopped)
+    await until('A up again in B\'s map', async () => (await clusterOf(b.base)).nodes.filter((n: any) => n.state === 'up').length === 2, 30_000, 200);
     const offset = Number((await until('A answering again', async () => {
       const r = await head(b.base, p);
       return r.status === 200 && r;
