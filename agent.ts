@@ -6,7 +6,9 @@ import { registryLiveness } from './lib/cluster/liveness';
 import { LEADER } from './app/lib/symbols';
 import { startFuploadAgent } from './app/lib/fupload-agent';
 import { startClusterAgent } from './app/lib/cluster-agent';
-import { answerCopyRequests, followRegistry, repairBadCopies, replicationStats, startReplication } from './app/lib/replication-agent';
+import {
+  answerCopyRequests, followRegistry, repairBadCopies, repairOwnRecords, replicationStats, startReplication,
+} from './app/lib/replication-agent';
 import { agentBackend } from './app/lib/metadata-backend';
 
 /**
@@ -52,6 +54,7 @@ export default class SonofsAgentBoot implements IBoot {
     if (this.cluster && this.replication) {
       followRegistry(this.replication, this.cluster.registry);
       repairBadCopies(this.agent, this.replication);
+      repairOwnRecords(this.agent, this.cluster.registry, opts.root);
       answerCopyRequests(this.agent, this.replication);
     }
     // Workers that outlived a previous agent re-send what was in flight.

@@ -4,6 +4,7 @@ import { NODE_AUTH_HEADER, NODE_FILE_PATH, NODE_UPLOAD_PATH, verifyNodeRequest }
 import { clusterEnabled } from './cluster-agent';
 import { idName, sendStoredFile } from './file-response';
 import { answeringErrorsWith, sendError } from './http-errors';
+import { badOwnRecord, checkedOwnSource } from './file-sources';
 import { replicaCopy } from './replication-routes';
 import { uploadPlacement } from './upload-placement';
 
@@ -14,6 +15,10 @@ export function requireNodeSignature(ctx: Context): void {
   if (!verifyNodeRequest(ctx.app.config.sonofs.cluster.secret, ctx.method, ctx.originalUrl, ctx.get(NODE_AUTH_HEADER))) {
     throw new UnauthorizedError(`node-to-node call without a valid ${NODE_AUTH_HEADER} header (signed with config.sonofs.cluster.secret)`);
   }
+}
+
+function throwBad(fileId: string): never {
+  throw badOwnRecord(fileId);
 }
 
 /**
@@ -37,8 +42,10 @@ export function registerNodeRoutes(app: Application): void {
   app.router.get(`${NODE_FILE_PATH}:fileid`, route(async ctx => {
     requireNodeSignature(ctx);
     const id: string = ctx.params.fileid;
-    const copy = ctx.app.sonofs.holds(decodeFileId(id)) ? undefined : await replicaCopy(ctx, id);
-    await sendStoredFile(ctx, id, async st => idName(st), copy ?? ctx.app.sonofs) // never passed on again;
+    const loc = decodeFileId(id);
+    // a bad own record answers 500, so the caller asks a member of the group next
+    const from = ctx.app.sonofs.holds(loc) ? await checkedOwnSource(ctx.app, id, loc) ?? throwBad(id) : await replicaCopy(ctx, id);
+    await sendStoredFile(ctx, id, async st => idName(st), from ?? ctx.app.sonofs); // never passed on again
   }));
   app.router.post(NODE_UPLOAD_PATH, route(async ctx => {
     requireNodeSignature(ctx);

@@ -1,6 +1,6 @@
 import type { Agent } from 'egg';
 import type { ClusterRegistry, NodeStats, RegistrySnapshot } from '../../lib/cluster';
-import { BadCopy, Replicator } from '../../lib/replication';
+import { BadCopy, BadOwnRecord, Replicator, repairOwnRecord } from '../../lib/replication';
 import { clusterEnabled } from './cluster-agent';
 
 /**
@@ -20,6 +20,10 @@ export const REPLICATION_ACTIONS = {
   badCopy: 'sonofs-replication-bad-copy',
   copyNow: 'sonofs-replication-copy-now',
   copied: 'sonofs-replication-copied',
+  /** a worker found a record of this node's own bundles bad (a BadOwnRecord) */
+  ownBad: 'sonofs-replication-own-bad',
+  /** the agent wrote it again, or found it intact: to every worker */
+  ownRepaired: 'sonofs-replication-own-repaired',
 };
 
 /** A worker asks: has this node copied [start, end) of that peer's bundle (within timeoutMs)? */
@@ -55,6 +59,36 @@ export function answerCopyRequests(agent: Agent, replicator: Replicator): void {
 export function repairBadCopies(agent: Agent, replicator: Replicator): void {
   agent.messenger.on(REPLICATION_ACTIONS.badCopy, (bad: BadCopy) => {
     if (!replicator.repair(bad)) agent.coreLogger.warn('[egg-sonofs] replication: cannot copy again %j (not a copied record of a live peer)', bad);
+  });
+}
+
+/**
+ * A record of this node's own bundles that a worker found bad is written
+ * again from a live member's copy (one repair at a time per record); every
+ * worker is told once it is good, so it serves the record itself again.
+ */
+export function repairOwnRecords(agent: Agent, registry: ClusterRegistry, root: string): void {
+  const cfg = agent.config.sonofs;
+  const running = new Set<string>();
+  agent.messenger.on(REPLICATION_ACTIONS.ownBad, (bad: BadOwnRecord) => {
+    const key = `${bad.bundle}:${bad.offset}`;
+    if (running.has(key)) return;
+    running.add(key);
+    const members = registry.snapshot().nodes.filter(n => n.state === 'up');
+    const self = { group: cfg.group, server: cfg.server };
+    repairOwnRecord(bad, members, { root, self, secret: cfg.cluster.secret, timeoutMs: cfg.cluster.readTimeout })
+      .then(done => {
+        if (done.state === 'repaired') {
+          agent.coreLogger.info('[egg-sonofs] replication: repaired this node\'s record of %s at offset %d of bundle %d (it had failed its checksum; written again from the copy of %s)',
+            bad.fileId, bad.offset, bad.bundle, done.from);
+        } else {
+          agent.coreLogger.info('[egg-sonofs] replication: this node\'s record of %s at offset %d of bundle %d reads intact now', bad.fileId, bad.offset, bad.bundle);
+        }
+        agent.messenger.sendToApp(REPLICATION_ACTIONS.ownRepaired, { bundle: bad.bundle, offset: bad.offset });
+      })
+      .catch(err => agent.coreLogger.error('[egg-sonofs] replication: cannot repair this node\'s record of %s at offset %d of bundle %d: %s',
+        bad.fileId, bad.offset, bad.bundle, (err as Error).message))
+      .finally(() => running.delete(key));
   });
 }
 

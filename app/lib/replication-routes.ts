@@ -6,7 +6,8 @@ import type { AllocationLedger, Catalog, SonofsStore } from '../../lib';
 import { ConflictError, NotFoundError, UnauthorizedError, bundlePath } from '../../lib';
 import { NODE_AUTH_HEADER, verifyNodeRequest } from '../../lib/cluster';
 import {
-  FileSource, NODE_API, ReplicaReader, listOwnBundles, parseBundle, parseInstance, parseRanges, snapshotLedger, streamRecords,
+  FileSource, NODE_API, ReplicaReader, copiedRecordAt, listOwnBundles, parseBundle, parseInstance, parseOffset, parsePeer, parseRanges, snapshotLedger,
+  streamRecords,
 } from '../../lib/replication';
 import { answeringErrorsWith, sendError } from './http-errors';
 import { REPLICAS } from './symbols';
@@ -33,6 +34,8 @@ function ledgerOf(catalog: Catalog): Pick<AllocationLedger, 'getAllocState' | 'o
  * files from this node's copies.
  * - GET /_sonofs/node/bundles?instance=: this node's bundles and the bytes allocated in each
  * - GET /_sonofs/node/bundles/<n>?instance=&ranges=a-b,c-: the committed records there (lib/replication/protocol.ts)
+ * - GET /_sonofs/node/replicas/<group>-<server>/<n>?instance=&offset=: the bytes of this node's copy of
+ *   one record of that peer (header, data, meta), for the peer to write again over a bad record of its own
  * `instance` is the data root the caller means to copy: another node at that URL answers 409.
  */
 export function registerReplicationRoutes(app: Application, store: SonofsStore): void {
@@ -66,6 +69,18 @@ export function registerReplicationRoutes(app: Application, store: SonofsStore):
     ctx.body = Readable.from(streamRecords(cfg.root, bundle, ranges, snap, { extentSize: store.opts.extentSize, budget: ANSWER_BUDGET }), {
       objectMode: false, highWaterMark: 1 << 20,
     });
+  }));
+
+  app.router.get(`${NODE_API}/replicas/:peer/:bundle`, route(async ctx => {
+    check(ctx);
+    const peer = parsePeer(ctx.params.peer);
+    const bundle = parseBundle(ctx.params.bundle);
+    const offset = parseOffset(ctx.query.offset);
+    const at = peer.group === cfg.group && peer.server !== cfg.server ? await copiedRecordAt(cfg.root, peer, bundle, offset) : undefined;
+    if (!at) throw new NotFoundError('NO_COPY', `this node holds no copy of a record at offset ${offset} of bundle ${bundle} of ${peer.group}.${peer.server}`);
+    ctx.type = 'application/octet-stream';
+    ctx.length = at.length;
+    ctx.body = fs.createReadStream(at.file, { start: at.start, end: at.start + at.length - 1, highWaterMark: 1 << 20 });
   }));
 
   (app as any)[REPLICAS] = new ReplicaReader(cfg.root, { group: cfg.group, server: cfg.server }, msg => app.coreLogger.error(msg),

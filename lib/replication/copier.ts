@@ -8,7 +8,7 @@ import type { ReplicaWriter } from './replica-files';
 const SMALL_RECORD = 1 << 20;
 
 /** Exact reads from a byte stream that arrives in chunks of any size. */
-class ByteReader {
+export class ByteReader {
   private readonly it: AsyncIterator<Buffer>;
   private chunks: Buffer[] = [];
   private have = 0;

@@ -4,3 +4,7 @@ export { LedgerSnapshot, listOwnBundles, snapshotLedger, streamRecords } from '.
 export { parseBundle, parseInstance, parseRanges } from './protocol';
 export { peerDir, replicaBundlePath, replicasDir } from './replica-files';
 export { COPY_NOW_PATH, CopyAckOptions, CopyMember, MemberAck, NewRecord, askMembersToCopy } from './copy-ack';
+export { BadOwnRecord, CheckedOwnReads } from './own-read';
+export { OwnRepairOutcome, RepairMember, repairOwnRecord } from './own-repair';
+export { copiedRecordAt } from './replica-read';
+export { parseOffset, parsePeer } from './protocol';

@@ -101,3 +101,20 @@ export function parseInstance(text: unknown): string {
   if (typeof text !== 'string' || !/^[0-9a-f]{32}$/.test(text)) throw new BadRequestError('INVALID_INSTANCE', 'instance must be 32 hex digits');
   return text;
 }
+
+/** A record's offset from a URL: digits, 8-aligned (records start on 8-byte boundaries). */
+export function parseOffset(text: unknown): number {
+  if (typeof text !== 'string' || !/^\d{1,15}$/.test(text) || Number(text) % RECORD_ALIGN || Number(text) >= MAX_OFFSET) {
+    throw new BadRequestError('INVALID_OFFSET', `offset must be a multiple of ${RECORD_ALIGN} below 2^48`);
+  }
+  return Number(text);
+}
+
+/** A group peer from a URL: `<group>-<server>`, each 1 to 255. */
+export function parsePeer(text: unknown): { group: number; server: number } {
+  const m = typeof text === 'string' ? /^(\d{1,3})-(\d{1,3})$/.exec(text) : null;
+  const group = Number(m?.[1]);
+  const server = Number(m?.[2]);
+  if (!m || group < 1 || group > 255 || server < 1 || server > 255) throw new BadRequestError('INVALID_PEER', 'peer must be <group>-<server>, each from 1 to 255');
+  return { group, server };
+}

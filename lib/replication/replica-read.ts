@@ -7,6 +7,7 @@ import { BadRequestError } from '../errors';
 import { DEFAULT_MIME, mimeFromCode } from '../mime';
 import type { FileStat, ReadRange, StoredFile } from '../store';
 import { replicaBundlePath } from './replica-files';
+import { MemoryFile, checkRange } from './memory-file';
 
 /** The reads a download makes, as the store (and ctx.sonofs) offers them. */
 export interface FileSource {
@@ -80,8 +81,32 @@ export class ReplicaReader {
   }
 }
 
+/**
+ * Where the bytes of a copied record lie (header, data, meta), for its owner
+ * to write again over a bad record of its own; undefined when the copy has
+ * no record there. Its checksums are the owner's to check.
+ */
+export async function copiedRecordAt(
+  root: string, peer: { group: number; server: number }, bundle: number, offset: number,
+): Promise<{ file: string; start: number; length: number } | undefined> {
+  const file = replicaBundlePath(root, peer.group, peer.server, bundle);
+  let fh: FileHandle;
+  try {
+    fh = await fs.promises.open(file, 'r');
+  } catch {
+    return undefined;
+  }
+  try {
+    const h = decodeHeader(await readAt(fh, offset, HEADER_SIZE));
+    if (!h || (h.kind !== RecordKind.Blob && h.kind !== RecordKind.Link && h.kind !== RecordKind.Unlink)) return undefined;
+    return { file, start: offset, length: HEADER_SIZE + h.dataLen + h.metaLen };
+  } finally {
+    await fh.close();
+  }
+}
+
 /** Data and meta of the record against their checksums: the meta's mime, and the data when small; undefined when one fails. */
-async function checkRecord(fh: FileHandle, offset: number, h: RecordHeader): Promise<{ mime?: string; data?: Buffer } | undefined> {
+export async function checkRecord(fh: FileHandle, offset: number, h: RecordHeader): Promise<{ mime?: string; data?: Buffer } | undefined> {
   const metaBuf = await readAt(fh, offset + HEADER_SIZE + h.dataLen, h.metaLen);
   if (metaBuf.length !== h.metaLen || crc32c(metaBuf) !== h.metaCrc) return undefined;
   let mime: string | undefined;
@@ -118,27 +143,26 @@ async function readAt(fh: FileHandle, pos: number, len: number): Promise<Buffer>
   return b.subarray(0, done);
 }
 
-/** One checked record of a copy. */
+/** One checked record of a copy: small ones from memory, others streamed from the copy. */
 class ReplicaFile implements FileSource {
-  constructor(private readonly file: string, private readonly dataAt: number, private readonly st: FileStat, private readonly data?: Buffer) {}
+  private readonly memory: MemoryFile | undefined;
+
+  constructor(private readonly file: string, private readonly dataAt: number, private readonly st: FileStat, data?: Buffer) {
+    this.memory = data && new MemoryFile(st, data);
+  }
 
   async stat(): Promise<FileStat> {
     return this.st;
   }
 
   async getFile(): Promise<StoredFile & FileStat> {
-    if (!this.data) throw new BadRequestError('FILE_TOO_LARGE_FOR_BUFFER', `file is ${this.st.size} bytes; stream it`);
-    return { ...this.st, buffer: this.data };
+    if (!this.memory) throw new BadRequestError('FILE_TOO_LARGE_FOR_BUFFER', `file is ${this.st.size} bytes; stream it`);
+    return this.memory.getFile();
   }
 
-  async createReadStream(_fileId: string, range: ReadRange = {}): Promise<Readable> {
-    const { size } = this.st;
-    const start = range.start ?? 0;
-    const end = range.end ?? size - 1;
-    if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || end >= size || (start > end && size > 0)) {
-      throw new BadRequestError('INVALID_RANGE', `range [${start}, ${end}] is outside the file (size ${size})`);
-    }
-    if (this.data) return Readable.from(size ? [ this.data.subarray(start, end + 1) ] : [], { objectMode: false });
+  async createReadStream(fileId: string, range: ReadRange = {}): Promise<Readable> {
+    if (this.memory) return this.memory.createReadStream(fileId, range);
+    const { start, end } = checkRange(this.st.size, range);
     return fs.createReadStream(this.file, { start: this.dataAt + start, end: this.dataAt + end, highWaterMark: 1 << 20 });
   }
 }

@@ -38,23 +38,28 @@ function logsOf(dir: string, port: number): string {
   return fs.readdirSync(logs).filter(f => f.endsWith('.log')).map(f => fs.readFileSync(path.join(logs, f), 'utf8')).join('\n');
 }
 
-describe('cluster mode: a copy that fails its checksum is repaired from its owner', function () {
+describe('cluster mode: a record that fails its checksum is served from another copy and repaired', function () {
   this.timeout(240_000);
   let dir: string;
+  let build: string;
   const running: Demo[] = [];
+
+  before(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sonofs-repair-'));
+    build = path.join(dir, 'build');
+    buildDemo(build);
+  });
 
   after(async () => {
     for (const d of running) await d.kill9().catch(() => undefined);
     if (dir) fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  it('serves the file from the node that has it, copies the record again and logs the repair', async () => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sonofs-repair-'));
-    const build = path.join(dir, 'build');
-    buildDemo(build);
-    const namespace = uniqueNamespace('repair');
-    const rootA = path.join(dir, 'a');
-    const rootB = path.join(dir, 'b');
+  /** Nodes 1 and 2 of group 1 under roots `<name>-a` and `<name>-b`, both up in the map. */
+  async function twoNodes(name: string): Promise<{ a: Demo; b: Demo; rootA: string; rootB: string }> {
+    const namespace = uniqueNamespace(name);
+    const rootA = path.join(dir, `${name}-a`);
+    const rootB = path.join(dir, `${name}-b`);
     const node = async (server: number, root: string) => {
       const demo = await startDemo(build, dir, {
         SONOFS_REDIS_URL: testRedisUrl(), SONOFS_CLUSTER_NAME: namespace, SONOFS_CLUSTER_SECRET: SECRET, SONOFS_CLUSTER_TTL_MS: '3000',
@@ -68,6 +73,63 @@ describe('cluster mode: a copy that fails its checksum is repaired from its owne
       const res = await request(`${a.base}/file/cluster`);
       return res.status === 200 && res.json().nodes.filter((n: any) => n.state === 'up').length === 2;
     }, 15_000, 200);
+    return { a, b, rootA, rootB };
+  }
+
+  it('serves a bad record of the writer\'s own bundle from a member, and writes it again from the member\'s copy', async () => {
+    const { a, b, rootA, rootB } = await twoNodes('own');
+    const files: Array<{ id: string; data: Buffer; damage: 'data' | 'header' }> = [];
+    for (const [ i, [ n, damage ] ] of ([ [ 4096, 'data' ], [ 3 * MiB, 'data' ], [ 10_000, 'header' ] ] as const).entries()) {
+      const data = randomBytes(n);
+      const res = await uploadTo(a.base, data, `own${i}.bin`);
+      assert.equal(res.status, 200, res.body.toString());
+      assert.equal(res.json().data.Copies, 2, 'replication all: B holds it when A answers');
+      files.push({ id: res.json().data.FileId, data, damage });
+    }
+    for (const f of files) {
+      const loc = decodeFileId(f.id);
+      const own = bundlePath(rootA, loc.bundle);
+      const copy = replicaBundlePath(rootB, 1, 1, loc.bundle);
+      const recordLen = HEADER_SIZE + loc.size;
+      const good = readRange(own, loc.offset, recordLen);
+      assert(good.equals(readRange(copy, loc.offset, recordLen)), 'B\'s copy starts equal');
+      // a data byte, or the header's cookie (its checksum fails, its magic stays)
+      flipByte(own, loc.offset + (f.damage === 'data' ? HEADER_SIZE + Math.floor(loc.size / 2) : 40));
+
+      // A never serves its bad bytes: the download comes whole from B's copy
+      const res = await request(`${a.base}/file/download?fileid=${f.id}`);
+      assert.equal(res.status, 200, res.body.subarray(0, 200).toString());
+      assert.equal(sha1(res.body), sha1(f.data), `${f.id} differs`);
+      const range = await request(`${a.base}/file/download?fileid=${f.id}`, { headers: { range: 'bytes=100-199' } });
+      assert.equal(range.status, 206);
+      assert(range.body.equals(f.data.subarray(100, 200)), 'a range of it too');
+
+      // and A's record is written again from B's copy
+      await until(`A to repair its record of ${f.id}`, () => readRange(own, loc.offset, recordLen).equals(good), 30_000, 200);
+    }
+    await until('A to log the three repairs', () => (logsOf(dir, a.port).match(/repaired this node's record of/g) ?? []).length >= 3, 10_000, 200);
+    await until('A to log the three bad records', () => (logsOf(dir, a.port).match(/failed its checksum: not served; read from a member/g) ?? []).length >= 3, 10_000, 200);
+
+    // B gone, A serves its repaired records itself
+    await b.kill9();
+    for (const f of files) {
+      const res = await request(`${a.base}/file/download?fileid=${f.id}`);
+      assert.equal(res.status, 200, res.body.subarray(0, 200).toString());
+      assert.equal(sha1(res.body), sha1(f.data));
+    }
+    // with no member up, a record found bad is answered as corrupt, never served
+    const last = files[0];
+    const loc = decodeFileId(last.id);
+    flipByte(bundlePath(rootA, loc.bundle), loc.offset + HEADER_SIZE + 7);
+    await until('B out of A\'s map', async () => (await request(`${a.base}/file/cluster`)).json().nodes.every((n: any) => n.server !== 2 || n.state !== 'up'), 15_000, 200);
+    const res = await request(`${a.base}/file/download?fileid=${last.id}`);
+    assert.equal(res.status, 500, res.body.toString());
+    assert.equal(res.json().code, 'CORRUPT_RECORD', res.body.toString());
+    await a.kill9();
+  });
+
+  it('serves the file from the node that has it, copies the record again and logs the repair', async () => {
+    const { a, b, rootA, rootB } = await twoNodes('copy');
 
     const files: Array<{ id: string; data: Buffer }> = [];
     for (const [ i, n ] of [ 4096, 3 * MiB ].entries()) {

@@ -1,0 +1,111 @@
+import fs from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
+import { decodeFileId, FileLocation } from '../bundle/file-id';
+import { bundlePath } from '../bundle/files';
+import { HEADER_SIZE, RecordHeader, RecordKind, crc32c, decodeHeader } from '../bundle/record';
+import { ByteReader } from './copier';
+import { nodeGet } from './node-client';
+import type { BadOwnRecord } from './own-read';
+import { checkRecord } from './replica-read';
+import { NODE_API } from './replicator';
+
+/** A live member of this node's group, as the registry lists it. */
+export interface RepairMember {
+  group: number;
+  server: number;
+  url: string;
+  instance: string;
+}
+
+export interface OwnRepairOptions {
+  root: string;
+  self: { group: number; server: number };
+  secret: string;
+  /** idle time of a member's answer before it fails (ms) */
+  timeoutMs: number;
+}
+
+export type OwnRepairOutcome = { state: 'intact' } | { state: 'repaired'; from: string };
+
+const PIECE = 1 << 20;
+
+/** The member's route that serves the bytes of its copy of one record (app/lib/replication-routes.ts). */
+export function copiedRecordPath(owner: { group: number; server: number }, bundle: number, offset: number, instance: string): string {
+  return `${NODE_API}/replicas/${owner.group}-${owner.server}/${bundle}?instance=${instance}&offset=${offset}`;
+}
+
+/**
+ * Writes a bad record of this node's own bundle again from a member's copy,
+ * at its own place. Only a record that fails its checksum here is touched,
+ * and only with the member's record for the same file id (its header the
+ * same as ours when ours is intact); its data is checked as it is written
+ * and its header written last, then all of it synced and read back.
+ * Throws when no member has a good copy.
+ */
+export async function repairOwnRecord(bad: BadOwnRecord, members: RepairMember[], o: OwnRepairOptions): Promise<OwnRepairOutcome> {
+  const loc = decodeFileId(bad.fileId);
+  if (loc.group !== o.self.group || loc.server !== o.self.server || loc.bundle !== bad.bundle || loc.offset !== bad.offset) {
+    throw new Error(`${bad.fileId} is not a record of this node at bundle ${bad.bundle} offset ${bad.offset}`);
+  }
+  const fh = await fs.promises.open(bundlePath(o.root, loc.bundle), 'r+');
+  try {
+    const ownHead = await readAt(fh, loc.offset, HEADER_SIZE);
+    const own = decodeHeader(ownHead);
+    if (own && await checkRecord(fh, loc.offset, own)) return { state: 'intact' };
+    const sameRecord = (head: Buffer, h: RecordHeader) => (own ? head.equals(ownHead)
+      : h.kind === RecordKind.Blob && h.cookie === loc.cookie && h.dataLen === loc.size && h.mimeCode === loc.mimeCode);
+    const tried: string[] = [];
+    for (const m of members.filter(n => n.group === o.self.group && n.server !== o.self.server)) {
+      const who = `${m.group}.${m.server} (${m.url})`;
+      try {
+        if (await copyFrom(fh, loc, m, sameRecord, o)) return { state: 'repaired', from: who };
+        tried.push(`${who}: its copy failed its checksum too`);
+      } catch (err) {
+        tried.push(`${who}: ${(err as Error).message}`);
+      }
+    }
+    throw new Error(`no member of group ${o.self.group} gave a good copy (${tried.join('; ') || 'none is up'})`);
+  } finally {
+    await fh.close();
+  }
+}
+
+/** One member's copy written over the bad record: true once it is on disk and reads back intact. */
+async function copyFrom(
+  fh: FileHandle, loc: FileLocation, m: RepairMember, sameRecord: (head: Buffer, h: RecordHeader) => boolean, o: OwnRepairOptions,
+): Promise<boolean> {
+  const res = await nodeGet(m.url, copiedRecordPath(o.self, loc.bundle, loc.offset, m.instance), o.secret, { timeoutMs: o.timeoutMs });
+  try {
+    const bytes = new ByteReader(res);
+    const head = Buffer.from(await bytes.exactly(HEADER_SIZE));
+    const h = decodeHeader(head);
+    if (!h || !sameRecord(head, h)) throw new Error('its copy at that place is another record');
+    // our bytes here are bad already: the data is written as it comes, and counts only once it checks
+    let crc = 0;
+    for (let done = 0; done < h.dataLen;) {
+      const piece = await bytes.upTo(Math.min(PIECE, h.dataLen - done));
+      crc = crc32c(piece, crc);
+      await writeAt(fh, piece, loc.offset + HEADER_SIZE + done);
+      done += piece.length;
+    }
+    const meta = Buffer.from(await bytes.exactly(h.metaLen));
+    await bytes.end();
+    if (crc !== h.dataCrc || crc32c(meta) !== h.metaCrc) return false;
+    await writeAt(fh, meta, loc.offset + HEADER_SIZE + h.dataLen);
+    await writeAt(fh, head, loc.offset);
+    await fh.datasync();
+    return (await checkRecord(fh, loc.offset, h)) !== undefined;
+  } finally {
+    res.destroy();
+  }
+}
+
+async function readAt(fh: FileHandle, pos: number, len: number): Promise<Buffer> {
+  const b = Buffer.alloc(len);
+  const { bytesRead } = await fh.read(b, 0, len, pos);
+  return b.subarray(0, bytesRead);
+}
+
+async function writeAt(fh: FileHandle, b: Buffer, pos: number): Promise<void> {
+  for (let done = 0; done < b.length;) done += (await fh.write(b, done, b.length - done, pos + done)).bytesWritten;
+}
