@@ -3,7 +3,8 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { bundlePath, decodeFileId, HEADER_SIZE } from '../../lib';
+import { bundlePath, decodeFileId, decodeHeader, HEADER_SIZE } from '../../lib';
+import { NODE_AUTH_HEADER, signNodeRequest } from '../../lib/cluster';
 import { ReplicaReader, replicaBundlePath } from '../../lib/replication';
 import { buildDemo, Demo, startDemo } from '../support/cluster-demo';
 import { request, sha1, uploadTo } from '../support/http';
@@ -107,6 +108,23 @@ describe('cluster mode: a record that fails its checksum is served from another 
       // and A's record is written again from B's copy
       await until(`A to repair its record of ${f.id}`, () => readRange(own, loc.offset, recordLen).equals(good), 30_000, 200);
     }
+    // the member's route gives a copied record to a signed caller only, and takes numbers, never a path
+    const instanceB = fs.readFileSync(path.join(rootB, 'cluster-instance'), 'utf8').trim();
+    const at = decodeFileId(files[0].id);
+    const get = (p: string, secret = SECRET) => request(`${b.base}${p}`, { headers: { [NODE_AUTH_HEADER]: signNodeRequest(secret, 'GET', p) } });
+    const recordPath = (peer: string, offset: number | string) => `/_sonofs/node/replicas/${peer}/${at.bundle}?instance=${instanceB}&offset=${offset}`;
+    const fetched = await get(recordPath('1-1', at.offset));
+    assert.equal(fetched.status, 200);
+    assert(fetched.body.equals(readRange(replicaBundlePath(rootB, 1, 1, at.bundle), at.offset, fetched.body.length)), 'the bytes of B\'s copy');
+    assert.equal(fetched.body.length, HEADER_SIZE + at.size + decodeHeader(fetched.body)!.metaLen);
+    assert.equal((await request(`${b.base}${recordPath('1-1', at.offset)}`)).status, 401);
+    assert.equal((await get(recordPath('1-1', at.offset), 'wrong-secret')).status, 401);
+    assert.equal((await get(recordPath('1-1', at.offset + 3))).json().code, 'INVALID_OFFSET');
+    assert.equal((await get(recordPath('..%2F1', at.offset))).json().code, 'INVALID_PEER');
+    assert.equal((await get(recordPath('1-2', at.offset))).json().code, 'NO_COPY', 'its own server: no copy');
+    assert.equal((await get(recordPath('2-1', at.offset))).json().code, 'NO_COPY', 'another group: no copy');
+    assert.equal((await get(recordPath('1-1', at.offset + 8))).json().code, 'NO_COPY', 'no record there');
+
     await until('A to log the three repairs', () => (logsOf(dir, a.port).match(/repaired this node's record of/g) ?? []).length >= 3, 10_000, 200);
     await until('A to log the three bad records', () => (logsOf(dir, a.port).match(/failed its checksum: not served; read from a member/g) ?? []).length >= 3, 10_000, 200);
 
