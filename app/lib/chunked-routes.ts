@@ -3,7 +3,7 @@ import type { Session, UploadResult, UserFile } from '../../lib';
 import { SonofsError, checkSha1, covers } from '../../lib';
 import { answeringErrorsWith } from './http-errors';
 import { copiesOf, setCopies } from './copies';
-import { forwardToUploadOwner } from './session-forward';
+import { forwardToUploadOwner, placeNewUpload } from './session-forward';
 
 /**
  * The course's 秒传 (/file/fastupload) and chunked upload (/file/mpupload/*),
@@ -205,6 +205,7 @@ export function registerChunkedRoutes(app: Application, prefix: string): void {
     const hash = hashParam(ctx);
     const size = intParam(ctx, 'filesize');
     if (await ctx.sonofs.meta(hash)) throw new CourseError(409, 'FILE_EXISTS', COURSE_CODES.EXISTS, 'file exists');
+    if (await placeNewUpload(ctx, size)) return; // cluster mode: created in the group placement picks
     const uploads = app.sonofsUploads;
     // Resume: the same user, content and size get the same upload back.
     const key = `chunked:${user}:${hash}:${size}`;

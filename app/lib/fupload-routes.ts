@@ -8,7 +8,7 @@ import {
 import { FUPLOAD_ACTIONS } from './fupload-agent';
 import { answeringErrorsWith } from './http-errors';
 import { pluginParts } from './multipart';
-import { forwardToUploadOwner } from './session-forward';
+import { forwardToUploadOwner, placeNewUpload } from './session-forward';
 
 /**
  * fuploadServer's task API on the upload-session engine: a business server
@@ -228,6 +228,7 @@ export function registerFuploadRoutes(app: Application): void {
     // Go's decoder matched the field case-insensitively; both spellings are taken
     const feedBackParameter = b.feedBackParameter ?? b.feedbackParameter ?? '';
 
+    if (await placeNewUpload(ctx, fileSize)) return; // cluster mode: created in the group placement picks
     // Resume: the same server, user, content and size get the same task back.
     const user = String(userId);
     const tokenTag = createHash('sha256').update(token).digest('hex').slice(0, 16);

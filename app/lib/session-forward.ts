@@ -5,8 +5,10 @@ import { UploadElsewhereError, nodeName } from '../../lib';
 import type { UploadSessions } from '../../lib';
 import { NODE_AUTH_HEADER, signNodeRequest, verifyNodeRequest } from '../../lib/cluster';
 import { bytesAreHere } from '../../lib/sessions/owner';
+import { publicOrigin } from '../../lib/tus';
 import { clusterMapOf } from './cluster-map';
 import { SESSIONS } from './symbols';
+import { uploadPlacement } from './upload-placement';
 
 // hop-by-hop headers (RFC 9110 7.6.1) and the ones this node sets itself
 const NOT_FORWARDED = new Set([ 'host', 'connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'proxy-connection', 'te', 'trailer', NODE_AUTH_HEADER ]);
@@ -26,7 +28,7 @@ export async function forwardToUploadOwner(ctx: Context, id: string): Promise<bo
   const map = clusterMapOf(app);
   if (!map) return false;
   const secret: string = app.config.sonofs.cluster.secret;
-  if (ctx.get(NODE_AUTH_HEADER) && verifyNodeRequest(secret, ctx.method, ctx.originalUrl, ctx.get(NODE_AUTH_HEADER))) return false;
+  if (forwardedByNode(ctx)) return false;
   const sessions = (app as any)[SESSIONS] as UploadSessions;
   const s = await sessions.get(id).catch(() => undefined); // the handler answers the 404 or 410
   const cfg = app.config.sonofs;
@@ -39,6 +41,38 @@ export async function forwardToUploadOwner(ctx: Context, id: string): Promise<bo
   return true;
 }
 
+/** The request came from another node of the cluster (signed): it was placed or forwarded already, and is never sent on again. */
+export function forwardedByNode(ctx: Context): boolean {
+  const secret: string = ctx.app.config.sonofs.cluster.secret;
+  return !!ctx.get(NODE_AUTH_HEADER) && verifyNodeRequest(secret, ctx.method, ctx.originalUrl, ctx.get(NODE_AUTH_HEADER));
+}
+
+/**
+ * Cluster mode: a request that creates an upload session (tus POST, chunked
+ * init, fupload task) goes to the group placement picks for `size` bytes,
+ * like a one-request upload: when that is another group, the request is
+ * streamed to one of its members as it came, which creates the session
+ * there (its bytes will be on that node's disk) and answers the client.
+ * The client's Host and this node's public scheme and prefix go with it, so
+ * the URLs in the answer are the ones the client reached. Later requests on
+ * the upload reach its owner through any node (forwardToUploadOwner).
+ * Resolves false when the upload stays here.
+ */
+export async function placeNewUpload(ctx: Context, size: number): Promise<boolean> {
+  if (forwardedByNode(ctx)) return false;
+  const targets = await uploadPlacement(ctx.app)?.targets(size);
+  if (!targets?.length) return false;
+  const cfg = ctx.app.config.sonofs;
+  const target = targets[0];
+  const encrypted = !!(ctx.req.socket as { encrypted?: boolean }).encrypted;
+  const origin = publicOrigin(ctx.headers, { trustProxy: cfg.tus.trustProxy || ctx.app.config.proxy === true, encrypted });
+  // what this node made of the client's headers replaces them: the target trusts a signed request's
+  const keep = { host: origin.host, 'x-forwarded-host': origin.host, 'x-forwarded-proto': origin.proto, 'x-forwarded-prefix': origin.prefix || undefined };
+  const idleMs = Math.max(cfg.cluster.readTimeout, FORWARD_IDLE_MS);
+  await pipeTo(ctx, `${target.url}${ctx.originalUrl}`, signNodeRequest(cfg.cluster.secret, ctx.method, ctx.originalUrl), nodeName(target.group, target.server), idleMs, keep);
+  return true;
+}
+
 /**
  * A forwarded request whose connection to the owner carries nothing either
  * way for this long is cut (503): a hung owner never holds the client for
@@ -47,9 +81,15 @@ export async function forwardToUploadOwner(ctx: Context, id: string): Promise<bo
 const FORWARD_IDLE_MS = 30_000;
 
 /** Streams the request to `url` and the answer back; 503 (naming the node) when it cannot be reached or falls silent. */
-function pipeTo(ctx: Context, url: string, signature: string, node: string, idleMs: number): Promise<void> {
+function pipeTo(
+  ctx: Context, url: string, signature: string, node: string, idleMs: number, replace: Record<string, string | undefined> = {},
+): Promise<void> {
   const headers: Record<string, string | string[]> = {};
   for (const [ k, v ] of Object.entries(ctx.req.headers)) if (v !== undefined && !NOT_FORWARDED.has(k)) headers[k] = v;
+  for (const [ k, v ] of Object.entries(replace)) {
+    if (v === undefined) delete headers[k];
+    else headers[k] = v;
+  }
   headers[NODE_AUTH_HEADER] = signature;
   // a form the body parser already read goes as it came; anything else is streamed
   const parsed = (ctx.request as { rawBody?: unknown }).rawBody;

@@ -143,16 +143,60 @@ describe('cluster mode: uploads go to the group placement picks (streamed to ano
     assert.equal(sha1(back.body), sha1(data));
   });
 
-  it('tus stays on the node that took it (its session lives there), even in the whole-file fast path', async () => {
-    const data = randomBytes(10 * 1024);
+  it('a tus upload through a group 1 node is created in group 2: whole in its POST, and by POST then PATCH through either node', async () => {
+    const tusHeaders = { 'Tus-Resumable': '1.0.0' };
+    const whole = randomBytes(10 * 1024);
     const res = await request(`${a1.base}/files/`, {
-      method: 'POST', body: data,
-      headers: { 'Tus-Resumable': '1.0.0', 'Upload-Length': data.length, 'Content-Type': 'application/offset+octet-stream', 'Content-Length': data.length },
+      method: 'POST', body: whole,
+      headers: { ...tusHeaders, 'Upload-Length': whole.length, 'Content-Type': 'application/offset+octet-stream', 'Content-Length': whole.length },
     });
     assert.equal(res.status, 201, res.body.toString());
-    const id = String(res.headers['sonofs-file-id']);
-    assert.deepEqual(decodeFileId(id).group, 1);
-    assert.equal(sha1((await request(`${b.base}/file/download?fileid=${id}`)).body), sha1(data));
+    const wholeId = String(res.headers['sonofs-file-id']);
+    assert.equal(decodeFileId(wholeId).group, 2);
+    assert.equal(sha1((await request(`${a2.base}/file/download?fileid=${wholeId}`)).body), sha1(whole));
+
+    // tus-js-client's default: POST, then PATCH to the Location, which names the node the client reached
+    const data = randomBytes(2 * MiB + 3);
+    const created = await request(`${a1.base}/files`, { method: 'POST', headers: { ...tusHeaders, 'Upload-Length': data.length, 'Upload-Metadata': 'filename cGxhY2VkLmJpbg==' } });
+    assert.equal(created.status, 201, created.body.toString());
+    const location = String(created.headers.location);
+    assert(location.startsWith(`${a1.base}/files/`), `Location ${location} is the URL the client reached`);
+    const half = MiB;
+    const patch = (base: string, offset: number, body: Buffer) => request(`${base}${new URL(location).pathname}`, {
+      method: 'PATCH', body, headers: { ...tusHeaders, 'Content-Type': 'application/offset+octet-stream', 'Upload-Offset': offset, 'Content-Length': body.length },
+    });
+    const first = await patch(a1.base, 0, data.subarray(0, half));
+    assert.equal(first.status, 204, first.body.toString());
+    // its reserved space is on B's disk: nothing of it on group 1's nodes
+    const last = await patch(a2.base, half, data.subarray(half));
+    assert.equal(last.status, 204, last.body.toString());
+    const id = String(last.headers['sonofs-file-id']);
+    assert.equal(decodeFileId(id).group, 2, 'the file id names group 2');
+    for (const d of [ a1, a2, b ]) assert.equal(sha1((await request(`${d.base}/file/download?fileid=${id}`)).body), sha1(data));
+  });
+
+  it('a chunked upload through group 1 nodes is created in group 2, its chunks sent through either node', async () => {
+    const data = randomBytes(6 * MiB + 11); // two chunks
+    const form = (base: string, p: string, fields: Record<string, string | number>) => request(`${base}/file/${p}`, {
+      method: 'POST', body: Buffer.from(new URLSearchParams(Object.entries(fields).map(([ k, v ]) => [ k, String(v) ])).toString()),
+      headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+    });
+    const init = await form(a2.base, 'mpupload/init', { filehash: sha1(data), filesize: data.length });
+    assert.equal(init.status, 200, init.body.toString());
+    const uploadId: string = init.json().data.UploadID;
+    for (const [ index, via ] of [ [ 1, a1 ], [ 2, a2 ] ] as const) {
+      const chunk = data.subarray((index - 1) * 5 * MiB, index * 5 * MiB);
+      const part = await request(`${via.base}/file/mpupload/uppart?uploadid=${encodeURIComponent(uploadId)}&index=${index}`, {
+        method: 'POST', body: chunk, headers: { 'Content-Type': 'application/octet-stream', 'Content-Length': chunk.length },
+      });
+      assert.equal(part.status, 200, part.body.toString());
+    }
+    const done = await form(a1.base, 'mpupload/complete', { uploadid: uploadId, filehash: sha1(data), filesize: data.length, filename: 'chunked.bin' });
+    assert.equal(done.status, 200, done.body.toString());
+    const meta = await request(`${a1.base}/file/meta?filehash=${sha1(data)}`);
+    const id = meta.json().FileId;
+    assert.equal(decodeFileId(id).group, 2, 'the file id names group 2');
+    assert.equal(sha1((await request(`${a1.base}/file/download?fileid=${id}`)).body), sha1(data));
   });
 
   it('the node upload route answers 401 without the cluster secret and stores nothing', async () => {

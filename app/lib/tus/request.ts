@@ -1,6 +1,7 @@
 import type { Context } from 'egg';
 import type { Session, UploadResult, UploadSessions } from '../../../lib';
 import { publicOrigin, uploadUrl } from '../../../lib/tus';
+import { forwardedByNode } from '../session-forward';
 import { setCopies } from '../copies';
 import { SESSIONS } from '../symbols';
 
@@ -49,7 +50,8 @@ export class TusRequest {
 
   /** The upload's URL as this client reaches us (behind a trusted proxy: its scheme, host and prefix). */
   url(id: string): string {
-    const trustProxy = this.cfg.trustProxy || this.ctx.app.config.proxy === true;
+    // a request another node placed here carries that node's view of the client (session-forward.ts)
+    const trustProxy = this.cfg.trustProxy || this.ctx.app.config.proxy === true || forwardedByNode(this.ctx);
     const encrypted = !!(this.ctx.req.socket as { encrypted?: boolean }).encrypted;
     return uploadUrl(publicOrigin(this.ctx.headers, { trustProxy, encrypted }), this.path, id);
   }

@@ -6,7 +6,7 @@ import { createUpload } from './create';
 import { patchUpload } from './patch';
 import { describeServer, downloadUpload, headUpload, terminateUpload } from './read';
 import { TusRequest } from './request';
-import { forwardToUploadOwner } from '../session-forward';
+import { forwardToUploadOwner, placeNewUpload } from '../session-forward';
 
 type Handler = (t: TusRequest, id: string) => Promise<void>;
 
@@ -47,6 +47,8 @@ async function dispatch(ctx: Context, path: string, id: string | undefined): Pro
     if (id !== undefined && method !== 'OPTIONS' && !isUploadId(id)) throw new NotFoundError('UPLOAD_NOT_FOUND', 'no upload has this id');
     // bytes go to the node that holds the upload's space (HEAD answers from the shared record)
     if (id !== undefined && (method === 'PATCH' || method === 'DELETE') && await forwardToUploadOwner(ctx, id)) return;
+    // a new upload is created in the group placement picks (a concatenation stays with its parts' sessions)
+    if (id === undefined && method === 'POST' && !t.header('Upload-Concat') && await placeNewUpload(ctx, creationSize(t))) return;
     await handler(t, id ?? '');
   } catch (err) {
     if ((err as SonofsError).status === 412) ctx.set('Tus-Version', TUS_VERSION);
@@ -62,6 +64,12 @@ async function dispatch(ctx: Context, path: string, id: string | undefined): Pro
     ctx.method = 'POST';
     if (ctx.body === undefined || ctx.body === null) ctx.body = '';
   }
+}
+
+/** The bytes a POST announces for placement: its Upload-Length, else its body's length (a malformed header is refused by the node that takes it). */
+function creationSize(t: TusRequest): number {
+  const announced = /^\d{1,15}$/.test(t.header('Upload-Length') ?? '') ? Number(t.header('Upload-Length')) : undefined;
+  return announced ?? t.ctx.request.length ?? 0;
 }
 
 /** Registers the tus endpoint (config.sonofs.tus) on the app's router. */
