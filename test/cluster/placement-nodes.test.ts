@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
@@ -15,6 +15,7 @@ import { until } from '../support/until';
 const SECRET = 'test-placement-secret';
 const TTL = 3000;
 const MiB = 1024 * 1024;
+const FUPLOAD_TOKEN = 'placement-fupload-token';
 
 function appWorkerPid(title: string): number {
   const out = execFileSync('ps', [ '-eo', 'pid=,args=' ]).toString();
@@ -39,8 +40,21 @@ describe('cluster mode: uploads go to the group placement picks (streamed to ano
   let b: Demo; // group 2 server 1: takes the uploads
   const running: Demo[] = [];
   let startB: () => Promise<Demo>;
+  // fupload completion callbacks
+  const callbacks: any[] = [];
+  let notify: http.Server;
 
   before(async () => {
+    notify = http.createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', c => chunks.push(c));
+      req.on('end', () => {
+        callbacks.push(JSON.parse(Buffer.concat(chunks).toString()));
+        res.end('ok');
+      });
+    });
+    await new Promise<void>(r => notify.listen(0, '127.0.0.1', r));
+    const notifyUrl = `http://127.0.0.1:${(notify.address() as { port: number }).port}/notify`;
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sonofs-placement-'));
     const build = path.join(dir, 'build');
     buildDemo(build);
@@ -52,6 +66,7 @@ describe('cluster mode: uploads go to the group placement picks (streamed to ano
         SONOFS_ROOT: path.join(dir, `root-${group}-${server}`),
         // the machine's load is the tests', not the nodes': only free space decides here
         SONOFS_PLACEMENT_MAX_LOAD: '1000', SONOFS_PLACEMENT_MIN_FREE: String(64 * MiB),
+        SONOFS_FUPLOAD_TOKEN: FUPLOAD_TOKEN, SONOFS_FUPLOAD_NOTIFY_URL: notifyUrl,
         ...env,
       });
       running.push(d);
@@ -72,6 +87,7 @@ describe('cluster mode: uploads go to the group placement picks (streamed to ano
   });
 
   after(async () => {
+    notify?.close();
     for (const d of running) await d.kill9().catch(() => undefined);
     fs.rmSync(dir, { recursive: true, force: true });
   });
@@ -197,6 +213,28 @@ describe('cluster mode: uploads go to the group placement picks (streamed to ano
     const id = meta.json().FileId;
     assert.equal(decodeFileId(id).group, 2, 'the file id names group 2');
     assert.equal(sha1((await request(`${a1.base}/file/download?fileid=${id}`)).body), sha1(data));
+  });
+
+  it('an fupload task made through a group 1 node is created in group 2; its block goes there through the URL it was given', async () => {
+    const data = randomBytes(7000);
+    const md5 = createHash('md5').update(data).digest('hex');
+    const task = await request(`${a1.base}/api/upload/new/task`, {
+      method: 'POST', headers: { 'Content-Type': 'application/json' },
+      body: Buffer.from(JSON.stringify({ token: FUPLOAD_TOKEN, storePath: '/p', userId: 9, fileName: 'task.bin', fileSize: data.length, fileMd5: md5 })),
+    });
+    assert.equal(task.json().retCode, '0', task.body.toString());
+    const { taskId, uploadUrl } = task.json().data;
+    assert(String(uploadUrl).startsWith(`${a1.base}/api/upload/files/block?`), `uploadUrl ${uploadUrl} is on the node the client reached`);
+    const block = multipart([
+      { name: 'partMd5', data: md5 }, { name: 'startByte', data: '0' }, { name: 'endByte', data: String(data.length - 1) },
+      { name: 'file', filename: 'blob', data },
+    ]);
+    const sent = await request(uploadUrl, { method: 'POST', body: block.body, headers: { 'Content-Type': block.contentType, 'Content-Length': block.body.length } });
+    assert.equal(sent.json().retCode, '0', sent.body.toString());
+    const call = await until('the fupload callback', () => callbacks.find(c => c.taskId === taskId), 60_000, 200);
+    assert.equal(call.retCode, '0', JSON.stringify(call));
+    assert.equal(decodeFileId(call.fileId).group, 2, 'the task\'s file is in group 2');
+    assert.equal(sha1((await request(`${a1.base}/file/download?fileid=${call.fileId}`)).body), sha1(data));
   });
 
   it('the node upload route answers 401 without the cluster secret and stores nothing', async () => {
