@@ -8,7 +8,7 @@ import {
 import { FUPLOAD_ACTIONS } from './fupload-agent';
 import { answeringErrorsWith } from './http-errors';
 import { pluginParts } from './multipart';
-import { forwardToUploadOwner, placeNewUpload } from './session-forward';
+import { forwardToUploadOwner, placeNewUpload, publicBase } from './session-forward';
 
 /**
  * fuploadServer's task API on the upload-session engine: a business server
@@ -244,7 +244,7 @@ export function registerFuploadRoutes(app: Application): void {
       // nothing to send for an empty file: it is complete now
       if (fileSize === 0) await finishTask(app, s.id);
     }
-    const base = `${ctx.protocol}://${ctx.host}${p}`;
+    const base = `${publicBase(ctx)}${p}`;
     const id = encodeURIComponent(s.id);
     ok(ctx, {
       taskId: s.id,

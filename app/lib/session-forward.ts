@@ -41,6 +41,17 @@ export async function forwardToUploadOwner(ctx: Context, id: string): Promise<bo
   return true;
 }
 
+/**
+ * `scheme://host[/prefix]` as the client reached the cluster: behind a
+ * trusted proxy its X-Forwarded-* headers, on a request another node placed
+ * here that node's view of them (placeNewUpload sets them).
+ */
+export function publicBase(ctx: Context): string {
+  const trustProxy = ctx.app.config.proxy === true || forwardedByNode(ctx);
+  const o = publicOrigin(ctx.headers, { trustProxy, encrypted: !!(ctx.req.socket as { encrypted?: boolean }).encrypted });
+  return `${o.proto}://${o.host ?? ctx.host}${o.prefix}`;
+}
+
 /** The request came from another node of the cluster (signed): it was placed or forwarded already, and is never sent on again. */
 export function forwardedByNode(ctx: Context): boolean {
   const secret: string = ctx.app.config.sonofs.cluster.secret;
