@@ -14,90 +14,18 @@ import {
   HEADER_SIZE, RecordKind, crc32c, decodeHeader, encodeHeader, encodeMeta, encodeSmallRecord, RecordHeader,
 } from './bundle/record';
 import { SlotWriter, ExtentSource } from './bundle/slot-writer';
+import { RecordReadStream } from './bundle/record-stream';
+import type {
+  CopyRecord, FileStat, ReadRange, RecordSpace, SpaceCommit, StoreOptions, StoredFile, UploadOptions, UploadResult,
+} from './store-types';
 import { checkName, checkUser, MAX_NAME_BYTES } from './validate';
+
+export * from './store-types';
 
 const read = promisify(fs.read);
 
 /** Files up to this size are read whole before space is reserved, and written with one call. */
 const SMALL_FILE = 64 << 10;
-
-export interface StoreOptions {
-  /** where bundles live */
-  root: string;
-  /** this node's group and server numbers (0–255), written into every file id */
-  group: number;
-  server: number;
-  /** unit a worker leases from the leader */
-  extentSize: number;
-  /** largest file accepted, in bytes */
-  maxFileSize: number;
-  /** fdatasync bundles (group commit) before acknowledging an upload */
-  fsync: boolean;
-  /** bytes of an unknown-length stream read before space is reserved */
-  probeSize?: number;
-  /** largest file getFile() returns as a Buffer; larger ones must be streamed */
-  maxBufferSize?: number;
-}
-
-export interface UploadOptions {
-  user: string;
-  filename?: string;
-  mime?: string;
-  /** exact size, when known (a mismatch is a 400) */
-  size?: number;
-  /** an upper bound on the size, e.g. the request's Content-Length */
-  sizeBound?: number;
-}
-
-export interface UploadResult {
-  fileId: string;
-  /** sha1 of the content, hex */
-  fileHash: string;
-  size: number;
-  mime: string;
-  filename: string;
-  /** when this upload was recorded (ms) */
-  uploadAt: number;
-  /** true when the bytes were already stored and only a link was added */
-  deduplicated: boolean;
-  /**
-   * Cluster mode, new content: the nodes holding it synced when this was
-   * acknowledged, this one included (replication 'all' waits for the group's
-   * live members). Absent in embedded mode and for deduplicated content.
-   */
-  copies?: number;
-}
-
-/** A record just made durable here: [start, end) of its bundle. */
-export interface DurableRecord {
-  bundle: number;
-  start: number;
-  end: number;
-}
-
-/** Makes a new record's copies on other nodes (cluster mode); resolves with how many nodes hold it, this one included. */
-export type CopyRecord = (rec: DurableRecord) => Promise<number>;
-
-/** Space a record is written into: a worker's slot, or a resumable upload's reserved region. */
-export interface RecordSpace {
-  readonly bundle: number;
-  readonly offset: number;
-  readonly length: number;
-  writeSync(buf: Buffer, pos?: number): void;
-  /** The record turned out `used` bytes long; returns the length to put in its header. */
-  shrinkTo(used: number): number;
-}
-
-/** What a resumable upload knows once all its bytes are written into its space. */
-export interface SpaceCommit {
-  user: string;
-  filename?: string;
-  mime?: string;
-  size: number;
-  /** sha1 and crc32c of the data */
-  sha1: Buffer;
-  crc: number;
-}
 
 interface RecordToCommit {
   user: string;
@@ -115,28 +43,6 @@ interface RecordToCommit {
  * mime as JSON; names are capped at MAX_NAME_BYTES) and for a link record.
  */
 export const SMALL_RECORD_MAX = 1024 + 4 * MAX_NAME_BYTES;
-
-export interface FileStat {
-  fileId: string;
-  fileHash: string;
-  size: number;
-  mime: string;
-  /** when the content was stored (ms) */
-  time: number;
-}
-
-export interface StoredFile {
-  mime: string;
-  size: number;
-  buffer: Buffer;
-}
-
-export interface ReadRange {
-  /** first byte, inclusive */
-  start?: number;
-  /** last byte, inclusive */
-  end?: number;
-}
 
 /**
  * The storage engine of one node, used by every worker: streams uploads into
@@ -469,63 +375,5 @@ export class SonofsStore {
     } finally {
       this.files.release(bundle);
     }
-  }
-}
-
-/** Positioned reads of [from, to) of a record's data, with an optional checksum check. */
-class RecordReadStream extends Readable {
-  private pos: number;
-  private crc = 0;
-  private fd: number;
-  /** a read is in flight: the fd must stay ours until it returns */
-  private reading = false;
-  private released = false;
-
-  constructor(
-    private readonly files: BundleFiles,
-    private readonly bundle: number,
-    private readonly base: number,
-    from: number,
-    private readonly to: number,
-    private readonly expectCrc: number | undefined,
-  ) {
-    super({ highWaterMark: 256 << 10 });
-    this.pos = from;
-    this.fd = files.acquire(bundle);
-  }
-
-  override _read(size: number): void {
-    const n = Math.min(Math.max(size, 64 << 10), 1 << 20, this.to - this.pos);
-    if (n <= 0) {
-      if (this.expectCrc !== undefined && this.crc !== this.expectCrc) {
-        this.destroy(new CorruptRecordError('stored data failed its checksum'));
-        return;
-      }
-      this.push(null);
-      return;
-    }
-    const buf = Buffer.allocUnsafe(n);
-    this.reading = true;
-    fs.read(this.fd, buf, 0, n, this.base + this.pos, (err, bytesRead) => {
-      this.reading = false;
-      if (this.destroyed) return this.release();
-      if (err) return this.destroy(err);
-      if (bytesRead === 0) return this.destroy(new CorruptRecordError('stored data is shorter than its record'));
-      const chunk = buf.subarray(0, bytesRead);
-      if (this.expectCrc !== undefined) this.crc = crc32c(chunk, this.crc);
-      this.pos += bytesRead;
-      this.push(chunk);
-    });
-  }
-
-  override _destroy(err: Error | null, cb: (error?: Error | null) => void): void {
-    if (!this.reading) this.release();
-    cb(err);
-  }
-
-  private release(): void {
-    if (this.released) return;
-    this.released = true;
-    this.files.release(this.bundle);
   }
 }
