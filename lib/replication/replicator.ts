@@ -1,6 +1,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import type { Logger } from '../cluster/registry';
+import { CopyWaiters, covers } from './copy-waiters';
 import { copyAnswer } from './copier';
 import { nodeGet, readText } from './node-client';
 import { Hole, MAX_RANGES, WalkRange, formatRanges } from './protocol';
@@ -56,19 +57,6 @@ const MAX_RETRY_MS = 10 * 60_000;
 
 /** How often whenCopied looks again for a peer not yet in the map. */
 const PEER_WAIT_STEP_MS = 50;
-
-/** A writer waiting for a range of its bundle to be copied here. */
-interface CopyWaiter {
-  bundle: number;
-  start: number;
-  end: number;
-  done(copied: boolean): void;
-}
-
-/** Everything in [start, end) is copied: before the position's end and in none of its holes. */
-function covers(p: Position, start: number, end: number): boolean {
-  return end <= p.end && !p.holes.some(h => h[0] < end && start < h[1]);
-}
 
 /**
  * The catch-up of a node's copies: one loop per live peer of its group, each
@@ -174,9 +162,7 @@ class PeerCopy {
   private readonly toRepair = new Map<number, Hole[]>();
   /** `${bundle}:${start}` of records being copied again */
   private readonly repairing = new Set<string>();
-  private readonly waiters = new Set<CopyWaiter>();
-  /** counts whenCopied calls, so a pass knows whether one came while it ran */
-  private asked = 0;
+  private readonly waiters = new CopyWaiters();
   private upTo: number | null = null;
   private idle = false;
   private error: string | null = null;
@@ -209,20 +195,9 @@ class PeerCopy {
     const file = replicaBundlePath(this.opts.root, this.peer.group, this.peer.server, bundle);
     if (covers(this.position(bundle, file), start, end)) return Promise.resolve(true);
     if (this.stopped || timeoutMs <= 0) return Promise.resolve(false);
-    return new Promise(resolve => {
-      const waiter: CopyWaiter = {
-        bundle, start, end,
-        done: copied => {
-          clearTimeout(timer);
-          this.waiters.delete(waiter);
-          resolve(copied);
-        },
-      };
-      const timer = setTimeout(() => waiter.done(false), timeoutMs);
-      this.waiters.add(waiter);
-      this.asked++;
-      this.wake?.();
-    });
+    const copied = this.waiters.wait(bundle, start, end, timeoutMs);
+    this.wake?.();
+    return copied;
   }
 
   async stop(): Promise<void> {
@@ -230,25 +205,20 @@ class PeerCopy {
     this.abort.abort();
     this.wake?.();
     await this.done;
-    for (const w of this.waiters) w.done(false);
-  }
-
-  /** Tells the writers waiting on a bundle whose range its copy now holds. */
-  private settle(bundle: number, p: Position): void {
-    for (const w of this.waiters) if (w.bundle === bundle && covers(p, w.start, w.end)) w.done(true);
+    this.waiters.failAll();
   }
 
   private async run(): Promise<void> {
     const { log, intervalMs } = this.opts;
     while (!this.stopped) {
       try {
-        const asked = this.asked;
+        const asked = this.waiters.asked;
         const copied = await this.pass();
         if (this.failures) log.info('[egg-sonofs] replication from %d.%d works again', this.peer.group, this.peer.server);
         this.failures = 0;
         this.error = null;
         // a writer that asked during the pass may want what the pass listed too early to see
-        if (!copied && asked === this.asked) await this.sleep(intervalMs);
+        if (!copied && asked === this.waiters.asked) await this.sleep(intervalMs);
       } catch (err) {
         if (this.stopped) break;
         this.failures++;
@@ -332,7 +302,7 @@ class PeerCopy {
         };
         savePosition(file, next);
         this.positions.set(bundle, next);
-        this.settle(bundle, next);
+        this.waiters.settle(bundle, next);
         this.noteBad(bundle, batch, got.bad);
         this.noteRepaired(bundle, batch, got.bad);
         copied += got.copied;
