@@ -2,10 +2,9 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
-import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { freePort, multipart, request, sha1, SimpleResponse, uploadTo } from './support/http';
+import { freePort, JsonSink, multipart, request, sha1, SimpleResponse, startJsonSink, uploadTo } from './support/http';
 import { buildDemo, demoEnv, RunningDemo, startDemo } from './support/demo';
 
 const COURSE_TIME = /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$/;
@@ -288,33 +287,23 @@ describe('demo users: /user/signup, /user/signin, /user/info and the token on /f
   describe('users optional (the default), SONOFS_DEMO_TOKEN_TTL=2, SONOFS_DEMO_SECRET and the fupload variables', () => {
     let demo: RunningDemo;
     let base: string;
-    let notify: http.Server;
-    const callbacks: any[] = [];
+    let notify: JsonSink;
     const FUPLOAD_TOKEN = 'demo-business-token-1234';
 
     before(async () => {
-      const notifyPort = await freePort();
-      notify = http.createServer((req, res) => {
-        const chunks: Buffer[] = [];
-        req.on('data', c => chunks.push(c));
-        req.on('end', () => {
-          callbacks.push(JSON.parse(Buffer.concat(chunks).toString()));
-          res.end('ok');
-        });
-      });
-      await new Promise<void>(r => notify.listen(notifyPort, '127.0.0.1', r));
+      notify = await startJsonSink('/done');
       demo = await startDemo(build, path.join(dir, 'optional', 'data'), {
         SONOFS_DEMO_TOKEN_TTL: '2',
         SONOFS_DEMO_SECRET: randomBytes(32).toString('hex'),
         SONOFS_FUPLOAD_TOKEN: FUPLOAD_TOKEN,
-        SONOFS_FUPLOAD_NOTIFY_URL: `http://127.0.0.1:${notifyPort}/done`,
+        SONOFS_FUPLOAD_NOTIFY_URL: notify.url,
       });
       base = demo.base;
     });
 
     after(async () => {
       await demo?.stop();
-      await new Promise(r => notify?.close(r));
+      await notify?.close();
     });
 
     it('lets a request without credentials act as the shared user anonymous, apart from signed-in users', async () => {
@@ -372,8 +361,8 @@ describe('demo users: /user/signup, /user/signin, /user/info and the token on /f
       });
       assert.equal(block.status, 200, block.body.toString());
       const deadline = Date.now() + 20_000;
-      while (!callbacks.some(c => c.taskId === taskId) && Date.now() < deadline) await new Promise(r => setTimeout(r, 100));
-      const cb = callbacks.find(c => c.taskId === taskId);
+      while (!notify.received.some(c => c.taskId === taskId) && Date.now() < deadline) await new Promise(r => setTimeout(r, 100));
+      const cb = notify.received.find(c => c.taskId === taskId);
       assert(cb, 'the business server was called back');
       assert.equal(cb.retCode, '0');
       assert.equal(cb.data, 'fb-1');

@@ -55,14 +55,7 @@ export class ReplicaReader {
     }
     if (loc.group !== this.self.group || loc.server === this.self.server) return undefined;
     const file = replicaBundlePath(this.root, loc.group, loc.server, loc.bundle);
-    let fh: FileHandle;
-    try {
-      fh = await fs.promises.open(file, 'r');
-    } catch {
-      return undefined;
-    }
-    try {
-      const h = decodeHeader(await readAt(fh, loc.offset, HEADER_SIZE));
+    return atCopiedHeader(file, loc.offset, async (fh, h) => {
       if (!h || h.kind !== RecordKind.Blob || h.cookie !== loc.cookie || h.dataLen !== loc.size || h.mimeCode !== loc.mimeCode) return undefined;
       const checked = await checkRecord(fh, loc.offset, h);
       if (!checked) {
@@ -75,9 +68,22 @@ export class ReplicaReader {
         fileId, fileHash: h.sha1.toString('hex'), size: h.dataLen, mime: checked.mime ?? mimeFromCode(h.mimeCode) ?? DEFAULT_MIME, time: h.time,
       };
       return new ReplicaFile(file, loc.offset + HEADER_SIZE, stat, checked.data);
-    } finally {
-      await fh.close();
-    }
+    });
+  }
+}
+
+/** Runs `fn` with a copy's file and the header at `offset` (undefined when none is valid there); undefined when the copy is not there. */
+async function atCopiedHeader<T>(file: string, offset: number, fn: (fh: FileHandle, h: RecordHeader | undefined) => Promise<T | undefined>): Promise<T | undefined> {
+  let fh: FileHandle;
+  try {
+    fh = await fs.promises.open(file, 'r');
+  } catch {
+    return undefined;
+  }
+  try {
+    return await fn(fh, decodeHeader(await readAt(fh, offset, HEADER_SIZE)));
+  } finally {
+    await fh.close();
   }
 }
 
@@ -90,19 +96,10 @@ export async function copiedRecordAt(
   root: string, peer: { group: number; server: number }, bundle: number, offset: number,
 ): Promise<{ file: string; start: number; length: number } | undefined> {
   const file = replicaBundlePath(root, peer.group, peer.server, bundle);
-  let fh: FileHandle;
-  try {
-    fh = await fs.promises.open(file, 'r');
-  } catch {
-    return undefined;
-  }
-  try {
-    const h = decodeHeader(await readAt(fh, offset, HEADER_SIZE));
+  return atCopiedHeader(file, offset, async (_fh, h) => {
     if (!h || (h.kind !== RecordKind.Blob && h.kind !== RecordKind.Link && h.kind !== RecordKind.Unlink)) return undefined;
     return { file, start: offset, length: HEADER_SIZE + h.dataLen + h.metaLen };
-  } finally {
-    await fh.close();
-  }
+  });
 }
 
 /** Data and meta of the record against their checksums: the meta's mime, and the data when small; undefined when one fails. */

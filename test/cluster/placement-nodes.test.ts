@@ -8,7 +8,7 @@ import path from 'node:path';
 import { decodeFileId } from '../../lib';
 import { NODE_AUTH_HEADER, NODE_FILE_PATH, NODE_UPLOAD_PATH, signNodeRequest } from '../../lib/cluster';
 import { buildDemo, Demo, startDemo } from '../support/cluster-demo';
-import { multipart, request, sha1, uploadTo } from '../support/http';
+import { JsonSink, multipart, request, sha1, startJsonSink, uploadTo } from '../support/http';
 import { testRedisUrl, uniqueNamespace } from '../support/redis';
 import { until } from '../support/until';
 
@@ -41,20 +41,11 @@ describe('cluster mode: uploads go to the group placement picks (streamed to ano
   const running: Demo[] = [];
   let startB: () => Promise<Demo>;
   // fupload completion callbacks
-  const callbacks: any[] = [];
-  let notify: http.Server;
+  let notify: JsonSink;
 
   before(async () => {
-    notify = http.createServer((req, res) => {
-      const chunks: Buffer[] = [];
-      req.on('data', c => chunks.push(c));
-      req.on('end', () => {
-        callbacks.push(JSON.parse(Buffer.concat(chunks).toString()));
-        res.end('ok');
-      });
-    });
-    await new Promise<void>(r => notify.listen(0, '127.0.0.1', r));
-    const notifyUrl = `http://127.0.0.1:${(notify.address() as { port: number }).port}/notify`;
+    notify = await startJsonSink();
+    const notifyUrl = notify.url;
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sonofs-placement-'));
     const build = path.join(dir, 'build');
     buildDemo(build);
@@ -87,7 +78,7 @@ describe('cluster mode: uploads go to the group placement picks (streamed to ano
   });
 
   after(async () => {
-    notify?.close();
+    await notify?.close();
     for (const d of running) await d.kill9().catch(() => undefined);
     fs.rmSync(dir, { recursive: true, force: true });
   });
@@ -231,7 +222,7 @@ describe('cluster mode: uploads go to the group placement picks (streamed to ano
     ]);
     const sent = await request(uploadUrl, { method: 'POST', body: block.body, headers: { 'Content-Type': block.contentType, 'Content-Length': block.body.length } });
     assert.equal(sent.json().retCode, '0', sent.body.toString());
-    const call = await until('the fupload callback', () => callbacks.find(c => c.taskId === taskId), 60_000, 200);
+    const call = await until('the fupload callback', () => notify.received.find(c => c.taskId === taskId), 60_000, 200);
     assert.equal(call.retCode, '0', JSON.stringify(call));
     assert.equal(decodeFileId(call.fileId).group, 2, 'the task\'s file is in group 2');
     assert.equal(sha1((await request(`${a1.base}/file/download?fileid=${call.fileId}`)).body), sha1(data));

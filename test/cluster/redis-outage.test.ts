@@ -1,12 +1,11 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
-import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { ReplicaReader } from '../../lib/replication';
 import { buildDemo, Demo, startDemo } from '../support/cluster-demo';
-import { SimpleResponse, freePort, multipart, request, sha1, uploadTo } from '../support/http';
+import { JsonSink, SimpleResponse, multipart, request, sha1, startJsonSink, uploadTo } from '../support/http';
 import { IORedis, FAIL_FAST, PrivateRedis, uniqueNamespace } from '../support/redis';
 import { OFFSET, TUS } from '../support/tus';
 import { until } from '../support/until';
@@ -59,9 +58,7 @@ describe('cluster mode: the nodes while their shared Redis is stopped and starte
   const namespace = uniqueNamespace('outage');
   const running: Demo[] = [];
   /** fupload completion callbacks received */
-  const callbacks: any[] = [];
-  let notify: http.Server;
-  let notifyUrl: string;
+  let notify: JsonSink;
 
   async function node(group: number, server: number) {
     const root = path.join(dir, `root-${group}-${server}`);
@@ -69,7 +66,7 @@ describe('cluster mode: the nodes while their shared Redis is stopped and starte
       SONOFS_REDIS_URL: redis.url, SONOFS_CLUSTER_NAME: namespace, SONOFS_CLUSTER_SECRET: SECRET, SONOFS_CLUSTER_TTL_MS: '3000',
       SONOFS_GROUP: String(group), SONOFS_SERVER: String(server), SONOFS_ROOT: root,
       // one attempt at storing a task: only an outage that does not count lets it through
-      SONOFS_FUPLOAD_TOKEN: FUPLOAD_TOKEN, SONOFS_FUPLOAD_NOTIFY_URL: notifyUrl, SONOFS_FUPLOAD_FINISH_RETRY_MS: '1000', SONOFS_FUPLOAD_FINISH_ATTEMPTS: '1',
+      SONOFS_FUPLOAD_TOKEN: FUPLOAD_TOKEN, SONOFS_FUPLOAD_NOTIFY_URL: notify.url, SONOFS_FUPLOAD_FINISH_RETRY_MS: '1000', SONOFS_FUPLOAD_FINISH_ATTEMPTS: '1',
     });
     running.push(demo);
     return Object.assign(demo, { root, group, server });
@@ -80,23 +77,13 @@ describe('cluster mode: the nodes while their shared Redis is stopped and starte
     build = path.join(dir, 'build');
     buildDemo(build);
     await redis.start();
-    notify = http.createServer((req, res) => {
-      const chunks: Buffer[] = [];
-      req.on('data', c => chunks.push(c));
-      req.on('end', () => {
-        callbacks.push(JSON.parse(Buffer.concat(chunks).toString()));
-        res.end('ok');
-      });
-    });
-    const port = await freePort();
-    await new Promise<void>(r => notify.listen(port, '127.0.0.1', r));
-    notifyUrl = `http://127.0.0.1:${port}/notify`;
+    notify = await startJsonSink();
   });
 
   after(async () => {
     for (const d of running) await d.kill9().catch(() => undefined);
     await redis.remove();
-    await new Promise(r => notify?.close(r));
+    await notify?.close();
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
@@ -201,7 +188,7 @@ describe('cluster mode: the nodes while their shared Redis is stopped and starte
     const refusedTask = await timed('fupload new task', newTask);
     assert.equal(refusedTask.status, 503, refusedTask.body.toString());
     assert.match(refusedTask.body.toString(), /shared catalog \(Redis\) is not reachable/);
-    assert.equal(callbacks.length, 0, `callbacks while Redis is away: ${JSON.stringify(callbacks)}`);
+    assert.equal(notify.received.length, 0, `callbacks while Redis is away: ${JSON.stringify(notify.received)}`);
 
     // 3. Redis back (its data kept): the same processes serve everything again
     const agentPids = nodes.map(d => d.child.pid);
@@ -263,7 +250,7 @@ describe('cluster mode: the nodes while their shared Redis is stopped and starte
       method: 'POST', body: blockBody.body, headers: { 'Content-Type': blockBody.contentType, 'Content-Length': blockBody.body.length },
     });
     assert.equal(blockRes.json().retCode, '0', blockRes.body.toString());
-    const call = await until('the fupload callback', () => callbacks.find(c => c.taskId === taskId), 60_000, 200);
+    const call = await until('the fupload callback', () => notify.received.find(c => c.taskId === taskId), 60_000, 200);
     assert.equal(call.retCode, '0', JSON.stringify(call));
     const taskFile = await request(`${c.base}/file/download?fileid=${call.fileId}`);
     assert.equal(taskFile.status, 200, `${JSON.stringify(call)}: ${taskFile.body.subarray(0, 300).toString()}`);

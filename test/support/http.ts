@@ -72,3 +72,25 @@ export async function freePort(): Promise<number> {
   await new Promise(r => srv.close(r));
   return port;
 }
+
+/** A loopback server that keeps the JSON body of every POST it gets (fupload's completion callbacks). */
+export interface JsonSink {
+  url: string;
+  received: any[];
+  close(): Promise<void>;
+}
+
+export async function startJsonSink(urlPath = '/notify'): Promise<JsonSink> {
+  const received: any[] = [];
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', c => chunks.push(c));
+    req.on('end', () => {
+      received.push(JSON.parse(Buffer.concat(chunks).toString()));
+      res.end('ok');
+    });
+  });
+  await new Promise<void>(r => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as net.AddressInfo;
+  return { url: `http://127.0.0.1:${port}${urlPath}`, received, close: () => new Promise(r => server.close(() => r())) };
+}
