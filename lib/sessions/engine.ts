@@ -1,22 +1,23 @@
-import { createHash, Hash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Readable, Writable } from 'node:stream';
-import { promisify } from 'node:util';
-import {
-  BadRequestError, ConflictError, FileTooLargeError, GoneError, LockedError, NotFoundError, SonofsError, UploadAbortedError,
-  ChecksumMismatchError,
-} from '../errors';
-import { crc32c, HEADER_SIZE, RecordKind } from '../bundle/record';
+import { Readable } from 'node:stream';
+import { BadRequestError, ConflictError, FileTooLargeError, GoneError, NotFoundError, SonofsError } from '../errors';
+import { HEADER_SIZE } from '../bundle/record';
 import { SMALL_RECORD_MAX, SonofsStore, UploadResult } from '../store';
 import { checkName, checkUser } from '../validate';
-import { addRange, missingRanges, prefixEnd, removeRange } from './ranges';
-import { SessionSpace, dataPosition, releaseSpace, readSessionData, readSpaceHeader } from './space';
-import { BundleFiles, WriteBehind, bundlePath, punchHole, writevFully } from '../bundle/files';
+import { addRange, missingRanges } from './ranges';
+import { SessionSpace, readSessionData, readSpaceHeader } from './space';
+import { bundlePath, punchHole } from '../bundle/files';
 import type { ByteRange, LockMode, Session, SessionProtocol, SessionStore } from './types';
 import { assertBytesHere, bytesAreHere } from './owner';
-
-const fdatasync = promisify(fs.fdatasync);
+import { keysOf, keysToDrop, openKeyPrefix } from './keys';
+import { ReceiveDeps, receive } from './receive';
+import { RunningHashes } from './running-hashes';
+import { HeldLock, withSessionLock } from './session-lock';
+import { discardSessionBytes, spaceIsCommitted, spaceIsPending } from './space-state';
+import { concatStreams, digestOf } from './streams';
+import { ExpireHook, sweepSessions } from './sweep';
 
 export interface SessionOptions {
   /** the store's root; staging files go under root/sessions/staging */
@@ -89,15 +90,6 @@ export interface CompleteOptions {
 /** Hash algorithms a checksum may name (tus Upload-Checksum, course chkhash, fupload partMd5). */
 export const CHECKSUM_ALGORITHMS = [ 'sha1', 'md5', 'sha256', 'sha512' ] as const;
 
-/** Why a write stopped reading: another request asked for the lock. */
-class LockReleased extends Error {
-  /** a 4xx: Egg logs the cut connection as a warning, not an error */
-  readonly status = 409;
-  constructor() {
-    super('another request took over this upload');
-  }
-}
-
 /**
  * The one engine under tus, the course's chunked upload and the fupload task
  * API: durable sessions with a cross-process lock each, bytes written straight
@@ -105,8 +97,7 @@ class LockReleased extends Error {
  * known), and completion into an ordinary file (sha1, dedup, file id).
  */
 export class UploadSessions {
-  /** sha1 state of in-order uploads this process is receiving: no read-back at the end */
-  private readonly hashes = new Map<string, { offset: number; hash: Hash }>();
+  private readonly hashes = new RunningHashes();
 
   constructor(readonly store: SonofsStore, readonly db: SessionStore, readonly opts: SessionOptions) {}
 
@@ -205,7 +196,7 @@ export class UploadSessions {
         if (addRange(s.ranges, w.at, w.at + Math.max(w.length ?? 0, 1)).length > maxRanges) {
           throw new BadRequestError('TOO_FRAGMENTED', `the upload already has ${maxRanges} separate received ranges; send the gaps between them`);
         }
-        const out = await this.receive(s, w, w.length ?? room, released, !!w.complete);
+        const out = await receive(this.receiveDeps(), s, w, w.length ?? room, released, !!w.complete);
         const all = out.session;
         if (!w.complete || !w.ordered || out.interrupted || all.length === undefined || all.offset !== all.length || all.state !== 'active') return out;
         // write() settled the session under this lock: its space is still Pending
@@ -279,7 +270,7 @@ export class UploadSessions {
       const keep = HEADER_SIZE + SMALL_RECORD_MAX;
       await punchHole(bundlePath(this.opts.root, s.space.bundle), s.space.offset + keep, s.space.length - keep);
     }
-    this.hashes.delete(s.id);
+    this.hashes.forget(s.id);
     // with the ranges: the write that completed the upload left them to this step
     await this.finish(s, { state: 'done', result, ranges: s.ranges, offset: s.offset, crc: s.crc }, lock);
     return result;
@@ -316,7 +307,7 @@ export class UploadSessions {
       if (s.state === 'done') throw new ConflictError('UPLOAD_FINISHED', 'this upload is already a stored file');
       assertBytesHere(s, this.opts.node);
       await discardSessionBytes(this.opts.root, s);
-      this.hashes.delete(id);
+      this.hashes.forget(id);
       await this.finish(s, { state: 'cancelled' }, lock);
     });
   }
@@ -328,6 +319,10 @@ export class UploadSessions {
 
   async close(): Promise<void> {
     await this.db.close();
+  }
+
+  private receiveDeps(): ReceiveDeps {
+    return { store: this.store, db: this.db, opts: this.opts, hashes: this.hashes };
   }
 
   private stagingDir(): string {
@@ -348,7 +343,7 @@ export class UploadSessions {
     const mime = c.mime ?? s.mime;
     const length = s.length!;
     if (s.space && !knownPending && !spaceIsPending(this.opts.root, s, this.store.files)) return this.committedResult(s, filename);
-    let digest: { sha1: Buffer; crc: number; other?: Buffer } | undefined = c.expectDigest ? undefined : this.cachedDigest(s);
+    let digest: { sha1: Buffer; crc: number; other?: Buffer } | undefined = c.expectDigest ? undefined : this.hashes.cachedDigest(s);
     if (!digest && (s.space || c.expectSha1 || c.expectDigest)) {
       digest = await digestOf(readSessionData(this.opts.root, s, 0, length), c.expectDigest?.algorithm);
     }
@@ -381,307 +376,8 @@ export class UploadSessions {
     };
   }
 
-  /** sha1 and crc32c of a session received in order by this process, without reading it back. */
-  private cachedDigest(s: Session): { sha1: Buffer; crc: number } | undefined {
-    const h = this.hashes.get(s.id);
-    if (!h || h.offset !== s.length || s.crc === undefined || s.offset !== s.length) return undefined;
-    return { sha1: h.hash.copy().digest(), crc: s.crc };
-  }
-
-  /** Pumps the body into place, verifies it, makes it durable, then records the range. */
-  private async receive(s: Session, w: WriteRequest, limit: number, released: AbortSignal, completing = false): Promise<WriteOutcome> {
-    const inOrder = w.ordered === true && w.at === s.offset;
-    const cached = this.hashes.get(s.id);
-    let sha1 = inOrder ? (cached?.offset === w.at ? cached.hash.copy() : w.at === 0 ? createHash('sha1') : undefined) : undefined;
-    let crc = inOrder ? s.crc : undefined;
-    const check = w.checksum ? createHash(w.checksum.algorithm) : undefined;
-    let received = 0;
-    /** bytes from w.at that may have been overwritten, even by a write that then failed */
-    let touched = 0;
-    let cut: Error | undefined;
-    let inflight: Promise<void> = Promise.resolve();
-    /** set when the source failed: no write may start after that */
-    let stopped = false;
-
-    const fd = s.space ? this.store.files.acquire(s.space.bundle) : fs.openSync(s.staging!, 'r+');
-    const position = (at: number) => (s.space ? dataPosition(s.space, at) : at);
-    const space = s.space;
-    const behind = this.opts.fsync && space ? new WriteBehind(() => this.store.files.sync(space.bundle)) : undefined;
-    let onRelease = () => undefined as void;
-    try {
-      const sink = new Writable({
-        highWaterMark: 1 << 20,
-        writev: (entries, cb) => {
-          const chunks = entries.map(e => e.chunk as Buffer);
-          const len = chunks.reduce((n, c) => n + c.length, 0);
-          if (received + len > limit) {
-            cb(w.length !== undefined
-              ? new BadRequestError('SIZE_MISMATCH', `this request carries more than ${w.length} bytes`)
-              : s.length !== undefined
-                ? new BadRequestError('EXCEEDS_LENGTH', `the bytes go past the upload's length ${s.length}`)
-                : new FileTooLargeError(this.opts.maxFileSize));
-            return;
-          }
-          if (stopped) {
-            cb(new Error('the request ended'));
-            return;
-          }
-          touched = received + len;
-          const written = writevFully(fd, chunks, position(w.at + received));
-          // Hashed while the thread pool writes the same (unchanging) buffers.
-          for (const c of chunks) {
-            sha1?.update(c);
-            check?.update(c);
-            if (crc !== undefined) crc = crc32c(c, crc);
-          }
-          inflight = written.then(() => {
-            received += len;
-            behind?.wrote(received);
-            cb();
-          }, err => {
-            // The running sha1 and crc now cover bytes that are not on disk. A kept partial
-            // write (tus) still records what landed before: with no running hash, as if out of order.
-            sha1 = undefined;
-            crc = undefined;
-            cb(err);
-          });
-        },
-      });
-      // Another request takes over: stop reading this one, but leave its
-      // connection alone, so it is still answered (with what it stored).
-      onRelease = () => sink.destroy(new LockReleased());
-      released.addEventListener('abort', onRelease);
-      try {
-        await pump(w.source, sink);
-      } catch (err) {
-        // A failed source does not wait for the sink, which may still hold
-        // chunks: start no more writes, and let the one in flight land (and
-        // count) before the fd is let go, the range recorded or hashes kept.
-        stopped = true;
-        await inflight;
-        if (err instanceof SonofsError) throw err;
-        cut = err as Error;
-      }
-      if (cut && !(w.keepPartial && !w.checksum && w.length === undefined)) {
-        throw cut instanceof LockReleased ? new ConflictError('UPLOAD_TAKEN_OVER', 'another request took over this upload') : new UploadAbortedError();
-      }
-      if (!cut && w.length !== undefined && received !== w.length) {
-        throw new BadRequestError('SIZE_MISMATCH', `received ${received} bytes, expected ${w.length}`);
-      }
-      if (check && !cut && !check.digest().equals(w.checksum!.digest)) {
-        throw new ChecksumMismatchError(`the bytes do not match their ${w.checksum!.algorithm} checksum; they were discarded`);
-      }
-      await behind?.settled();
-      // Synced before the file's commit writes its header: a record whose header
-      // reached the disk always has its data there (a synced catalog trusts it).
-      if (this.opts.fsync && received > 0) {
-        if (s.space) await this.store.files.sync(s.space.bundle);
-        else await fdatasync(fd);
-      }
-    } catch (err) {
-      // A refused write may have overwritten bytes received earlier (a chunk
-      // sent again): those no longer count, so the client sends them again.
-      if (touched > 0) await this.forgetRange(s.id, w.at, w.at + touched);
-      throw err;
-    } finally {
-      released.removeEventListener('abort', onRelease);
-      if (s.space) this.store.files.release(s.space.bundle);
-      else fs.closeSync(fd);
-    }
-
-    const end = w.at + received;
-    const record = (cur: Session): Session => {
-      const ranges = addRange(cur.ranges, w.at, end);
-      // The running crc holds only while bytes extend the prefix, in order.
-      const stillInOrder = inOrder && cur.offset === w.at && crc !== undefined;
-      return { ...cur, ranges, offset: prefixEnd(ranges), crc: stillInOrder ? crc : received ? undefined : cur.crc, expires: Date.now() + this.opts.ttlMs };
-    };
-    // The write that completes an exclusive upload leaves its ranges to the
-    // file's commit, which records them with the done state in one step
-    // (should a crash come in between, the stored record tells: see write()).
-    const whole = completing && completes(s, w, received, !!cut);
-    const session = whole ? record(s) : (await this.db.update(s.id, record))!;
-    if (sha1 && received) this.rememberHash(s.id, end, sha1);
-    else if (received) this.hashes.delete(s.id);
-    return { session, received, interrupted: !!cut };
-  }
-
-  private async forgetRange(id: string, start: number, end: number): Promise<void> {
-    await this.db.update(id, cur => {
-      if (!cur.ranges.some(r => r.start < end && r.end > start)) return undefined;
-      const ranges = removeRange(cur.ranges, start, end);
-      const offset = prefixEnd(ranges);
-      if (offset !== cur.offset) this.hashes.delete(id);
-      return { ...cur, ranges, offset, crc: offset === cur.offset ? cur.crc : undefined };
-    });
-  }
-
-  private rememberHash(id: string, offset: number, hash: Hash): void {
-    this.hashes.delete(id);
-    this.hashes.set(id, { offset, hash });
-    if (this.hashes.size > 1000) this.hashes.delete(this.hashes.keys().next().value!);
-  }
-
-  /**
-   * Runs `fn` holding the session's lock. An exclusive waiter asks the holder
-   * to let go (tus: a client resuming after a dropped connection should not
-   * wait for the old request to time out); the holder's `released` signal fires.
-   */
-  private async withLock<T>(id: string, mode: LockMode, fn: (released: AbortSignal, lock: HeldLock) => Promise<T>, range?: ByteRange): Promise<T> {
-    const owner = lockOwner();
-    const ttl = 10_000;
-    const deadline = Date.now() + this.opts.lockTimeoutMs;
-    for (let wait = 5; !await this.db.tryLock(id, owner, mode, ttl, mode === 'exclusive', range); wait = Math.min(wait * 2, 100)) {
-      if (Date.now() + wait > deadline) throw new LockedError();
-      await new Promise(r => setTimeout(r, wait));
-    }
-    const released = new AbortController();
-    const timer = setInterval(() => {
-      this.db.renewLock(id, owner, ttl)
-        .then(async held => held && mode === 'exclusive' ? this.db.releaseAsked(id, owner) : !held)
-        .then(stop => { if (stop) released.abort(); }, () => undefined);
-    }, 200);
-    const lock: HeldLock = { owner, held: true };
-    try {
-      return await fn(released.signal, lock);
-    } finally {
-      clearInterval(timer);
-      if (lock.held) await this.db.unlock(id, owner);
-    }
+  /** Runs `fn` holding the session's lock (see withSessionLock). */
+  private withLock<T>(id: string, mode: LockMode, fn: (released: AbortSignal, lock: HeldLock) => Promise<T>, range?: ByteRange): Promise<T> {
+    return withSessionLock(this.db, this.opts.lockTimeoutMs, id, mode, fn, range);
   }
 }
-
-/**
- * A name for one hold of a lock, unique across processes and restarts: the
- * pid, a random tag drawn once per process (a reused pid gets another), and a
- * counter (no random bytes per request).
- */
-const OWNER_TAG = `${process.pid}:${randomBytes(6).toString('hex')}`;
-let ownerSerial = 0;
-const lockOwner = (): string => `${OWNER_TAG}:${++ownerSerial}`;
-
-/** The key that counts an unfinished upload against its user's limit. */
-/** A user's open-upload keys: the id's length first, so no user's prefix begins another's ('a' and 'a:'). */
-const openKeyPrefix = (user: string) => `open:${user.length}:${user}:`;
-const openKey = (s: Session) => `${openKeyPrefix(s.user)}${s.id}`;
-/** The key sessions created before the length was in it carry (dropped with them, never set). */
-const legacyOpenKey = (s: Session) => `open:${s.user}:${s.id}`;
-
-/** True when an ordered write of `received` bytes, not cut short, brings a reserved upload's last byte. */
-function completes(s: Session, w: WriteRequest, received: number, cut: boolean): boolean {
-  return !!w.ordered && !cut && s.space !== undefined && s.offset === w.at && w.at + received === s.length;
-}
-
-/** A session's lookup keys: its protocol key, its open-upload key. */
-const keysOf = (s: Session): string[] => (s.key ? [ s.key, openKey(s) ] : [ openKey(s) ]);
-/** Every lookup key that may point at a session, older forms included. */
-const keysToDrop = (s: Session): string[] => [ ...keysOf(s), legacyOpenKey(s) ];
-
-/** Removes a session's lookup keys that still point at it. */
-async function dropKeys(db: SessionStore, s: Session): Promise<void> {
-  await db.update(s.id, () => undefined, { dropKeys: keysToDrop(s) });
-}
-
-/** A session lock this request holds; `held` turns false once a last update let go of it. */
-interface HeldLock {
-  owner: string;
-  held: boolean;
-}
-
-/** True while a session's reserved space still carries its Pending header (not yet a file). */
-function spaceIsPending(root: string, s: Session, files?: BundleFiles): boolean {
-  return readSpaceHeader(root, s.space!, files)?.kind === RecordKind.Pending;
-}
-
-/** True once a session's space holds its stored file's record. */
-function spaceIsCommitted(root: string, s: Session, files: BundleFiles): boolean {
-  const kind = readSpaceHeader(root, s.space!, files)?.kind;
-  return kind !== undefined && kind !== RecordKind.Pending && kind !== RecordKind.Padding;
-}
-
-/** A reserved space goes back as Padding (unless it already holds the committed file); staging is deleted. */
-async function discardSessionBytes(root: string, s: Session): Promise<void> {
-  if (s.space && spaceIsPending(root, s)) await releaseSpace(root, s.space);
-  if (s.staging) fs.rmSync(s.staging, { force: true });
-}
-
-/**
- * Called by the sweep for an unfinished session that expired, after its bytes
- * were given back: a protocol may return a tombstone to keep in its place
- * (e.g. to report the expiry later), or nothing to remove it.
- */
-export type ExpireHook = (s: Session) => Session | undefined | Promise<Session | undefined>;
-
-/**
- * Removes sessions past their expiry: unfinished ones with their bytes,
- * finished and cancelled ones just their record (a file stays). The agent
- * runs it on a timer; it needs no store, only the session store and the root.
- * A node sweeps only the sessions whose bytes are on its disk: a shared
- * session store answers `expired` with this node's sessions (and those that
- * hold no bytes) only; a node's own store holds nothing else, whatever node
- * name its sessions were created under.
- */
-export async function sweepSessions(db: SessionStore, root: string, now = Date.now(), onExpire?: ExpireHook): Promise<number> {
-  let removed = 0;
-  const owner = `sweep:${process.pid}:${randomBytes(4).toString('hex')}`;
-  // Batches until none is left (a busy session is skipped and left for the next sweep).
-  for (let batch = await db.expired(now, 1000), before = -1; batch.length && removed > before; batch = await db.expired(now, 1000)) {
-    before = removed;
-    for (const id of batch) {
-      if (!await db.tryLock(id, owner, 'exclusive', 60_000, false)) continue;
-      try {
-        const s = await db.get(id);
-        if (!s || s.expires > now) continue;
-        let tomb: Session | undefined;
-        if (s.state === 'active' || s.state === 'paused') {
-          await discardSessionBytes(root, s);
-          tomb = await onExpire?.(s);
-        }
-        await dropKeys(db, s);
-        if (tomb && tomb.expires > now) await db.put({ ...tomb, id, space: undefined, staging: undefined, key: undefined });
-        else await db.remove(id);
-        removed++;
-      } finally {
-        await db.unlock(id, owner);
-      }
-    }
-  }
-  return removed;
-}
-
-/**
- * source.pipe(sink) until the sink finishes. Unlike pipeline() it leaves the
- * source alive when the sink refuses (too many bytes): the request can still
- * be answered with a clear error instead of a reset connection.
- */
-function pump(source: Readable, sink: Writable): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const fail = (err: Error) => {
-      source.unpipe(sink);
-      reject(err);
-    };
-    source.once('error', fail);
-    // a client that disconnects ends the request without an error on some paths
-    source.once('close', () => { if (!source.readableEnded) fail(new UploadAbortedError()); });
-    sink.once('error', fail);
-    sink.once('finish', resolve);
-    source.pipe(sink);
-  });
-}
-
-async function digestOf(stream: Readable, otherAlgorithm?: string): Promise<{ sha1: Buffer; crc: number; other?: Buffer }> {
-  const sha1 = createHash('sha1');
-  const other = otherAlgorithm ? createHash(otherAlgorithm) : undefined;
-  let crc = 0;
-  for await (const chunk of stream) {
-    sha1.update(chunk);
-    other?.update(chunk);
-    crc = crc32c(chunk, crc);
-  }
-  return { sha1: sha1.digest(), crc, other: other?.digest() };
-}
-
-async function* concatStreams(streams: Array<() => Readable>): AsyncGenerator<Buffer> {
-  for (const open of streams) yield* open();
-}
-

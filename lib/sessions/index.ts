@@ -1,5 +1,6 @@
 export * from './types';
 export * from './ranges';
-export { UploadSessions, SessionOptions, CreateSession, WriteRequest, WriteOutcome, CompleteOptions, CHECKSUM_ALGORITHMS, sweepSessions, ExpireHook } from './engine';
+export { UploadSessions, SessionOptions, CreateSession, WriteRequest, WriteOutcome, CompleteOptions, CHECKSUM_ALGORITHMS } from './engine';
+export { sweepSessions, ExpireHook } from './sweep';
 export { LmdbSessionStore, sessionsDir } from './lmdb-sessions';
 export { readSessionData } from './space';
