@@ -1,6 +1,6 @@
 import type { Agent, IBoot } from 'egg';
 import {
-  checkNodeOptions, nodeName, openNodeLeader, openSessionStore, serveAllocations, sweepSessions, MetadataBackend, SessionStore, ACTIONS,
+  checkNodeOptions, nodeName, openNodeLeader, openSessionStore, serveAllocations, sweepSessions, sweepTakeovers, MetadataBackend, SessionStore, ACTIONS,
 } from './lib';
 import { registryLiveness } from './lib/cluster/liveness';
 import { LEADER } from './app/lib/symbols';
@@ -80,6 +80,10 @@ export default class SonofsAgentBoot implements IBoot {
           if (!n) return;
           this.agent.coreLogger.info('[egg-sonofs] removed %d expired uploads', n);
           fupload?.afterSweep();
+        })
+        .then(() => sweepTakeovers(sessions, self.root, self.node))
+        .then(({ released }) => {
+          if (released) this.agent.coreLogger.info('[egg-sonofs] gave back the space of %d uploads another node took over while this one was down', released);
         })
         .catch(err => this.agent.coreLogger.error(err))
         .finally(() => { running = false; });

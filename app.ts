@@ -17,6 +17,7 @@ import { registerReplicationRoutes } from './app/lib/replication-routes';
 import { workerBackend } from './app/lib/metadata-backend';
 import { workerLiveness } from './app/lib/cluster-map';
 import { copyRecordHook, registerCopyNowRoute } from './app/lib/replication-ack';
+import { registerSessionBytesRoute, sessionMirrorHook } from './app/lib/session-mirror';
 
 /** Each app worker writes and reads bytes itself, with space leased from the agent. */
 export default class SonofsAppBoot implements IBoot {
@@ -57,7 +58,7 @@ export default class SonofsAppBoot implements IBoot {
     // cluster mode: sessions in Redis, another node's lock holder alive while that node is in the registry
     this.sessions = new UploadSessions(this.store, openSessionStore(opts.root, node, workerBackend(this.app, workerLiveness(this.app, node))), {
       root: opts.root, node, ttlMs: u.ttl, doneTtlMs: u.doneTtl, lockTimeoutMs: u.lockTimeout, fsync: opts.fsync, maxFileSize: opts.maxFileSize,
-      maxOpenPerUser: u.maxOpenPerUser,
+      maxOpenPerUser: u.maxOpenPerUser, mirror: sessionMirrorHook(this.app),
     });
     (this.app as any)[SESSIONS] = this.sessions;
     registerTusRoutes(this.app);
@@ -73,6 +74,7 @@ export default class SonofsAppBoot implements IBoot {
     if (clusterEnabled(cfg.cluster)) {
       registerReplicationRoutes(this.app, this.store);
       registerCopyNowRoute(this.app);
+      registerSessionBytesRoute(this.app);
     }
   }
 

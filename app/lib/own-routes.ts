@@ -2,6 +2,7 @@ import type { Application, Context } from 'egg';
 import type { SonofsConfig } from '../../config/config.default';
 import { NODE_UPLOAD_PATH } from '../../lib/cluster/forward-upload';
 import { COPY_NOW_PATH } from '../../lib/replication/copy-ack';
+import { SESSION_BYTES_PATH } from '../../lib/replication/session-push';
 import { fuploadEnabled } from './fupload-routes';
 
 type Matcher = (ctx: Context) => boolean;
@@ -27,8 +28,8 @@ export function ownRoutes(cfg: SonofsConfig) {
   const fp = trimSlash(cfg.fupload.prefix);
   const fupload = fuploadEnabled(cfg.fupload) ? [ '/new/task', '/files/block', '/files/blocks/info', '/files/state' ].map(s => fp + s) : [];
   const changing = new Set(course.changing);
-  // the node-to-node POSTs are signed (node-routes.ts, replication-ack.ts); the upload's body is raw bytes
-  const exempt = new Set([ ...course.reading, ...fupload, NODE_UPLOAD_PATH, COPY_NOW_PATH ]);
+  // the node-to-node POSTs and PUTs are signed (node-routes.ts, replication-ack.ts, session-mirror.ts); uploads' bodies are raw bytes
+  const exempt = new Set([ ...course.reading, ...fupload, NODE_UPLOAD_PATH, COPY_NOW_PATH, SESSION_BYTES_PATH ]);
   const tus = cfg.tus.enabled ? trimSlash(cfg.tus.path) : undefined;
   // tus clients send no CSRF token, and a browser cannot send tus's headers
   // cross-site without a CORS preflight, which `tus.cors` governs.
@@ -39,7 +40,7 @@ export function ownRoutes(cfg: SonofsConfig) {
   const isAsset = (path: string) => cfg.routes && path.startsWith(`${p}/upload/assets/`);
   return {
     /** bodies that are raw bytes under any Content-Type (tus PATCH, a course chunk): never parsed as forms */
-    rawBody: (ctx => { const path = trimSlash(ctx.path); return isTus(path) || path === NODE_UPLOAD_PATH || (cfg.routes && path === uppart); }) as Matcher,
+    rawBody: (ctx => { const path = trimSlash(ctx.path); return isTus(path) || path === NODE_UPLOAD_PATH || path === SESSION_BYTES_PATH || (cfg.routes && path === uppart); }) as Matcher,
     /** any route of the plugin's */
     all: (ctx => { const path = trimSlash(ctx.path); return changing.has(path) || exempt.has(path) || isTus(path) || isAsset(path); }) as Matcher,
     /** which of its routes Egg's CSRF check must pass over */

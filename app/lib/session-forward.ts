@@ -19,26 +19,59 @@ const NOT_FORWARDED = new Set([ 'host', 'connection', 'keep-alive', 'transfer-en
  * its answer streamed back: the client sees the owner's answer (status,
  * tus headers, offsets). The owner authenticates the client's own
  * credentials as for any request; the node signature (NODE_AUTH_HEADER)
- * marks a forwarded request, which is never forwarded again. Resolves false
- * when this node should handle the request itself (embedded mode, its own
- * upload, an unknown or finished one, or a request forwarded to it).
+ * marks a forwarded request, which is never forwarded again.
+ * When the owner is down, a member of its group that keeps a mirror of the
+ * upload's acknowledged bytes (replication 'all') takes it over and serves
+ * the request itself; a node of another group sends the request to such a
+ * member. Resolves false when this node should handle the request itself
+ * (embedded mode, its own upload, an unknown or finished one, one it just
+ * took over, or a request forwarded to it).
  */
 export async function forwardToUploadOwner(ctx: Context, id: string): Promise<boolean> {
   const app = ctx.app as Application;
   const map = clusterMapOf(app);
   if (!map) return false;
-  const secret: string = app.config.sonofs.cluster.secret;
-  if (forwardedByNode(ctx)) return false;
   const sessions = (app as any)[SESSIONS] as UploadSessions;
   const s = await sessions.get(id).catch(() => undefined); // the handler answers the 404 or 410
   const cfg = app.config.sonofs;
-  if (!s || bytesAreHere(s, nodeName(cfg.group, cfg.server))) return false;
+  const self = nodeName(cfg.group, cfg.server);
+  if (!s || bytesAreHere(s, self)) return false;
   const report = await map.current();
-  const owner = report?.snapshot.nodes.find(n => nodeName(n.group, n.server) === s.node && n.url);
-  if (!owner) throw new UploadElsewhereError(s.node!, 'down');
+  const nodes = report?.snapshot.nodes ?? [];
+  const owner = nodes.find(n => nodeName(n.group, n.server) === s.node && n.url);
+  const signed = forwardedByNode(ctx);
   const idleMs = Math.max(cfg.cluster.readTimeout, FORWARD_IDLE_MS);
-  await pipeTo(ctx, `${owner.url}${ctx.originalUrl}`, signNodeRequest(secret, ctx.method, ctx.originalUrl), s.node!, idleMs);
-  return true;
+  const sign = () => signNodeRequest(cfg.cluster.secret, ctx.method, ctx.originalUrl);
+  if (owner) {
+    if (signed) return false; // never sent on twice: the engine answers where the bytes are
+    await pipeTo(ctx, `${owner.url}${ctx.originalUrl}`, sign(), s.node!, idleMs);
+    return true;
+  }
+  // the owner is down (the map is current: Redis answers); should it still be writing, its writes are refused once the upload moved
+  const ownerGroup = Number(s.node!.split('.')[0]);
+  if (report?.snapshot.status === 'ok') {
+    if (ownerGroup === cfg.group && await takeOver(app, sessions, s.id, s.node!)) return false;
+    const member = nodes.find(n => n.state === 'up' && n.group === ownerGroup && n.url && nodeName(n.group, n.server) !== self);
+    if (member && !signed) {
+      await pipeTo(ctx, `${member.url}${ctx.originalUrl}`, sign(), nodeName(member.group, member.server), idleMs);
+      return true;
+    }
+  }
+  throw new UploadElsewhereError(s.node!, 'down');
+}
+
+/** This node takes the upload over from its dead owner, from its mirror; false when it has none whole. */
+async function takeOver(app: Application, sessions: UploadSessions, id: string, dead: string): Promise<boolean> {
+  try {
+    const adopted = await sessions.adopt(id, dead);
+    if (!adopted) return false;
+    app.coreLogger.info('[egg-sonofs] took over upload %s from node %s, which is down: its %d acknowledged bytes came from this node\'s copy',
+      id, dead, adopted.ranges.reduce((n, r) => n + r.end - r.start, 0));
+    return true;
+  } catch (err) {
+    app.coreLogger.warn('[egg-sonofs] could not take over upload %s from node %s: %s', id, dead, (err as Error).message);
+    return false;
+  }
 }
 
 /**

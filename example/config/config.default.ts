@@ -109,6 +109,8 @@ export default (appInfo: EggAppInfo) => {
       page: { signinUrl: '/user/signin' },
       ...fupload(),
       ...(clusterMode ? { cluster: clusterMode } : {}),
+      // how often the agent sweeps expired uploads (and what uploads taken over between nodes left behind)
+      ...(process.env.SONOFS_SWEEP_INTERVAL_MS ? { uploads: { sweepInterval: int(process.env.SONOFS_SWEEP_INTERVAL_MS, 60_000) } } : {}),
     },
     demoUsers: demoUsers(root),
     // The demo's own API and the course's /user routes (which set no cookie); the plugin exempts exactly its own routes itself.

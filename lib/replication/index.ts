@@ -8,3 +8,4 @@ export { BadOwnRecord, CheckedOwnReads } from './own-read';
 export { OwnRepairOutcome, RepairMember, repairOwnRecord } from './own-repair';
 export { copiedRecordAt } from './replica-read';
 export { parseOffset, parsePeer } from './protocol';
+export { SESSION_BYTES_PATH, SessionBytes, pushSessionBytes } from './session-push';

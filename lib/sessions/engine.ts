@@ -12,7 +12,8 @@ import { bundlePath, punchHole } from '../bundle/files';
 import type { ByteRange, LockMode, Session, SessionProtocol, SessionStore } from './types';
 import { assertBytesHere, bytesAreHere } from './owner';
 import { keysOf, keysToDrop, openKeyPrefix } from './keys';
-import { ReceiveDeps, receive } from './receive';
+import { adoptSession } from './adopt';
+import { ReceiveDeps, receive, sameSpace } from './receive';
 import { RunningHashes } from './running-hashes';
 import { HeldLock, withSessionLock } from './session-lock';
 import { discardSessionBytes, spaceIsCommitted, spaceIsPending } from './space-state';
@@ -36,6 +37,12 @@ export interface SessionOptions {
   maxOpenPerUser?: number;
   /** separate received ranges one upload may have (bounds its record and the work per write; default 10,000) */
   maxRanges?: number;
+  /**
+   * Cluster mode, replication 'all': copies [start, end) of an unfinished
+   * upload's bytes to the members of the group before the write is answered,
+   * so that one of them can take the upload over should this node die.
+   */
+  mirror?: (s: Session, range: ByteRange) => Promise<void>;
 }
 
 export interface CreateSession {
@@ -198,7 +205,11 @@ export class UploadSessions {
         }
         const out = await receive(this.receiveDeps(), s, w, w.length ?? room, released, !!w.complete);
         const all = out.session;
-        if (!w.complete || !w.ordered || out.interrupted || all.length === undefined || all.offset !== all.length || all.state !== 'active') return out;
+        if (!w.complete || !w.ordered || out.interrupted || all.length === undefined || all.offset !== all.length || all.state !== 'active') {
+          // acknowledged bytes of an unfinished upload: the group's members keep a copy first (cluster mode)
+          if (out.received && all.space && this.opts.mirror) await this.opts.mirror(all, { start: w.at, end: w.at + out.received });
+          return out;
+        }
         // write() settled the session under this lock: its space is still Pending
         const result = await this.completeLocked(all, w.complete, lock, true);
         return { ...out, session: { ...all, state: 'done' as const, result } };
@@ -206,6 +217,14 @@ export class UploadSessions {
     } finally {
       if (!w.source.readableEnded && !w.source.destroyed) w.source.resume(); // drain what we will not read
     }
+  }
+
+  /** Cluster mode: takes over an upload whose node is down, from this node's mirror of its bytes (adopt.ts). */
+  async adopt(id: string, deadNode: string): Promise<Session | undefined> {
+    return this.withLock(id, 'exclusive', async () => {
+      const s = await this.db.get(id);
+      return s && adoptSession({ store: this.store, db: this.db, opts: this.opts }, s, deadNode);
+    });
   }
 
   /** tus creation-defer-length: the length, once, then the upload can finish. */
@@ -331,7 +350,8 @@ export class UploadSessions {
 
   /** The session's last change, its lookup keys dropped and (given the holder) its lock let go, in one commit. */
   private async finish(s: Session, change: Partial<Session>, lock?: HeldLock): Promise<void> {
-    await this.db.update(s.id, cur => ({ ...cur, ...change, expires: Date.now() + this.opts.doneTtlMs }), {
+    // a session another node took over meanwhile is that node's to finish
+    await this.db.update(s.id, cur => (sameSpace(cur, s) ? { ...cur, ...change, expires: Date.now() + this.opts.doneTtlMs } : undefined), {
       dropKeys: keysToDrop(s), unlock: lock?.owner,
     });
     if (lock) lock.held = false;

@@ -4,3 +4,5 @@ export { UploadSessions, SessionOptions, CreateSession, WriteRequest, WriteOutco
 export { sweepSessions, ExpireHook } from './sweep';
 export { LmdbSessionStore, sessionsDir } from './lmdb-sessions';
 export { readSessionData } from './space';
+export { sweepTakeovers } from './takeover-sweep';
+export { checkSessionId, mirrorRange } from './mirror';

@@ -129,7 +129,9 @@ export async function receive(
   }
 
   const end = w.at + received;
-  const record = (cur: Session): Session => {
+  const record = (cur: Session): Session | undefined => {
+    // another node took the upload over (this one was thought dead): its bytes are there now, not here
+    if (!sameSpace(cur, s)) return undefined;
     const ranges = addRange(cur.ranges, w.at, end);
     // The running crc holds only while bytes extend the prefix, in order.
     const stillInOrder = inOrder && cur.offset === w.at && crc !== undefined;
@@ -139,7 +141,8 @@ export async function receive(
   // file's commit, which records them with the done state in one step
   // (should a crash come in between, the stored record tells: see write()).
   const whole = completing && completes(s, w, received, !!cut);
-  const session = whole ? record(s) : (await db.update(s.id, record))!;
+  const session = whole ? record(s)! : (await db.update(s.id, record))!;
+  if (session && !sameSpace(session, s)) throw takenOver();
   if (sha1 && received) hashes.remember(s.id, end, sha1);
   else if (received) hashes.forget(s.id);
   return { session, received, interrupted: !!cut };
@@ -154,6 +157,15 @@ async function forgetRange(db: SessionStore, hashes: RunningHashes, id: string, 
     if (offset !== cur.offset) hashes.forget(id);
     return { ...cur, ranges, offset, crc: offset === cur.offset ? cur.crc : undefined };
   });
+}
+
+/** The session still has its bytes where this write put them (same node, same space). */
+export function sameSpace(cur: Session, s: Session): boolean {
+  return cur.node === s.node && cur.space?.bundle === s.space?.bundle && cur.space?.offset === s.space?.offset;
+}
+
+export function takenOver(): ConflictError {
+  return new ConflictError('UPLOAD_TAKEN_OVER', 'another node took this upload over; ask for its offset (HEAD) and send the rest again');
 }
 
 /** True when an ordered write of `received` bytes, not cut short, brings a reserved upload's last byte. */

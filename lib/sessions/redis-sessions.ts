@@ -12,7 +12,9 @@ import { callScript, retryCompareAndSet } from '../catalog/redis-client';
  * its node's expiry index ('' as is, '-' removed, else the new score); lookup
  * keys dropped where they still point at the session (or, without an id,
  * whatever they point at); lookup keys set to point at it.
- * KEYS: session, lock, expiry index, lookup hash, lookup index (sorted set).
+ * KEYS: session, lock, expiry index, lookup hash, lookup index (sorted set),
+ * the expiry index of the node a session moves away from (the same as the
+ * third when it stays), which loses its line.
  * ARGV: expect session, new session, expect lock, new lock, expiry, id,
  * n, n keys to drop, m, m keys to set.
  */
@@ -25,6 +27,7 @@ if ARGV[2] == '' then redis.call('DEL', KEYS[1]) elseif ARGV[2] ~= '*' then redi
 if ARGV[4] == '' then redis.call('DEL', KEYS[2]) elseif ARGV[4] ~= '*' then redis.call('SET', KEYS[2], ARGV[4]) end
 local id = ARGV[6]
 if ARGV[5] == '-' then redis.call('ZREM', KEYS[3], id) elseif ARGV[5] ~= '' then redis.call('ZADD', KEYS[3], ARGV[5], id) end
+if KEYS[6] ~= KEYS[3] then redis.call('ZREM', KEYS[6], id) end
 local i = 8
 for _ = 1, tonumber(ARGV[7]) do
   local k = ARGV[i]
@@ -55,6 +58,8 @@ interface Step {
   /** the expiry index of this session's node: its new expiry, or null to remove it */
   expires?: number | null;
   node?: string;
+  /** the node whose expiry index the session leaves (it moved to `node`: another node took the upload over) */
+  leaving?: string;
   dropKeys?: string[];
   setKeys?: string[];
 }
@@ -83,7 +88,7 @@ export class RedisSessionStore implements SessionStore {
   constructor(private readonly redis: RedisClient, readonly node: string, opts: RedisSessionOptions) {
     this.tag = `{${opts.namespace ?? 'sonofs'}:sessions}`;
     this.liveness = opts.liveness;
-    redis.defineCommand(SCRIPT, { numberOfKeys: 5, lua: LUA });
+    redis.defineCommand(SCRIPT, { numberOfKeys: 6, lua: LUA });
   }
 
   async get(id: string): Promise<Session | undefined> {
@@ -106,8 +111,9 @@ export class RedisSessionStore implements SessionStore {
       }
       const cur: Session = JSON.parse(sv);
       const next = fn(cur);
+      const moved = next !== undefined && next.node !== cur.node;
       const ok = await this.step(id, {
-        expectSession: sv, ...lockStep, dropKeys: also.dropKeys, node: cur.node,
+        expectSession: sv, ...lockStep, dropKeys: also.dropKeys, node: moved ? next.node : cur.node, leaving: moved ? cur.node ?? '-' : undefined,
         ...(next ? { session: JSON.stringify(next), expires: next.expires } : {}),
       });
       return ok ? { value: next ?? cur } : undefined;
@@ -198,7 +204,7 @@ export class RedisSessionStore implements SessionStore {
     const setKeys = s.setKeys ?? [];
     const expiry = s.expires === undefined ? '' : s.expires === null ? '-' : String(s.expires);
     return callScript<number>(this.redis, SCRIPT, [
-      this.key('s', id), this.key('l', id), this.key('e', s.node ?? '-'), this.key('k'), this.key('ki'),
+      this.key('s', id), this.key('l', id), this.key('e', s.node ?? '-'), this.key('k'), this.key('ki'), this.key('e', s.leaving ?? s.node ?? '-'),
       s.expectSession ?? ANY, s.session ?? ANY, s.expectLock ?? ANY, s.lock ?? ANY, expiry, id,
       dropKeys.length, ...dropKeys, setKeys.length, ...setKeys,
     ]).then(done => done === 1);

@@ -55,4 +55,27 @@ describe('lib: session store conformance', () => {
       await r.done();
     }
   });
+
+  for (const kind of [ 'standalone', 'cluster' ] as const) {
+    it(`Redis (${kind}): a session another node takes over leaves the old node's expiry index for the new one's, in the same step`, async () => {
+      const r = await testRedis(kind);
+      try {
+        const n1 = new RedisSessionStore(r.client, 'n1', { namespace: r.namespace, liveness: localLiveness('n1') });
+        const n2 = new RedisSessionStore(r.client, 'n2', { namespace: r.namespace, liveness: localLiveness('n2') });
+        const past = Date.now() - 1000;
+        await n1.put({ id: 'moving', protocol: 'tus', user: 'u', offset: 0, ranges: [], created: past, expires: past, state: 'active', extra: {}, node: 'n1' });
+        assert.deepEqual(await n1.expired(Date.now(), 10), [ 'moving' ]);
+        const moved = await n2.update('moving', cur => ({ ...cur, node: 'n2', expires: past + 1 }));
+        assert.equal(moved?.node, 'n2');
+        // the old node would sweep (and give back) space that is not its own any more
+        assert.deepEqual(await n1.expired(Date.now(), 10), []);
+        assert.deepEqual(await n2.expired(Date.now(), 10), [ 'moving' ]);
+        // an update that keeps the node keeps its line
+        await n2.update('moving', cur => ({ ...cur, offset: 1 }));
+        assert.deepEqual(await n2.expired(Date.now(), 10), [ 'moving' ]);
+      } finally {
+        await r.done();
+      }
+    });
+  }
 });

@@ -1,0 +1,147 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import IORedis from 'ioredis';
+import { HEADER_SIZE, RecordKind, bundlePath, decodeFileId, decodeHeader } from '../../lib';
+import { clusterOf, form } from '../support/cluster-view';
+import { buildDemo, Demo, startDemo } from '../support/cluster-demo';
+import { request, sha1 } from '../support/http';
+import { testRedisUrl, uniqueNamespace } from '../support/redis';
+import { OFFSET, TUS, pathOf } from '../support/tus';
+import { until } from '../support/until';
+
+const MiB = 1024 * 1024;
+
+const patch = (base: string, p: string, offset: number, body: Buffer) => request(`${base}${p}`, {
+  method: 'PATCH', body, headers: { ...TUS, 'Content-Type': OFFSET, 'Upload-Offset': offset, 'Content-Length': body.length },
+});
+
+/** The bytes of a bundle at [at, at + n). */
+function readAt(file: string, at: number, n: number): Buffer {
+  const fd = fs.openSync(file, 'r');
+  try {
+    const b = Buffer.alloc(n);
+    fs.readSync(fd, b, 0, n, at);
+    return b;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+describe('cluster mode: a member of the group takes over an upload whose node died (replication \'all\')', function () {
+  this.timeout(240_000);
+  let dir: string;
+  let build: string;
+  const namespace = uniqueNamespace('takeover');
+  const running: Demo[] = [];
+  const redis = new IORedis(testRedisUrl());
+  const rootOf = (server: number) => path.join(dir, `root${server}`);
+  // the nodes the first test leaves running (A started again), for the next
+  let live: { a: Demo; b: Demo };
+
+  async function node(server: number) {
+    const demo = await startDemo(build, dir, {
+      SONOFS_REDIS_URL: testRedisUrl(), SONOFS_CLUSTER_NAME: namespace, SONOFS_CLUSTER_SECRET: 'takeover-secret', SONOFS_CLUSTER_TTL_MS: '3000',
+      SONOFS_GROUP: '1', SONOFS_SERVER: String(server), SONOFS_ROOT: rootOf(server), SONOFS_SWEEP_INTERVAL_MS: '1000',
+    });
+    running.push(demo);
+    return demo;
+  }
+
+  const upCount = async (via: Demo) => (await clusterOf(via.base)).nodes.filter((n: any) => n.state === 'up').length;
+  const session = async (id: string) => JSON.parse((await redis.get(`{${namespace}:sessions}:s:${id}`))!);
+
+  before(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sonofs-takeover-'));
+    build = path.join(dir, 'build');
+    buildDemo(build);
+  });
+
+  after(async () => {
+    for (const d of running) await d.kill9().catch(() => undefined);
+    redis.disconnect();
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('tus: every acknowledged PATCH is kept by B too; A killed -9, the upload goes on through B from its offset, is stored on B, and A gives its space back when it returns', async () => {
+    let a = await node(1);
+    const b = await node(2);
+    await until('both nodes up', async () => await upCount(a) === 2 && await upCount(b) === 2, 20_000, 200);
+    const data = randomBytes(3 * MiB + 17);
+    const half = MiB + 5;
+    const created = await request(`${a.base}/files`, { method: 'POST', headers: { ...TUS, 'Upload-Length': data.length, 'Upload-Metadata': 'filename dGFrZW4uYmlu' } });
+    assert.equal(created.status, 201, created.body.toString());
+    const p = pathOf(created.headers.location as string);
+    const id = p.split('/').pop()!;
+    assert.equal((await patch(a.base, p, 0, data.subarray(0, half))).status, 204);
+    // through B: streamed to A, which keeps a copy on B before it answers
+    assert.equal((await patch(b.base, p, half, data.subarray(half, 2 * half))).status, 204);
+    const mirror = path.join(rootOf(2), 'replicas', 'sessions', id);
+    const marks = fs.readdirSync(mirror).filter(n => n.startsWith('r-')).sort();
+    assert.equal(marks.length, 2, marks.join());
+    assert(readAt(path.join(mirror, 'data'), 0, 2 * half).equals(data.subarray(0, 2 * half)), 'B keeps the acknowledged bytes');
+    const old = (await session(id)).space;
+    assert.equal((await session(id)).node, '1.1');
+
+    await a.kill9();
+    await until('B to see A gone', async () => await upCount(b) === 1, 30_000, 200);
+    const head = await request(`${b.base}${p}`, { method: 'HEAD', headers: TUS });
+    assert.equal(head.headers['upload-offset'], String(2 * half));
+    const last = await patch(b.base, p, 2 * half, data.subarray(2 * half));
+    assert.equal(last.status, 204, last.body.toString());
+    assert.equal(last.headers['upload-offset'], String(data.length));
+    const fileId = String(last.headers['sonofs-file-id']);
+    assert.deepEqual([ decodeFileId(fileId).group, decodeFileId(fileId).server ], [ 1, 2 ], 'stored on B');
+    const back = await request(`${b.base}/file/download?fileid=${fileId}`);
+    assert.equal(back.status, 200);
+    assert.equal(sha1(back.body), sha1(data));
+    await until('B to log the takeover', () => fs.readdirSync(path.join(dir, `logs-${b.port}`))
+      .some(f => fs.readFileSync(path.join(dir, `logs-${b.port}`, f), 'utf8').includes(`took over upload ${id} from node 1.1`)), 10_000, 200);
+
+    // A back: the space it had reserved for the upload is given back (it never became a file)
+    const ownBundle = bundlePath(rootOf(1), old.bundle);
+    assert.equal(decodeHeader(readAt(ownBundle, old.offset, HEADER_SIZE))?.kind, RecordKind.Pending);
+    a = await node(1);
+    await until('A to give back the space B took the upload from', () => decodeHeader(readAt(ownBundle, old.offset, HEADER_SIZE))?.kind === RecordKind.Padding, 30_000, 200);
+    // and B drops its copy of the finished upload's bytes at its sweep (a minute after their last change): still there now
+    assert(fs.existsSync(mirror));
+    for (const n of [ a, b ]) {
+      const r = await until(`the file from ${n.base}`, async () => {
+        const res = await request(`${n.base}/file/download?fileid=${fileId}`);
+        return res.status === 200 && res;
+      }, 30_000, 200);
+      assert.equal(sha1(r.body), sha1(data));
+    }
+    live = { a, b };
+  });
+
+  it('chunked: parts acknowledged by A are kept by B; A killed -9, the last part and the complete go through B', async () => {
+    const { a: nodeA, b: nodeB } = live;
+    const chunk = 5 * MiB;
+    const data = randomBytes(2 * chunk + 777);
+    const part = (base: string, uploadid: string, index: number) => {
+      const bytes = data.subarray((index - 1) * chunk, index * chunk);
+      return request(`${base}/file/mpupload/uppart?uploadid=${uploadid}&index=${index}`, {
+        method: 'POST', body: bytes, headers: { 'Content-Type': 'application/octet-stream', 'Content-Length': bytes.length },
+      });
+    };
+    await until('both nodes up', async () => await upCount(nodeB) === 2, 30_000, 200);
+    const init = await request(`${nodeA.base}/file/mpupload/init`, { method: 'POST', ...form({ filehash: sha1(data), filesize: data.length }) });
+    assert.equal(init.json().code, 0, init.body.toString());
+    const id = init.json().data.UploadID;
+    assert.equal((await session(id)).node, '1.1');
+    assert.equal((await part(nodeA.base, id, 2)).json().code, 0);
+    assert.equal((await part(nodeB.base, id, 1)).json().code, 0);
+    await nodeA.kill9();
+    await until('B to see A gone', async () => await upCount(nodeB) === 1, 30_000, 200);
+    const third = await part(nodeB.base, id, 3);
+    assert.equal(third.json().code, 0, third.body.toString());
+    const done = await request(`${nodeB.base}/file/mpupload/complete`, { method: 'POST', ...form({ uploadid: id, filehash: sha1(data), filesize: data.length, filename: 'chunks.bin' }) });
+    assert.equal(done.json().code, 0, done.body.toString());
+    const meta = (await request(`${nodeB.base}/file/meta?filehash=${sha1(data)}`)).json();
+    assert.equal(decodeFileId(meta.FileId).server, 2, 'stored on B');
+    assert.equal(sha1((await request(`${nodeB.base}/file/download?fileid=${meta.FileId}`)).body), sha1(data));
+  });
+});
