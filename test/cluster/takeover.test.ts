@@ -8,6 +8,7 @@ import { HEADER_SIZE, RecordKind, bundlePath, decodeFileId, decodeHeader } from 
 import { clusterOf, form } from '../support/cluster-view';
 import { buildDemo, Demo, startDemo } from '../support/cluster-demo';
 import { request, sha1 } from '../support/http';
+import { NODE_AUTH_HEADER, signNodeRequest } from '../../lib/cluster';
 import { testRedisUrl, uniqueNamespace } from '../support/redis';
 import { OFFSET, TUS, pathOf } from '../support/tus';
 import { until } from '../support/until';
@@ -143,5 +144,29 @@ describe('cluster mode: a member of the group takes over an upload whose node di
     const meta = (await request(`${nodeB.base}/file/meta?filehash=${sha1(data)}`)).json();
     assert.equal(decodeFileId(meta.FileId).server, 2, 'stored on B');
     assert.equal(sha1((await request(`${nodeB.base}/file/download?fileid=${meta.FileId}`)).body), sha1(data));
+  });
+
+  it('the session-bytes route keeps bytes only from a signed member of its group, for a well-formed id and exactly the range named', async () => {
+    const { b } = live;
+    const put = (q: string, body: Buffer, secret = 'takeover-secret') => {
+      const p = `/_sonofs/node/session-bytes?${q}`;
+      return request(`${b.base}${p}`, { method: 'PUT', body, headers: { [NODE_AUTH_HEADER]: signNodeRequest(secret, 'PUT', p), 'Content-Length': body.length } });
+    };
+    const id = randomBytes(16).toString('base64url');
+    const bytes = randomBytes(1000);
+    const ok = await put(`session=${id}&start=0&end=1000&group=1&server=1`, bytes);
+    assert.equal(ok.status, 200, ok.body.toString());
+    assert.equal(typeof ok.json().crc, 'number');
+    assert.equal((await request(`${b.base}/_sonofs/node/session-bytes?session=${id}&start=0&end=1000&group=1&server=1`, { method: 'PUT', body: bytes })).status, 401);
+    assert.equal((await put(`session=${id}&start=0&end=1000&group=1&server=1`, bytes, 'wrong')).status, 401);
+    assert.equal((await put(`session=${id}&start=0&end=1000&group=2&server=1`, bytes)).json().code, 'NOT_A_GROUP_PEER');
+    assert.equal((await put(`session=${id}&start=0&end=1000&group=1&server=2`, bytes)).json().code, 'NOT_A_GROUP_PEER', 'not from itself');
+    assert.equal((await put(`session=..%2F..%2Fx&start=0&end=1000&group=1&server=1`, bytes)).json().code, 'INVALID_SESSION');
+    assert.equal((await put(`session=${id}&start=5&end=5&group=1&server=1`, Buffer.alloc(0))).json().code, 'INVALID_RANGE');
+    const short = await put(`session=${id}&start=1000&end=3000&group=1&server=1`, bytes);
+    assert.equal(short.status, 400, short.body.toString());
+    // only the range that arrived whole is marked
+    const marks = fs.readdirSync(path.join(rootOf(2), 'replicas', 'sessions', id)).filter(n => n.startsWith('r-'));
+    assert.deepEqual(marks.map(m => m.split('-').slice(1, 3).join('-')), [ '0-1000' ]);
   });
 });
