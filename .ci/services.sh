@@ -34,17 +34,18 @@ ci_wait() { # what command...
 
 ci_services_start() {
   ci_install_missing
+  # a port taken by anything else (a Redis Cluster's bus is its port + 10000) stops the run here
   ci_redis_start "$ci_redis_port" "$ci_services_dir/standalone"
-  ci_wait "redis on $ci_redis_port" redis-cli -p "$ci_redis_port" ping
+  ci_wait "redis on $ci_redis_port" redis-cli -p "$ci_redis_port" ping || return 1
   local nodes=()
   for p in $ci_cluster_ports; do
     ci_redis_start "$p" "$ci_services_dir/$p" --cluster-enabled yes --cluster-config-file "$ci_services_dir/$p/nodes.conf"
     nodes+=("127.0.0.1:$p")
   done
-  for p in $ci_cluster_ports; do ci_wait "redis on $p" redis-cli -p "$p" ping; done
-  redis-cli --cluster create "${nodes[@]}" --cluster-replicas 0 --cluster-yes >/dev/null
+  for p in $ci_cluster_ports; do ci_wait "redis on $p" redis-cli -p "$p" ping || return 1; done
+  redis-cli --cluster create "${nodes[@]}" --cluster-replicas 0 --cluster-yes >/dev/null || return 1
   local first=${ci_cluster_ports%% *}
-  ci_wait "the redis cluster" sh -c "redis-cli -p $first cluster info | grep -q cluster_state:ok"
+  ci_wait "the redis cluster" sh -c "redis-cli -p $first cluster info | grep -q cluster_state:ok" || return 1
   export SONOFS_TEST_REDIS_URL="redis://127.0.0.1:$ci_redis_port"
   export SONOFS_TEST_REDIS_CLUSTER=$(IFS=,; echo "${nodes[*]}")
   export SONOFS_TEST_CHROMIUM=$(command -v chromium)
