@@ -13,8 +13,11 @@
 // During the cluster-3 uploads every node's /file/cluster is polled for the
 // replication lag of each member (bytes and ms, as the node reports it), and
 // after them the time until every member reports no lag.
+// --via tus: each upload is a tus POST, then its bytes in two PATCHes (the first half is an
+// unfinished upload's write: with replication 'all' the group's members keep a copy of it
+// before it is answered, so one can take the upload over should its node die).
 // CPU is counted for every process of every node and of redis-server, per operation.
-//   node bench/cluster.js [--count 3000] [--reads 3000] [--before-build /tmp/b] [--workers 1] [--rounds 1]
+//   node bench/cluster.js [--count 3000] [--reads 3000] [--before-build /tmp/b] [--workers 1] [--rounds 1] [--via upload|tus]
 // Nodes run the build in dist/ (or SONOFS_BUILD_DIR) with EGG_WORKERS=--workers.
 const crypto = require('node:crypto');
 const fs = require('node:fs');
@@ -34,7 +37,7 @@ const { tempDir, freePort, describeRun, writeResults, sha1Hex, parseFlags, cpuSn
 const KiB = 1024;
 const DEFAULTS = {
   count: 3000, reads: 3000, 'size-kib': 16, concurrency: 16, warmup: 300, verify: 200, workers: 1, rounds: 1,
-  'before-build': '', setups: 'embedded,cluster-1,cluster-3', 'lag-timeout-s': 120,
+  'before-build': '', setups: 'embedded,cluster-1,cluster-3', 'lag-timeout-s': 120, via: 'upload',
 };
 const SECRET = 'bench-cluster-secret';
 const log = message => console.log(message);
@@ -192,7 +195,8 @@ async function uploads(nodes, flags, groups, watchLag) {
   const small = new SmallUploads(flags['size-kib'] * KiB, flags.concurrency);
   const agents = nodes.map(() => keepAliveAgent(flags.concurrency));
   const nodeOf = lane => nodes[lane % nodes.length];
-  const send = (tag, answers) => (i, lane) => uploadSmall(PEERS.demo, nodeOf(lane).port, agents[lane % nodes.length], small, lane, tag, i)
+  const one = flags.via === 'tus' ? tusTwoPatches : (port, agent, lane, tag, i) => uploadSmall(PEERS.demo, port, agent, small, lane, tag, i);
+  const send = (tag, answers) => (i, lane) => one(nodeOf(lane).port, agents[lane % nodes.length], lane, tag, i, small)
     .then(data => { if (answers) answers[i] = { data, node: nodeOf(lane) }; });
   try {
     await runClosedLoop({ count: flags.warmup, concurrency: flags.concurrency, task: send(crypto.randomBytes(8)) });
@@ -206,6 +210,25 @@ async function uploads(nodes, flags, groups, watchLag) {
   } finally {
     agents.forEach(a => a.destroy());
   }
+}
+
+/** A tus upload of one small file: POST, then the first half and the rest in two PATCHes; answers what /file/upload would. */
+async function tusTwoPatches(port, agent, lane, tag, i, small) {
+  const content = small.content(tag, i);
+  const tus = { 'Tus-Resumable': '1.0.0' };
+  const created = await request({ agent, port, method: 'POST', path: '/files/', headers: { ...tus, 'Upload-Length': String(content.length), 'Content-Length': 0 } });
+  if (created.status !== 201) throw new Error(`POST: HTTP ${created.status}: ${created.body.toString().slice(0, 200)}`);
+  const path = new URL(created.headers.location, `http://127.0.0.1:${port}`).pathname;
+  const half = content.length >> 1;
+  let answer;
+  for (const [ from, to ] of [ [ 0, half ], [ half, content.length ] ]) {
+    answer = await request({
+      agent, port, method: 'PATCH', path, body: content.subarray(from, to),
+      headers: { ...tus, 'Upload-Offset': String(from), 'Content-Type': 'application/offset+octet-stream', 'Content-Length': to - from },
+    });
+    if (answer.status !== 204) throw new Error(`PATCH: HTTP ${answer.status}: ${answer.body.toString().slice(0, 200)}`);
+  }
+  return { FileId: answer.headers['sonofs-file-id'], FileSha1: sha1Hex(content) };
 }
 
 /** Reads by file id, each from a random node; checks the sha1 of `verify` of them. */
