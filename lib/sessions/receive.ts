@@ -12,7 +12,7 @@ import { LockReleased } from './session-lock';
 import type { RunningHashes } from './running-hashes';
 import { pump } from './streams';
 import type { Session, SessionStore } from './types';
-import type { SessionOptions, WriteOutcome, WriteRequest } from './engine';
+import type { SessionOptions, WriteOutcome, WriteRequest } from './engine-types';
 
 const fdatasync = promisify(fs.fdatasync);
 
