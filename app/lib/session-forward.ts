@@ -10,8 +10,12 @@ import { clusterMapOf } from './cluster-map';
 import { SESSIONS } from './symbols';
 import { uploadPlacement } from './upload-placement';
 
-// hop-by-hop headers (RFC 9110 7.6.1) and the ones this node sets itself
-const NOT_FORWARDED = new Set([ 'host', 'connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'proxy-connection', 'te', 'trailer', NODE_AUTH_HEADER ]);
+// hop-by-hop headers (RFC 9110 7.6.1) and the ones this node sets itself; a client's X-Forwarded-* never
+// reach another node, which trusts those of a signed request (placeNewUpload sets its own)
+const NOT_FORWARDED = new Set([
+  'host', 'connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'proxy-connection', 'te', 'trailer', NODE_AUTH_HEADER,
+  'x-forwarded-host', 'x-forwarded-proto', 'x-forwarded-prefix',
+]);
 
 /**
  * Cluster mode: a request on an upload whose bytes are on another node (its
@@ -133,6 +137,10 @@ function pipeTo(
   for (const [ k, v ] of Object.entries(replace)) {
     if (v === undefined) delete headers[k];
     else headers[k] = v;
+  }
+  // a body of unknown length goes framed as it came, whatever the method (Node chunks a DELETE's body only when told)
+  if (ctx.req.headers['transfer-encoding'] && ctx.req.headers['content-length'] === undefined && typeof (ctx.request as { rawBody?: unknown }).rawBody !== 'string') {
+    headers['transfer-encoding'] = 'chunked';
   }
   headers[NODE_AUTH_HEADER] = signature;
   // a form the body parser already read goes as it came; anything else is streamed

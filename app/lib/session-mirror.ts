@@ -1,5 +1,5 @@
 import type { Application } from 'egg';
-import { BadRequestError, SessionOptions, checkSessionId, mirrorRange, readSessionData } from '../../lib';
+import { BadRequestError, SessionOptions, checkSessionId, mirrorRange, nodeName, readSessionData } from '../../lib';
 import { SESSION_BYTES_PATH, pushSessionBytes } from '../../lib/replication';
 import { clusterEnabled } from './cluster-agent';
 import { clusterMapOf } from './cluster-map';
@@ -14,8 +14,8 @@ const route = answeringErrorsWith(sendError);
  * bytes: before a write of an unfinished upload is answered, its bytes are
  * sent to every live member of the group (their mirror, lib/sessions/mirror.ts),
  * so one of them can take the upload over should this node die. A member
- * that does not confirm is logged; the write is still answered, as it is
- * durable here. Undefined in embedded mode and with replication 'one'.
+ * that does not confirm is logged and named in the session (it may not take
+ * the upload over); the write is still answered, as it is durable here. Undefined in embedded mode and with replication 'one'.
  */
 export function sessionMirrorHook(app: Application): SessionOptions['mirror'] {
   const cfg = app.config.sonofs;
@@ -23,15 +23,18 @@ export function sessionMirrorHook(app: Application): SessionOptions['mirror'] {
   return async (s, range) => {
     const report = await clusterMapOf(app)!.current();
     const members = report?.snapshot.nodes.filter(n => n.state === 'up' && n.group === cfg.group && n.server !== cfg.server && n.url) ?? [];
-    if (!members.length) return;
+    if (!members.length) return [];
     const acks = await pushSessionBytes(members, { id: s.id, ...range, open: () => readSessionData(cfg.root, s, range.start, range.end) }, {
       self: { group: cfg.group, server: cfg.server }, secret: cfg.cluster.secret, timeoutMs: copyTimeoutMs(cfg.cluster, range.end - range.start),
     });
+    const missed: string[] = [];
     for (const a of acks) {
       if (a.copied) continue;
+      missed.push(nodeName(a.member.group, a.member.server));
       app.coreLogger.warn('[egg-sonofs] replication: %d.%d did not confirm its copy of bytes [%d, %d) of upload %s (%s); should this node die, it cannot take the upload over',
         a.member.group, a.member.server, range.start, range.end, s.id, a.why);
     }
+    return missed;
   };
 }
 

@@ -22,9 +22,16 @@ export interface OwnReadOptions {
   checkFirst: number;
   /** how long a bad record is read from members before it is checked again (its repair may have failed) */
   recheckMs: number;
+  /** how long a record checked whole is served without being checked again */
+  verifiedMs: number;
+  /** bad records reported per minute at most (made-up ids pointing at bytes that look like headers must not flood the agent) */
+  reportsPerMinute: number;
 }
 
-export const OWN_READ_DEFAULTS: OwnReadOptions = { keep: 1 << 20, checkFirst: 64 << 20, recheckMs: 60_000 };
+export const OWN_READ_DEFAULTS: OwnReadOptions = { keep: 1 << 20, checkFirst: 64 << 20, recheckMs: 60_000, verifiedMs: 600_000, reportsPerMinute: 60 };
+
+/** Records remembered as bad, or as checked, at most (the oldest go first). */
+const REMEMBERED = 10_000;
 
 /**
  * Cluster mode: reads of this node's own files that never hand out a record
@@ -38,6 +45,8 @@ export const OWN_READ_DEFAULTS: OwnReadOptions = { keep: 1 << 20, checkFirst: 64
  */
 export class CheckedOwnReads {
   private readonly bad = new Map<string, number>();
+  private readonly verified = new Map<string, number>();
+  private reports: number[] = [];
 
   constructor(
     private readonly store: SonofsStore,
@@ -59,7 +68,11 @@ export class CheckedOwnReads {
         return new MemoryFile(st, buffer);
       }
       if (loc.size <= this.opts.checkFirst) {
-        await drain(await this.store.createReadStream(fileId));
+        // checked whole once, then served as it is for a while (a video player's many ranges, HEADs, 304s)
+        if ((this.verified.get(key) ?? 0) < Date.now()) {
+          await drain(await this.store.createReadStream(fileId));
+          remember(this.verified, key, Date.now() + this.opts.verifiedMs);
+        }
         return this.store;
       }
       return new StreamCheckedSource(this.store, () => this.found(fileId, loc));
@@ -94,13 +107,26 @@ export class CheckedOwnReads {
   /** The agent wrote the record again (or found it intact): this node's bytes serve it again. */
   repaired(at: { bundle: number; offset: number }): void {
     this.bad.delete(keyOf(at));
+    this.verified.delete(keyOf(at));
   }
 
   private found(fileId: string, loc: FileLocation): void {
-    if (this.bad.has(keyOf(loc))) return;
-    this.bad.set(keyOf(loc), Date.now() + this.opts.recheckMs);
+    const key = keyOf(loc);
+    this.verified.delete(key);
+    if (this.bad.has(key)) return;
+    remember(this.bad, key, Date.now() + this.opts.recheckMs);
+    const now = Date.now();
+    this.reports = this.reports.filter(t => t > now - 60_000);
+    if (this.reports.length >= this.opts.reportsPerMinute) return; // read from members all the same; reported when checked again
+    this.reports.push(now);
     this.onBad({ fileId, bundle: loc.bundle, offset: loc.offset });
   }
+}
+
+function remember(map: Map<string, number>, key: string, until: number): void {
+  map.delete(key);
+  map.set(key, until);
+  if (map.size > REMEMBERED) map.delete(map.keys().next().value!);
 }
 
 function keyOf(at: { bundle: number; offset: number }): string {

@@ -36,6 +36,8 @@ export interface AdoptDeps {
  */
 export async function adoptSession(d: AdoptDeps, s: Session, deadNode: string): Promise<Session | undefined> {
   if (s.node !== deadNode || !s.space || (s.state !== 'active' && s.state !== 'paused')) return undefined;
+  // its node began storing it as a file, or this member missed a write (its copy may hold other bytes)
+  if (s.committing || s.mirrorMissed?.includes(d.opts.node)) return undefined;
   if (!await verifiedCover(d.opts.root, s.id, s.ranges)) return undefined;
   const slot = await d.store.writer.reserve(s.space.length);
   const space: SpaceRef = { bundle: slot.bundle, offset: slot.offset, length: slot.length };
@@ -43,13 +45,21 @@ export async function adoptSession(d: AdoptDeps, s: Session, deadNode: string): 
   let adopted: Session | undefined;
   try {
     await copyRanges(d, s.id, s.ranges, space);
-    adopted = await d.db.update(s.id, cur => (cur.node === deadNode && sameRanges(cur.ranges, s.ranges)
+    adopted = await d.db.update(s.id, cur => (cur.node === deadNode && !cur.committing && sameRanges(cur.ranges, s.ranges)
       ? { ...cur, node: d.opts.node, space, expires: Date.now() + d.opts.ttlMs }
       : undefined));
   } finally {
-    if (adopted?.node !== d.opts.node) await releaseSpace(d.opts.root, space);
+    // an update that failed may still have applied (a lost answer): the space goes back only if the session does not name it
+    const names = (cur: Session | undefined) => cur?.node === d.opts.node && cur.space?.bundle === space.bundle && cur.space?.offset === space.offset;
+    let named = names(adopted);
+    try {
+      named ||= names(await d.db.get(s.id));
+    } catch {
+      named = true; // unknown: leave the space (compaction takes it) rather than release what the session may name
+    }
+    if (!named) await releaseSpace(d.opts.root, space);
   }
-  if (adopted?.node !== d.opts.node) return undefined;
+  if (adopted?.node !== d.opts.node || adopted.space?.offset !== space.offset || adopted.space?.bundle !== space.bundle) return undefined;
   await d.db.setKey(abandonedKey(deadNode, s.space), s.id);
   return adopted;
 }

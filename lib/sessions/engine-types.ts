@@ -22,10 +22,11 @@ export interface SessionOptions {
   maxRanges?: number;
   /**
    * Cluster mode, replication 'all': copies [start, end) of an unfinished
-   * upload's bytes to the members of the group before the write is answered,
-   * so that one of them can take the upload over should this node die.
+   * upload's bytes to the members of the group before the write is recorded
+   * and answered, so that one of them can take the upload over should this
+   * node die. Resolves with the members (node names) that did not confirm.
    */
-  mirror?: (s: Session, range: ByteRange) => Promise<void>;
+  mirror?: (s: Session, range: ByteRange) => Promise<string[]>;
 }
 
 export interface CreateSession {

@@ -13,7 +13,7 @@ import type { ByteRange, LockMode, Session, SessionStore } from './types';
 import { assertBytesHere, bytesAreHere } from './owner';
 import { keysOf, keysToDrop, openKeyPrefix } from './keys';
 import { adoptSession } from './adopt';
-import { ReceiveDeps, receive, sameSpace } from './receive';
+import { ReceiveDeps, receive, sameSpace, takenOver } from './receive';
 import { RunningHashes } from './running-hashes';
 import { HeldLock, withSessionLock } from './session-lock';
 import { discardSessionBytes, spaceIsCommitted, spaceIsPending } from './space-state';
@@ -134,11 +134,7 @@ export class UploadSessions {
         }
         const out = await receive(this.receiveDeps(), s, w, w.length ?? room, released, !!w.complete);
         const all = out.session;
-        if (!w.complete || !w.ordered || out.interrupted || all.length === undefined || all.offset !== all.length || all.state !== 'active') {
-          // acknowledged bytes of an unfinished upload: the group's members keep a copy first (cluster mode)
-          if (out.received && all.space && this.opts.mirror) await this.opts.mirror(all, { start: w.at, end: w.at + out.received });
-          return out;
-        }
+        if (!w.complete || !w.ordered || out.interrupted || all.length === undefined || all.offset !== all.length || all.state !== 'active') return out;
         // write() settled the session under this lock: its space is still Pending
         const result = await this.completeLocked(all, w.complete, lock, true);
         return { ...out, session: { ...all, state: 'done' as const, result } };
@@ -277,9 +273,27 @@ export class UploadSessions {
     return path.join(this.opts.root, 'sessions', 'staging');
   }
 
+  /**
+   * Cluster mode (members keep copies): from here on no other node takes the
+   * upload over, or two nodes could store it; refused when one already has.
+   */
+  private async claimCommit(s: Session): Promise<void> {
+    if (!this.opts.mirror) return;
+    const cur = await this.db.update(s.id, c => (sameSpace(c, s) && c.committing !== this.opts.node ? { ...c, committing: this.opts.node } : undefined));
+    if (!cur || !sameSpace(cur, s)) throw takenOver();
+  }
+
   /** The session's last change, its lookup keys dropped and (given the holder) its lock let go, in one commit. */
   private async finish(s: Session, change: Partial<Session>, lock?: HeldLock): Promise<void> {
-    // a session another node took over meanwhile is that node's to finish
+    if (this.opts.mirror) {
+      // a session another node took over meanwhile is that node's to finish, its lookup keys too
+      const cur = await this.db.get(s.id);
+      if (cur && !sameSpace(cur, s)) {
+        if (lock) await this.db.unlock(s.id, lock.owner);
+        if (lock) lock.held = false;
+        return;
+      }
+    }
     await this.db.update(s.id, cur => (sameSpace(cur, s) ? { ...cur, ...change, expires: Date.now() + this.opts.doneTtlMs } : undefined), {
       dropKeys: keysToDrop(s), unlock: lock?.owner,
     });
@@ -303,6 +317,7 @@ export class UploadSessions {
       throw new BadRequestError('FILE_HASH_MISMATCH', `the uploaded bytes have sha1 ${digest!.sha1.toString('hex')}, not ${c.expectSha1}`);
     }
     if (s.space) {
+      await this.claimCommit(s);
       return this.store.commitSpace(new SessionSpace(this.store.files, s.space), {
         user: s.user, filename, mime, size: length, sha1: digest!.sha1, crc: digest!.crc,
       });

@@ -120,7 +120,7 @@ export async function receive(
   } catch (err) {
     // A refused write may have overwritten bytes received earlier (a chunk
     // sent again): those no longer count, so the client sends them again.
-    if (touched > 0) await forgetRange(db, hashes, s.id, w.at, w.at + touched);
+    if (touched > 0) await forgetRange(db, hashes, s, w.at, w.at + touched);
     throw err;
   } finally {
     released.removeEventListener('abort', onRelease);
@@ -129,18 +129,23 @@ export async function receive(
   }
 
   const end = w.at + received;
+  // The write that completes an exclusive upload leaves its ranges to the
+  // file's commit, which records them with the done state in one step
+  // (should a crash come in between, the stored record tells: see write()).
+  const whole = completing && completes(s, w, received, !!cut);
+  // cluster mode: the group's members keep a copy before the range counts, so one can take the upload over
+  const missed = !whole && received && s.space && opts.mirror ? await opts.mirror(s, { start: w.at, end }) : [];
   const record = (cur: Session): Session | undefined => {
     // another node took the upload over (this one was thought dead): its bytes are there now, not here
     if (!sameSpace(cur, s)) return undefined;
     const ranges = addRange(cur.ranges, w.at, end);
     // The running crc holds only while bytes extend the prefix, in order.
     const stillInOrder = inOrder && cur.offset === w.at && crc !== undefined;
-    return { ...cur, ranges, offset: prefixEnd(ranges), crc: stillInOrder ? crc : received ? undefined : cur.crc, expires: Date.now() + opts.ttlMs };
+    const mirrorMissed = missed.length ? { mirrorMissed: [ ...new Set([ ...(cur.mirrorMissed ?? []), ...missed ]) ] } : {};
+    return {
+      ...cur, ranges, offset: prefixEnd(ranges), crc: stillInOrder ? crc : received ? undefined : cur.crc, expires: Date.now() + opts.ttlMs, ...mirrorMissed,
+    };
   };
-  // The write that completes an exclusive upload leaves its ranges to the
-  // file's commit, which records them with the done state in one step
-  // (should a crash come in between, the stored record tells: see write()).
-  const whole = completing && completes(s, w, received, !!cut);
   const session = whole ? record(s)! : (await db.update(s.id, record))!;
   if (session && !sameSpace(session, s)) throw takenOver();
   if (sha1 && received) hashes.remember(s.id, end, sha1);
@@ -149,9 +154,11 @@ export async function receive(
 }
 
 /** Un-records bytes a failed write may have overwritten; a shorter prefix drops the running hash and crc. */
-async function forgetRange(db: SessionStore, hashes: RunningHashes, id: string, start: number, end: number): Promise<void> {
+async function forgetRange(db: SessionStore, hashes: RunningHashes, s: Session, start: number, end: number): Promise<void> {
+  const id = s.id;
   await db.update(id, cur => {
-    if (!cur.ranges.some(r => r.start < end && r.end > start)) return undefined;
+    // taken over by another node: the ranges are of its bytes, not of these
+    if (!sameSpace(cur, s) || !cur.ranges.some(r => r.start < end && r.end > start)) return undefined;
     const ranges = removeRange(cur.ranges, start, end);
     const offset = prefixEnd(ranges);
     if (offset !== cur.offset) hashes.forget(id);

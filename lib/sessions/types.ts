@@ -63,6 +63,14 @@ export interface Session {
   extra: Record<string, any>;
   /** once done: the stored file */
   result?: UploadResult;
+  /**
+   * Cluster mode: members of the owner's group that did not confirm their
+   * copy of an acknowledged write (their mirror may hold other bytes): they
+   * may not take the upload over.
+   */
+  mirrorMissed?: string[];
+  /** Cluster mode: the node that began storing the upload as a file; no other node takes it over from then on. */
+  committing?: string;
 }
 
 /** What else a session update does in the same atomic step. */

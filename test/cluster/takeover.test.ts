@@ -1,12 +1,14 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import IORedis from 'ioredis';
 import { HEADER_SIZE, RecordKind, bundlePath, decodeFileId, decodeHeader } from '../../lib';
 import { clusterOf, form } from '../support/cluster-view';
-import { buildDemo, Demo, startDemo } from '../support/cluster-demo';
+import { buildDemo, Demo, demoPids, startDemo } from '../support/cluster-demo';
 import { request, sha1 } from '../support/http';
 import { NODE_AUTH_HEADER, signNodeRequest } from '../../lib/cluster';
 import { testRedisUrl, uniqueNamespace } from '../support/redis';
@@ -144,6 +146,56 @@ describe('cluster mode: a member of the group takes over an upload whose node di
     const meta = (await request(`${nodeB.base}/file/meta?filehash=${sha1(data)}`)).json();
     assert.equal(decodeFileId(meta.FileId).server, 2, 'stored on B');
     assert.equal(sha1((await request(`${nodeB.base}/file/download?fileid=${meta.FileId}`)).body), sha1(data));
+  });
+
+  it('an owner cut off from the registry while a PATCH is still arriving: B takes the upload over, and the late PATCH is refused (409 UPLOAD_TAKEN_OVER), never recorded', async () => {
+    const { b } = live;
+    const a = await node(1); // the chunked test killed it
+    await until('both nodes up', async () => await upCount(b) === 2 && await upCount(a) === 2, 30_000, 200);
+    const data = randomBytes(2 * MiB);
+    const half = MiB;
+    const created = await request(`${a.base}/files`, { method: 'POST', headers: { ...TUS, 'Upload-Length': data.length } });
+    const p = pathOf(created.headers.location as string);
+    const id = p.split('/').pop()!;
+    assert.equal((await patch(a.base, p, 0, data.subarray(0, half))).status, 204);
+    // a PATCH of the rest to A, of which only a part arrives for now
+    const late = http.request(`${a.base}${p}`, {
+      method: 'PATCH', headers: { ...TUS, 'Content-Type': OFFSET, 'Upload-Offset': half, 'Content-Length': data.length - half },
+    });
+    const lateAnswer = new Promise<{ status: number; body: string }>((resolve, reject) => {
+      late.on('response', res => {
+        const chunks: Buffer[] = [];
+        res.on('data', c => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode!, body: Buffer.concat(chunks).toString() }));
+      });
+      late.on('error', reject);
+    });
+    late.write(data.subarray(half, half + 1000));
+    await until('A to hold the late PATCH\'s lock', async () => !!(await redis.get(`{${namespace}:sessions}:l:${id}`)), 10_000, 50);
+    // A's agent stops: A leaves the registry while its worker goes on
+    const agent = demoPids(a.title).find(pid => execFileSync('ps', [ '-o', 'args=', '-p', String(pid) ]).toString().includes('agent_worker'))!;
+    process.kill(agent, 'SIGSTOP');
+    try {
+      await until('B to see A gone', async () => await upCount(b) === 1, 30_000, 200);
+      const offset = Number((await request(`${b.base}${p}`, { method: 'HEAD', headers: TUS })).headers['upload-offset']);
+      assert.equal(offset, half, 'the late bytes are not recorded');
+      const taken = await patch(b.base, p, half, data.subarray(half, half + 4096));
+      assert.equal(taken.status, 204, taken.body.toString());
+      assert.equal((await session(id)).node, '1.2');
+    } finally {
+      process.kill(agent, 'SIGCONT');
+    }
+    late.end(data.subarray(half + 1000));
+    const refused = await lateAnswer;
+    assert.equal(refused.status, 409, refused.body);
+    assert.equal(JSON.parse(refused.body).code, 'UPLOAD_TAKEN_OVER');
+    // the upload is B's: its offset is what B recorded, and it finishes there with the right bytes
+    assert.equal((await request(`${b.base}${p}`, { method: 'HEAD', headers: TUS })).headers['upload-offset'], String(half + 4096));
+    const last = await patch(b.base, p, half + 4096, data.subarray(half + 4096));
+    assert.equal(last.status, 204, last.body.toString());
+    const fileId = String(last.headers['sonofs-file-id']);
+    assert.equal(decodeFileId(fileId).server, 2);
+    assert.equal(sha1((await request(`${b.base}/file/download?fileid=${fileId}`)).body), sha1(data));
   });
 
   it('the session-bytes route keeps bytes only from a signed member of its group, for a well-formed id and exactly the range named', async () => {

@@ -19,7 +19,7 @@ describe('lib: checked reads of a node\'s own records (cluster mode)', () => {
   let root: string;
   let node: Awaited<ReturnType<typeof openStandalone>>;
   // sizes around the thresholds below: kept in memory, checked first, checked as it streams
-  const opts = { keep: 1000, checkFirst: 20_000, recheckMs: 60_000 };
+  const opts = { keep: 1000, checkFirst: 20_000, recheckMs: 60_000, verifiedMs: 60_000, reportsPerMinute: 1000 };
   const sizes = { kept: 700, checkedFirst: 15_000, streamed: 60_000 };
 
   beforeEach(async () => {
@@ -119,6 +119,30 @@ describe('lib: checked reads of a node\'s own records (cluster mode)', () => {
     const inside = { ...other.loc, offset: other.loc.offset + 1024, size: 10 };
     await assert.rejects(reads.open(encodeFileId(inside), inside), { code: 'FILE_NOT_FOUND' });
     assert.equal(reported.length, 1);
+  });
+
+  it('checks a record of middle size once, then serves it without reading it whole again until the time passes', async () => {
+    const reported: BadOwnRecord[] = [];
+    const reads = new CheckedOwnReads(node.store, b => reported.push(b), opts);
+    const f = await store(sizes.checkedFirst);
+    assert(await reads.open(f.id, f.loc));
+    flipData(f);
+    // within verifiedMs: not read whole again (its whole-file stream still fails at the end)
+    const src = await reads.open(f.id, f.loc);
+    assert(src);
+    await assert.rejects(collect(await src.createReadStream(f.id)), { code: 'CORRUPT_RECORD' });
+    const strict = new CheckedOwnReads(node.store, b => reported.push(b), { ...opts, verifiedMs: -1 });
+    assert.equal(await strict.open(f.id, f.loc), undefined, 'checked again once the time passed');
+    assert.equal(reported.length, 1);
+  });
+
+  it('reports at most reportsPerMinute bad records, and reads every one of them from members', async () => {
+    const reported: BadOwnRecord[] = [];
+    const reads = new CheckedOwnReads(node.store, b => reported.push(b), { ...opts, reportsPerMinute: 2 });
+    const files = [ await store(sizes.kept), await store(sizes.kept), await store(sizes.kept) ];
+    for (const f of files) flipData(f);
+    for (const f of files) assert.equal(await reads.open(f.id, f.loc), undefined);
+    assert.deepEqual(reported.map(r => r.fileId), files.slice(0, 2).map(f => f.id));
   });
 
   it('opens after the recheck time has passed', async () => {
