@@ -316,8 +316,8 @@ export class UploadSessions {
     if (c.expectSha1 && digest!.sha1.toString('hex') !== c.expectSha1.toLowerCase()) {
       throw new BadRequestError('FILE_HASH_MISMATCH', `the uploaded bytes have sha1 ${digest!.sha1.toString('hex')}, not ${c.expectSha1}`);
     }
+    await this.claimCommit(s);
     if (s.space) {
-      await this.claimCommit(s);
       return this.store.commitSpace(new SessionSpace(this.store.files, s.space), {
         user: s.user, filename, mime, size: length, sha1: digest!.sha1, crc: digest!.crc,
       });

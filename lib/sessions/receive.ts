@@ -134,7 +134,7 @@ export async function receive(
   // (should a crash come in between, the stored record tells: see write()).
   const whole = completing && completes(s, w, received, !!cut);
   // cluster mode: the group's members keep a copy before the range counts, so one can take the upload over
-  const missed = !whole && received && s.space && opts.mirror ? await opts.mirror(s, { start: w.at, end }) : [];
+  const missed = !whole && received && (s.space || s.staging) && opts.mirror ? await opts.mirror(s, { start: w.at, end }) : [];
   const record = (cur: Session): Session | undefined => {
     // another node took the upload over (this one was thought dead): its bytes are there now, not here
     if (!sameSpace(cur, s)) return undefined;

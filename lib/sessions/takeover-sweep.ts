@@ -1,5 +1,6 @@
 import { RecordKind } from '../bundle/record';
-import { abandonedPrefix, parseAbandoned } from './adopt';
+import fs from 'node:fs';
+import { abandonedPrefix, parseAbandoned, stagingFile } from './adopt';
 import { listMirrors, removeMirror } from './mirror';
 import { readSpaceHeader, releaseSpace } from './space';
 import type { SessionStore } from './types';
@@ -9,17 +10,20 @@ const MIRROR_IDLE_MS = 60_000;
 
 /**
  * What uploads taken over between nodes leave behind (cluster mode), swept
- * by the agent beside the expired sessions: the reserved space of this
- * node's uploads that another node took over while it was down (given back
- * while still Pending: it never became a file), and the mirrors this node
+ * by the agent beside the expired sessions: the reserved space (or staging
+ * file) of this node's uploads that another node took over while it was down
+ * (a space is given back while still Pending: it never became a file), and the mirrors this node
  * kept of other nodes' uploads that are finished, gone, expired or its own now.
  */
 export async function sweepTakeovers(db: SessionStore, root: string, node: string, now = Date.now()): Promise<{ released: number; mirrors: number }> {
   let released = 0;
   for (const { key } of await db.keys(abandonedPrefix(node), 1000)) {
-    const space = parseAbandoned(key, node);
-    if (space && readSpaceHeader(root, space)?.kind === RecordKind.Pending) {
-      await releaseSpace(root, space);
+    const left = parseAbandoned(key, node);
+    if (left && 'staging' in left) {
+      fs.rmSync(stagingFile(root, left.staging), { force: true });
+      released++;
+    } else if (left && readSpaceHeader(root, left)?.kind === RecordKind.Pending) {
+      await releaseSpace(root, left);
       released++;
     }
     await db.setKey(key, undefined);

@@ -196,6 +196,27 @@ describe('cluster mode: a member of the group takes over an upload whose node di
     const fileId = String(last.headers['sonofs-file-id']);
     assert.equal(decodeFileId(fileId).server, 2);
     assert.equal(sha1((await request(`${b.base}/file/download?fileid=${fileId}`)).body), sha1(data));
+    live = { a, b };
+  });
+
+  it('tus with a deferred length (its bytes staged, not in a bundle): A killed -9, B takes it over from its copy and it finishes there', async () => {
+    const { a, b } = live;
+    const data = randomBytes(MiB + 333);
+    const created = await request(`${a.base}/files`, { method: 'POST', headers: { ...TUS, 'Upload-Defer-Length': '1' } });
+    assert.equal(created.status, 201, created.body.toString());
+    const p = pathOf(created.headers.location as string);
+    assert.equal((await patch(a.base, p, 0, data.subarray(0, 4096))).status, 204);
+    assert.equal((await patch(b.base, p, 4096, data.subarray(4096, 70_000))).status, 204);
+    await a.kill9();
+    await until('B to see A gone', async () => await upCount(b) === 1, 30_000, 200);
+    const last = await request(`${b.base}${p}`, {
+      method: 'PATCH', body: data.subarray(70_000),
+      headers: { ...TUS, 'Content-Type': OFFSET, 'Upload-Offset': 70_000, 'Upload-Length': data.length, 'Content-Length': data.length - 70_000 },
+    });
+    assert.equal(last.status, 204, last.body.toString());
+    const fileId = String(last.headers['sonofs-file-id']);
+    assert.equal(decodeFileId(fileId).server, 2, 'stored on B');
+    assert.equal(sha1((await request(`${b.base}/file/download?fileid=${fileId}`)).body), sha1(data));
   });
 
   it('the session-bytes route keeps bytes only from a signed member of its group, for a well-formed id and exactly the range named', async () => {
