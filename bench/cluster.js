@@ -17,7 +17,8 @@
 // unfinished upload's write: with replication 'all' the group's members keep a copy of it
 // before it is answered, so one can take the upload over should its node die).
 // CPU is counted for every process of every node and of redis-server, per operation.
-//   node bench/cluster.js [--count 3000] [--reads 3000] [--before-build /tmp/b] [--workers 1] [--rounds 1] [--via upload|tus]
+// --before-cluster 1 runs the cluster setups on the --before-build too, beside the current one.
+//   node bench/cluster.js [--count 3000] [--reads 3000] [--before-build /tmp/b] [--before-cluster 0|1] [--workers 1] [--rounds 1] [--via upload|tus]
 // Nodes run the build in dist/ (or SONOFS_BUILD_DIR) with EGG_WORKERS=--workers.
 const crypto = require('node:crypto');
 const fs = require('node:fs');
@@ -37,7 +38,7 @@ const { tempDir, freePort, describeRun, writeResults, sha1Hex, parseFlags, cpuSn
 const KiB = 1024;
 const DEFAULTS = {
   count: 3000, reads: 3000, 'size-kib': 16, concurrency: 16, warmup: 300, verify: 200, workers: 1, rounds: 1,
-  'before-build': '', setups: 'embedded,cluster-1,cluster-3', 'lag-timeout-s': 120, via: 'upload',
+  'before-build': '', 'before-cluster': '0', setups: 'embedded,cluster-1,cluster-3', 'lag-timeout-s': 120, via: 'upload',
 };
 const SECRET = 'bench-cluster-secret';
 const log = message => console.log(message);
@@ -67,8 +68,9 @@ async function main() {
   for (let round = 0; round < flags.rounds; round++) {
     const runs = [];
     for (const setup of round % 2 ? [ ...setups ].reverse() : setups) {
-      // the embedded node of each build, in alternating order; cluster setups on the current build
-      const bs = setup === 'embedded' ? (round % 2 ? [ ...builds ].reverse() : builds) : [ builds[0] ];
+      // the embedded node of each build, in alternating order; cluster setups on the current build (both with --before-cluster 1)
+      const both = setup === 'embedded' || flags['before-cluster'] === '1';
+      const bs = both ? (round % 2 ? [ ...builds ].reverse() : builds) : [ builds[0] ];
       for (const build of bs) runs.push({ setup, build });
     }
     for (const { setup, build } of runs) {
@@ -308,7 +310,7 @@ function fmtLag(lag) {
 
 function printSummary(runs) {
   const rows = runs.map(r => ({
-    run: `${r.round}: ${r.setup}${r.setup === 'embedded' ? ` (${r.build})` : ''}`,
+    run: `${r.round}: ${r.setup}${r.setup === 'embedded' || r.build !== 'current' || runs.some(x => x.setup === r.setup && x.build !== 'current') ? ` (${r.build})` : ''}`,
     up: r.uploadsPerSec, upCpu: r.uploadCpuMs, rd: r.readsPerSec, rdP99: r.readP99, rdCpu: r.readCpuMs,
     remote: `${(100 * r.remoteShare).toFixed(0)}%`, errors: r.uploadErrors + r.readErrors + r.problems,
     drain: r.lagDrainSeconds === undefined ? '' : r.lagDrainSeconds === null ? 'timeout' : r.lagDrainSeconds,
