@@ -111,13 +111,22 @@ export async function placeNewUpload(ctx: Context, size: number): Promise<boolea
   const targets = await uploadPlacement(ctx.app)?.targets(size);
   if (!targets?.length) return false;
   const cfg = ctx.app.config.sonofs;
-  const target = targets[0];
   const encrypted = !!(ctx.req.socket as { encrypted?: boolean }).encrypted;
   const origin = publicOrigin(ctx.headers, { trustProxy: cfg.tus.trustProxy || ctx.app.config.proxy === true, encrypted });
   // what this node made of the client's headers replaces them: the target trusts a signed request's
   const keep = { host: origin.host, 'x-forwarded-host': origin.host, 'x-forwarded-proto': origin.proto, 'x-forwarded-prefix': origin.prefix || undefined };
   const idleMs = Math.max(cfg.cluster.readTimeout, FORWARD_IDLE_MS);
-  await pipeTo(ctx, `${target.url}${ctx.originalUrl}`, signNodeRequest(cfg.cluster.secret, ctx.method, ctx.originalUrl), nodeName(target.group, target.server), idleMs, keep);
+  // without a body still to stream (a bodyless POST, a form or JSON already read), a member that cannot be reached is passed for the next
+  const again = typeof (ctx.request as { rawBody?: unknown }).rawBody === 'string' || (!ctx.get('Transfer-Encoding') && !Number(ctx.get('Content-Length')));
+  for (const [ i, target ] of targets.entries()) {
+    try {
+      await pipeTo(ctx, `${target.url}${ctx.originalUrl}`, signNodeRequest(cfg.cluster.secret, ctx.method, ctx.originalUrl), nodeName(target.group, target.server), idleMs, keep);
+      return true;
+    } catch (err) {
+      if (!again || i === targets.length - 1 || !(err instanceof UploadElsewhereError)) throw err;
+      ctx.app.logger.warn('[egg-sonofs] placing a new upload: %s; trying the next member', (err as Error).message);
+    }
+  }
   return true;
 }
 
@@ -160,6 +169,7 @@ function pipeTo(
       reject(new UploadElsewhereError(node, `unreachable: ${err.message}`));
     });
     if (typeof parsed === 'string') out.end(parsed);
+    else if (!ctx.get('Transfer-Encoding') && !Number(ctx.get('Content-Length'))) out.end(); // no body (it may have ended already)
     else ctx.req.pipe(out);
     // a client gone mid-body: the owner sees the cut as it would from the client (tus keeps what arrived)
     ctx.req.once('close', () => { if (!ctx.req.complete) out.destroy(); });
