@@ -38,8 +38,8 @@ export function copiedRecordPath(owner: { group: number; server: number }, bundl
  * Writes a bad record of this node's own bundle again from a member's copy,
  * at its own place. Only a record that fails its checksum here is touched,
  * and only with the member's record for the same file id (its header the
- * same as ours when ours is intact); its data is checked as it is written
- * and its header written last, then all of it synced and read back.
+ * same as ours when ours is intact); its bytes are checked before they are
+ * written and its header written last, then all of it synced and read back.
  * Throws when no member has a good copy.
  */
 export async function repairOwnRecord(bad: BadOwnRecord, members: RepairMember[], o: OwnRepairOptions): Promise<OwnRepairOutcome> {
@@ -70,9 +70,36 @@ export async function repairOwnRecord(bad: BadOwnRecord, members: RepairMember[]
   }
 }
 
-/** One member's copy written over the bad record: true once it is on disk and reads back intact. */
+/**
+ * One member's copy written over the bad record: true once it is on disk and
+ * reads back intact. A record up to a MiB is checked in memory before a byte
+ * is written; a larger one is read twice, checked first and written on the
+ * second read (checked again), so a member whose copy is bad too never
+ * overwrites a record whose other bytes may still be good.
+ */
 async function copyFrom(
   fh: FileHandle, loc: FileLocation, m: RepairMember, sameRecord: (head: Buffer, h: RecordHeader) => boolean, o: OwnRepairOptions,
+): Promise<boolean> {
+  const large = loc.size > PIECE;
+  if (large && !await readCopy(loc, m, sameRecord, o, async () => undefined)) return false;
+  return readCopy(loc, m, sameRecord, o, async (piece, at) => writeAt(fh, piece, at), async (head, h, meta, small) => {
+    if (small) await writeAt(fh, small, loc.offset + HEADER_SIZE);
+    await writeAt(fh, meta, loc.offset + HEADER_SIZE + h.dataLen);
+    await writeAt(fh, head, loc.offset);
+    await fh.datasync();
+    return (await checkRecord(fh, loc.offset, h)) !== undefined;
+  });
+}
+
+/**
+ * Reads the member's copy, its data through `piece` when large (kept in
+ * memory when small); true when every checksum holds and `done` (given the
+ * header, meta and small data) agrees.
+ */
+async function readCopy(
+  loc: FileLocation, m: RepairMember, sameRecord: (head: Buffer, h: RecordHeader) => boolean, o: OwnRepairOptions,
+  piece: (b: Buffer, at: number) => Promise<void>,
+  done?: (head: Buffer, h: RecordHeader, meta: Buffer, small: Buffer | undefined) => Promise<boolean>,
 ): Promise<boolean> {
   const res = await nodeGet(m.url, copiedRecordPath(o.self, loc.bundle, loc.offset, m.instance), o.secret, { timeoutMs: o.timeoutMs });
   try {
@@ -80,21 +107,18 @@ async function copyFrom(
     const head = Buffer.from(await bytes.exactly(HEADER_SIZE));
     const h = decodeHeader(head);
     if (!h || !sameRecord(head, h)) throw new Error('its copy at that place is another record');
-    // our bytes here are bad already: the data is written as it comes, and counts only once it checks
-    let crc = 0;
-    for (let done = 0; done < h.dataLen;) {
-      const piece = await bytes.upTo(Math.min(PIECE, h.dataLen - done));
-      crc = crc32c(piece, crc);
-      await writeAt(fh, piece, loc.offset + HEADER_SIZE + done);
-      done += piece.length;
+    const small = h.dataLen <= PIECE ? Buffer.from(await bytes.exactly(h.dataLen)) : undefined;
+    let crc = small ? crc32c(small) : 0;
+    for (let at = 0; !small && at < h.dataLen;) {
+      const b = await bytes.upTo(Math.min(PIECE, h.dataLen - at));
+      crc = crc32c(b, crc);
+      await piece(b, loc.offset + HEADER_SIZE + at);
+      at += b.length;
     }
     const meta = Buffer.from(await bytes.exactly(h.metaLen));
     await bytes.end();
     if (crc !== h.dataCrc || crc32c(meta) !== h.metaCrc) return false;
-    await writeAt(fh, meta, loc.offset + HEADER_SIZE + h.dataLen);
-    await writeAt(fh, head, loc.offset);
-    await fh.datasync();
-    return (await checkRecord(fh, loc.offset, h)) !== undefined;
+    return done ? done(head, h, meta, small) : true;
   } finally {
     res.destroy();
   }
