@@ -83,7 +83,7 @@ export default class SonofsAgentBoot implements IBoot {
         })
         .then(() => sweepTakeovers(sessions, self.root, self.node))
         .then(({ released }) => {
-          if (released) this.agent.coreLogger.info('[egg-sonofs] gave back the space of %d uploads another node took over while this one was down', released);
+          if (released) this.agent.coreLogger.info('[egg-sonofs] gave back the space of %d upload(s) another node took over while this one was down', released);
         })
         .catch(err => this.agent.coreLogger.error(err))
         .finally(() => { running = false; });

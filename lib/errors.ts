@@ -164,9 +164,15 @@ export class ChecksumMismatchError extends SonofsError {
  * it was started on), and only that node can write, commit or free them.
  */
 export class UploadElsewhereError extends UnavailableError {
-  constructor(readonly node: string, why?: string) {
+  /** seconds after which a retry may succeed (Retry-After), when known */
+  retryAfter?: number;
+
+  constructor(readonly node: string, readonly why?: string, takeOver?: { withinMs: number }) {
     super('UPLOAD_ON_OTHER_NODE', why
-      ? `the node holding this upload's bytes (${node}) is ${why}; retry when it is back`
+      ? `the node holding this upload's bytes (${node}) is ${why}; ${takeOver
+        ? `should it stay away, a member of its group takes the upload over once it has left the cluster map (within ${takeOver.withinMs} ms): retry then`
+        : 'retry when it is back'}`
       : `this upload's bytes are on node ${node}, which alone can continue it: send its requests to that node (if it is down, retry when it is back)`);
+    if (takeOver) this.retryAfter = Math.ceil(takeOver.withinMs / 1000) + 1;
   }
 }

@@ -1,4 +1,6 @@
+import fs from 'node:fs';
 import type { Application } from 'egg';
+import { replicasDir } from '../../lib/replication';
 import { SonofsError, UnavailableError } from '../../lib';
 import { clusterView, embeddedView } from '../../lib/cluster';
 import { nodeStats } from './cluster-agent';
@@ -10,6 +12,20 @@ const route = answeringErrorsWith(sendError);
 // eslint-disable-next-line @typescript-eslint/no-var-requires
 const VERSION: string = require('../../package.json').version;
 const STARTED = Date.now();
+
+/** The members of this node's group it holds copies of (root/replicas/<group>-<server>). */
+function copiedMembers(root: string, group: number, server: number): Array<{ group: number; server: number }> {
+  let names: string[];
+  try {
+    names = fs.readdirSync(replicasDir(root));
+  } catch {
+    return [];
+  }
+  return names.flatMap(n => {
+    const m = /^(\d+)-(\d+)$/.exec(n);
+    return m && Number(m[1]) === group && Number(m[2]) !== server ? [ { group, server: Number(m[2]) } ] : [];
+  });
+}
 
 /**
  * `GET <prefix>/cluster`: the nodes, groups, free space and health as this
@@ -32,7 +48,7 @@ export function registerClusterRoutes(app: Application, prefix: string): void {
     if (!report) {
       throw new UnavailableError('CLUSTER_STARTING', 'this node has not heard from its agent about the cluster yet; retry in a second');
     }
-    ctx.body = clusterView(report);
+    ctx.body = clusterView(report, Date.now(), copiedMembers(cfg.root, cfg.group, cfg.server));
   }));
 
   app.router.get(`${prefix}/cluster/node`, route(async ctx => {

@@ -28,6 +28,8 @@ export function sendError(ctx: Context, err: unknown): void {
     msg = e.message;
   }
   if (status >= 500) ctx.logger.error(e);
+  const retryAfter = (e as { retryAfter?: unknown })?.retryAfter;
+  if (typeof retryAfter === 'number') ctx.set('Retry-After', String(retryAfter));
   if (status === 413) ctx.set('Connection', 'close');
   ctx.status = status;
   ctx.body = { code, msg };

@@ -48,7 +48,13 @@ export async function forwardToUploadOwner(ctx: Context, id: string): Promise<bo
   const sign = () => signNodeRequest(cfg.cluster.secret, ctx.method, ctx.originalUrl);
   if (owner) {
     if (signed) return false; // never sent on twice: the engine answers where the bytes are
-    await pipeTo(ctx, `${owner.url}${ctx.originalUrl}`, sign(), s.node!, idleMs);
+    try {
+      await pipeTo(ctx, `${owner.url}${ctx.originalUrl}`, sign(), s.node!, idleMs);
+    } catch (err) {
+      // with members keeping copies, a dead owner's upload goes on once the registry drops it
+      if (err instanceof UploadElsewhereError && cfg.cluster.replication !== 'one') throw new UploadElsewhereError(s.node!, err.why, { withinMs: cfg.cluster.ttl });
+      throw err;
+    }
     return true;
   }
   // the owner is down (the map is current: Redis answers); should it still be writing, its writes are refused once the upload moved

@@ -132,6 +132,8 @@ export class ClusterRegistry extends EventEmitter {
   private snap: RegistrySnapshot;
   private lastShape = '';
   private failures = 0;
+  /** when this node's heartbeat was last accepted (local clock) */
+  private lastBeat = 0;
   private lastFailureLog = 0;
   private beatTimer: NodeJS.Timeout | undefined;
   private expiryTimer: NodeJS.Timeout | undefined;
@@ -303,6 +305,15 @@ export class ClusterRegistry extends EventEmitter {
     if (fromBeat && this.failures) {
       this.log.info('[egg-sonofs] cluster registry: registered again after %d failed attempts', this.failures);
       this.failures = 0;
+    }
+    if (fromBeat) {
+      const gap = Date.now() - this.lastBeat;
+      // a pause (a stopped process, a stalled event loop) longer than the TTL: others saw this node gone meanwhile
+      if (this.lastBeat && gap > this.ttlMs) {
+        this.log.warn('[egg-sonofs] cluster registry: this node beat again after %d ms without a heartbeat (TTL %d ms): it had left the cluster map, ' +
+          'and a member of its group may have taken over its unfinished uploads; registered again', gap, this.ttlMs);
+      }
+      this.lastBeat = Date.now();
     }
     const readAt = Date.now();
     const base = this.snap.status === status ? this.snap : { status, since: readAt, error: null };

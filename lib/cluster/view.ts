@@ -80,8 +80,13 @@ export function embeddedView(self: { group: number; server: number }, stats: Nod
   };
 }
 
-/** The answer of a node in a cluster, from its agent's last report (`now`: this process's clock, the agent's too). */
-export function clusterView(r: ClusterReport, now = Date.now()): ClusterView {
+/**
+ * The answer of a node in a cluster, from its agent's last report (`now`:
+ * this process's clock, the agent's too). `copied`: the members of its group
+ * whose bundles this node holds copies of (they were members once): one that
+ * is not up is a problem, as its files have a copy fewer until it is back.
+ */
+export function clusterView(r: ClusterReport, now = Date.now(), copied: ReadonlyArray<{ group: number; server: number }> = []): ClusterView {
   const s = r.snapshot;
   const sinceRead = Math.max(now - s.readAt, 0);
   const nodes: NodeView[] = s.nodes.map((n: NodeEntry) => ({
@@ -96,6 +101,11 @@ export function clusterView(r: ClusterReport, now = Date.now()): ClusterView {
   if (s.status !== 'ok') problems.push(`registry ${s.status}${s.error ? `: ${s.error}` : ''}`);
   if (s.status === 'ok' && !nodes.some(n => n.self)) problems.push('this node is not in the registry yet');
   if (s.status === 'ok' && !r.duties.holder) problems.push('no node holds the cluster-wide duties');
+  for (const m of copied) {
+    if (s.status === 'ok' && !nodes.some(n => n.group === m.group && n.server === m.server && n.state === 'up')) {
+      problems.push(`member ${m.group}.${m.server} of this group is not up: its files have a copy fewer until it is back (this node holds its bundles)`);
+    }
+  }
   const holder = nodes.find(n => n.duties);
   return {
     mode: 'cluster',

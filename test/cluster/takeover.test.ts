@@ -89,7 +89,20 @@ describe('cluster mode: a member of the group takes over an upload whose node di
     assert.equal((await session(id)).node, '1.1');
 
     await a.kill9();
+    // while A is still in the map (its entry lasts the TTL), a request on the upload says when to retry
+    const early = await patch(b.base, p, 0, data.subarray(0, 10)); // a wrong offset: refused whatever happens, changes nothing
+    if (early.status === 503) {
+      assert.equal(early.json().code, 'UPLOAD_ON_OTHER_NODE');
+      assert.match(early.json().msg, /is unreachable: .*; should it stay away, a member of its group takes the upload over once it has left the cluster map \(within 3000 ms\): retry then/);
+      assert.equal(early.headers['retry-after'], '4');
+    } else {
+      assert.equal(early.status, 409, early.body.toString()); // B had seen A gone already and took it over
+    }
     await until('B to see A gone', async () => await upCount(b) === 1, 30_000, 200);
+    // B holds copies of A's bundles: A away means its files have a copy fewer, which B's health says
+    const health = (await clusterOf(b.base)).health;
+    assert.equal(health.status, 'degraded', JSON.stringify(health));
+    assert(health.problems.some((x: string) => x.startsWith('member 1.1 of this group is not up')), JSON.stringify(health));
     const head = await request(`${b.base}${p}`, { method: 'HEAD', headers: TUS });
     assert.equal(head.headers['upload-offset'], String(2 * half));
     const last = await patch(b.base, p, 2 * half, data.subarray(2 * half));
@@ -186,6 +199,8 @@ describe('cluster mode: a member of the group takes over an upload whose node di
       process.kill(agent, 'SIGCONT');
     }
     late.end(data.subarray(half + 1000));
+    const logsOfA = () => fs.readdirSync(path.join(dir, `logs-${a.port}`)).map(f => fs.readFileSync(path.join(dir, `logs-${a.port}`, f), 'utf8')).join('\n');
+    await until('A\'s agent to say it had left the cluster map', () => /beat again after \d+ ms without a heartbeat \(TTL 3000 ms\): it had left the cluster map/.test(logsOfA()), 15_000, 200);
     const refused = await lateAnswer;
     assert.equal(refused.status, 409, refused.body);
     assert.equal(JSON.parse(refused.body).code, 'UPLOAD_TAKEN_OVER');
