@@ -2,6 +2,7 @@ import type { Application } from 'egg';
 import { BadRequestError, CopyRecord } from '../../lib';
 import { COPY_NOW_PATH, askMembersToCopy, parseBundle, parseInstance } from '../../lib/replication';
 import { clusterEnabled } from './cluster-agent';
+import { groupPeerOf, wholeNumber } from './node-query';
 import { clusterMapOf } from './cluster-map';
 import { answeringErrorsWith, sendError } from './http-errors';
 import { requireNodeSignature } from './node-routes';
@@ -78,12 +79,6 @@ class CopyRequests {
   }
 }
 
-function wholeNumber(text: unknown, what: string): number {
-  const n = typeof text === 'string' && /^\d{1,15}$/.test(text) ? Number(text) : NaN;
-  if (!Number.isSafeInteger(n)) throw new BadRequestError('INVALID_PARAM', `${what} must be a whole number`);
-  return n;
-}
-
 /**
  * The member's side: POST `/_sonofs/node/copy-now?group=&server=&instance=&bundle=&start=&end=&timeout=`
  * (signed) answers `{"copied": true}` once this node's copy of that group
@@ -96,11 +91,7 @@ export function registerCopyNowRoute(app: Application): void {
   app.router.post(COPY_NOW_PATH, route(async ctx => {
     requireNodeSignature(ctx);
     const q = ctx.query;
-    const group = wholeNumber(q.group, 'group');
-    const server = wholeNumber(q.server, 'server');
-    if (group !== cfg.group || server === cfg.server) {
-      throw new BadRequestError('NOT_A_GROUP_PEER', `this node (${cfg.group}.${cfg.server}) copies the members of its own group only, not ${group}.${server}`);
-    }
+    const { group, server } = groupPeerOf(q, cfg, 'copies the bundles');
     const start = wholeNumber(q.start, 'start');
     const end = wholeNumber(q.end, 'end');
     if (end <= start) throw new BadRequestError('INVALID_RANGE', 'end must be after start');

@@ -2,6 +2,7 @@ import type { Application } from 'egg';
 import { BadRequestError, SessionOptions, checkSessionId, mirrorRange, nodeName, readSessionData } from '../../lib';
 import { SESSION_BYTES_PATH, pushSessionBytes } from '../../lib/replication';
 import { clusterEnabled } from './cluster-agent';
+import { groupPeerOf, wholeNumber } from './node-query';
 import { clusterMapOf } from './cluster-map';
 import { answeringErrorsWith, sendError } from './http-errors';
 import { requireNodeSignature } from './node-routes';
@@ -38,12 +39,6 @@ export function sessionMirrorHook(app: Application): SessionOptions['mirror'] {
   };
 }
 
-function wholeNumber(text: unknown, what: string): number {
-  const n = typeof text === 'string' && /^\d{1,15}$/.test(text) ? Number(text) : NaN;
-  if (!Number.isSafeInteger(n)) throw new BadRequestError('INVALID_PARAM', `${what} must be a whole number`);
-  return n;
-}
-
 /**
  * The member's side: PUT `/_sonofs/node/session-bytes?session=&start=&end=&group=&server=`
  * (signed; body: exactly end - start bytes) keeps them in this node's mirror
@@ -55,11 +50,7 @@ export function registerSessionBytesRoute(app: Application): void {
   app.router.put(SESSION_BYTES_PATH, route(async ctx => {
     requireNodeSignature(ctx);
     const q = ctx.query;
-    const group = wholeNumber(q.group, 'group');
-    const server = wholeNumber(q.server, 'server');
-    if (group !== cfg.group || server === cfg.server) {
-      throw new BadRequestError('NOT_A_GROUP_PEER', `this node (${cfg.group}.${cfg.server}) keeps the uploads of its own group's members only, not ${group}.${server}`);
-    }
+    groupPeerOf(q, cfg, 'keeps the uploads');
     const id = checkSessionId(q.session);
     const start = wholeNumber(q.start, 'start');
     const end = wholeNumber(q.end, 'end');

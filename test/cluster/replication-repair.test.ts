@@ -10,28 +10,10 @@ import { buildDemo, Demo, startDemo } from '../support/cluster-demo';
 import { request, sha1, uploadTo } from '../support/http';
 import { testRedisUrl, uniqueNamespace } from '../support/redis';
 import { until } from '../support/until';
+import { flipByte, readRange } from '../support/files';
 
 const SECRET = 'test-repair-secret';
 const MiB = 1024 * 1024;
-
-function readRange(file: string, start: number, length: number): Buffer {
-  const fd = fs.openSync(file, 'r');
-  try {
-    const b = Buffer.alloc(length);
-    fs.readSync(fd, b, 0, length, start);
-    return b;
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-
-function flipByte(file: string, at: number): void {
-  const fd = fs.openSync(file, 'r+');
-  const byte = Buffer.alloc(1);
-  fs.readSync(fd, byte, 0, 1, at);
-  fs.writeSync(fd, Buffer.from([ byte[0] ^ 0xff ]), 0, 1, at);
-  fs.closeSync(fd);
-}
 
 /** Every log line a demo wrote, whatever the file. */
 function logsOf(dir: string, port: number): string {

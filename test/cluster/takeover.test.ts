@@ -14,24 +14,13 @@ import { NODE_AUTH_HEADER, signNodeRequest } from '../../lib/cluster';
 import { testRedisUrl, uniqueNamespace } from '../support/redis';
 import { OFFSET, TUS, pathOf } from '../support/tus';
 import { until } from '../support/until';
+import { readRange } from '../support/files';
 
 const MiB = 1024 * 1024;
 
 const patch = (base: string, p: string, offset: number, body: Buffer) => request(`${base}${p}`, {
   method: 'PATCH', body, headers: { ...TUS, 'Content-Type': OFFSET, 'Upload-Offset': offset, 'Content-Length': body.length },
 });
-
-/** The bytes of a bundle at [at, at + n). */
-function readAt(file: string, at: number, n: number): Buffer {
-  const fd = fs.openSync(file, 'r');
-  try {
-    const b = Buffer.alloc(n);
-    fs.readSync(fd, b, 0, n, at);
-    return b;
-  } finally {
-    fs.closeSync(fd);
-  }
-}
 
 describe('cluster mode: a member of the group takes over an upload whose node died (replication \'all\')', function () {
   this.timeout(240_000);
@@ -84,7 +73,7 @@ describe('cluster mode: a member of the group takes over an upload whose node di
     const mirror = path.join(rootOf(2), 'replicas', 'sessions', id);
     const marks = fs.readdirSync(mirror).filter(n => n.startsWith('r-')).sort();
     assert.equal(marks.length, 2, marks.join());
-    assert(readAt(path.join(mirror, 'data'), 0, 2 * half).equals(data.subarray(0, 2 * half)), 'B keeps the acknowledged bytes');
+    assert(readRange(path.join(mirror, 'data'), 0, 2 * half).equals(data.subarray(0, 2 * half)), 'B keeps the acknowledged bytes');
     const old = (await session(id)).space;
     assert.equal((await session(id)).node, '1.1');
 
@@ -118,9 +107,9 @@ describe('cluster mode: a member of the group takes over an upload whose node di
 
     // A back: the space it had reserved for the upload is given back (it never became a file)
     const ownBundle = bundlePath(rootOf(1), old.bundle);
-    assert.equal(decodeHeader(readAt(ownBundle, old.offset, HEADER_SIZE))?.kind, RecordKind.Pending);
+    assert.equal(decodeHeader(readRange(ownBundle, old.offset, HEADER_SIZE))?.kind, RecordKind.Pending);
     a = await node(1);
-    await until('A to give back the space B took the upload from', () => decodeHeader(readAt(ownBundle, old.offset, HEADER_SIZE))?.kind === RecordKind.Padding, 30_000, 200);
+    await until('A to give back the space B took the upload from', () => decodeHeader(readRange(ownBundle, old.offset, HEADER_SIZE))?.kind === RecordKind.Padding, 30_000, 200);
     // and B drops its copy of the finished upload's bytes at its sweep (a minute after their last change): still there now
     assert(fs.existsSync(mirror));
     for (const n of [ a, b ]) {
