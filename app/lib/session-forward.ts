@@ -52,7 +52,8 @@ export async function forwardToUploadOwner(ctx: Context, id: string): Promise<bo
       await pipeTo(ctx, `${owner.url}${ctx.originalUrl}`, sign(), s.node!, idleMs);
     } catch (err) {
       // with members keeping copies, a dead owner's upload goes on once the registry drops it
-      if (err instanceof UploadElsewhereError && cfg.cluster.replication !== 'one') throw new UploadElsewhereError(s.node!, err.why, { withinMs: cfg.cluster.ttl });
+      const member = nodes.some(n => n.state === 'up' && n.group === owner.group && n.server !== owner.server);
+      if (err instanceof UploadElsewhereError && cfg.cluster.replication !== 'one' && member) throw new UploadElsewhereError(s.node!, err.why, { withinMs: cfg.cluster.ttl });
       throw err;
     }
     return true;
