@@ -1,5 +1,6 @@
 import { execFile as execFileCb } from 'node:child_process';
 import fs from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 
@@ -262,4 +263,21 @@ export class WriteBehind {
   settled(): Promise<void> {
     return this.last;
   }
+}
+
+/** `len` bytes at `pos` of an open file, fewer where the file ends. */
+export async function readFullyAt(fh: FileHandle, pos: number, len: number): Promise<Buffer> {
+  const b = Buffer.alloc(len);
+  let done = 0;
+  while (done < len) {
+    const { bytesRead } = await fh.read(b, done, len - done, pos + done);
+    if (bytesRead === 0) break;
+    done += bytesRead;
+  }
+  return b.subarray(0, done);
+}
+
+/** All of `b` at `pos` of an open file (a write may take several calls). */
+export async function writeFullyAt(fh: FileHandle, b: Buffer, pos: number): Promise<void> {
+  for (let done = 0; done < b.length;) done += (await fh.write(b, done, b.length - done, pos + done)).bytesWritten;
 }

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { decodeFileId, FileLocation } from '../bundle/file-id';
-import { bundlePath } from '../bundle/files';
+import { bundlePath, readFullyAt, writeFullyAt } from '../bundle/files';
 import { HEADER_SIZE, RecordHeader, RecordKind, crc32c, decodeHeader } from '../bundle/record';
 import { ByteReader } from './copier';
 import { nodeGet } from './node-client';
@@ -49,7 +49,7 @@ export async function repairOwnRecord(bad: BadOwnRecord, members: RepairMember[]
   }
   const fh = await fs.promises.open(bundlePath(o.root, loc.bundle), 'r+');
   try {
-    const ownHead = await readAt(fh, loc.offset, HEADER_SIZE);
+    const ownHead = await readFullyAt(fh, loc.offset, HEADER_SIZE);
     const own = decodeHeader(ownHead);
     if (own && await checkRecord(fh, loc.offset, own)) return { state: 'intact' };
     const sameRecord = (head: Buffer, h: RecordHeader) => (own ? head.equals(ownHead)
@@ -82,10 +82,10 @@ async function copyFrom(
 ): Promise<boolean> {
   const large = loc.size > PIECE;
   if (large && !await readCopy(loc, m, sameRecord, o, async () => undefined)) return false;
-  return readCopy(loc, m, sameRecord, o, async (piece, at) => writeAt(fh, piece, at), async (head, h, meta, small) => {
-    if (small) await writeAt(fh, small, loc.offset + HEADER_SIZE);
-    await writeAt(fh, meta, loc.offset + HEADER_SIZE + h.dataLen);
-    await writeAt(fh, head, loc.offset);
+  return readCopy(loc, m, sameRecord, o, async (piece, at) => writeFullyAt(fh, piece, at), async (head, h, meta, small) => {
+    if (small) await writeFullyAt(fh, small, loc.offset + HEADER_SIZE);
+    await writeFullyAt(fh, meta, loc.offset + HEADER_SIZE + h.dataLen);
+    await writeFullyAt(fh, head, loc.offset);
     await fh.datasync();
     return (await checkRecord(fh, loc.offset, h)) !== undefined;
   });
@@ -122,14 +122,4 @@ async function readCopy(
   } finally {
     res.destroy();
   }
-}
-
-async function readAt(fh: FileHandle, pos: number, len: number): Promise<Buffer> {
-  const b = Buffer.alloc(len);
-  const { bytesRead } = await fh.read(b, 0, len, pos);
-  return b.subarray(0, bytesRead);
-}
-
-async function writeAt(fh: FileHandle, b: Buffer, pos: number): Promise<void> {
-  for (let done = 0; done < b.length;) done += (await fh.write(b, done, b.length - done, pos + done)).bytesWritten;
 }

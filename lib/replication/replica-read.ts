@@ -6,6 +6,7 @@ import { HEADER_SIZE, RecordHeader, RecordKind, crc32c, decodeHeader, decodeMeta
 import { BadRequestError } from '../errors';
 import { DEFAULT_MIME, mimeFromCode } from '../mime';
 import type { FileStat, ReadRange, StoredFile } from '../store';
+import { readFullyAt } from '../bundle/files';
 import { replicaBundlePath } from './replica-files';
 import { MemoryFile, checkRange } from './memory-file';
 
@@ -81,7 +82,7 @@ async function atCopiedHeader<T>(file: string, offset: number, fn: (fh: FileHand
     return undefined;
   }
   try {
-    return await fn(fh, decodeHeader(await readAt(fh, offset, HEADER_SIZE)));
+    return await fn(fh, decodeHeader(await readFullyAt(fh, offset, HEADER_SIZE)));
   } finally {
     await fh.close();
   }
@@ -104,7 +105,7 @@ export async function copiedRecordAt(
 
 /** Data and meta of the record against their checksums: the meta's mime, and the data when small; undefined when one fails. */
 export async function checkRecord(fh: FileHandle, offset: number, h: RecordHeader): Promise<{ mime?: string; data?: Buffer } | undefined> {
-  const metaBuf = await readAt(fh, offset + HEADER_SIZE + h.dataLen, h.metaLen);
+  const metaBuf = await readFullyAt(fh, offset + HEADER_SIZE + h.dataLen, h.metaLen);
   if (metaBuf.length !== h.metaLen || crc32c(metaBuf) !== h.metaCrc) return undefined;
   let mime: string | undefined;
   try {
@@ -114,7 +115,7 @@ export async function checkRecord(fh: FileHandle, offset: number, h: RecordHeade
     return undefined;
   }
   if (h.dataLen <= KEEP) {
-    const data = await readAt(fh, offset + HEADER_SIZE, h.dataLen);
+    const data = await readFullyAt(fh, offset + HEADER_SIZE, h.dataLen);
     return data.length === h.dataLen && crc32c(data) === h.dataCrc ? { mime, data } : undefined;
   }
   let crc = 0;
@@ -129,16 +130,6 @@ export async function checkRecord(fh: FileHandle, offset: number, h: RecordHeade
   return crc === h.dataCrc ? { mime } : undefined;
 }
 
-async function readAt(fh: FileHandle, pos: number, len: number): Promise<Buffer> {
-  const b = Buffer.alloc(len);
-  let done = 0;
-  while (done < len) {
-    const { bytesRead } = await fh.read(b, done, len - done, pos + done);
-    if (bytesRead === 0) break;
-    done += bytesRead;
-  }
-  return b.subarray(0, done);
-}
 
 /** One checked record of a copy: small ones from memory, others streamed from the copy. */
 class ReplicaFile implements FileSource {

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { fsyncDir } from '../bundle/files';
+import { fsyncDir, writeFullyAt } from '../bundle/files';
 import { crc32c } from '../bundle/record';
 import { BadRequestError } from '../errors';
 import type { ByteRange } from './types';
@@ -50,7 +50,7 @@ export async function mirrorRange(root: string, id: string, start: number, end: 
     for await (const chunk of body) {
       const c = chunk as Buffer;
       if (at + c.length > end) throw new BadRequestError('EXCEEDS_RANGE', `the body carries more than the ${end - start} bytes of [${start}, ${end})`);
-      await writeAt(fh, c, at);
+      await writeFullyAt(fh, c, at);
       crc = crc32c(c, crc);
       at += c.length;
     }
@@ -158,8 +158,4 @@ async function crcOf(fh: FileHandle, start: number, end: number): Promise<number
     at += bytesRead;
   }
   return crc;
-}
-
-async function writeAt(fh: FileHandle, b: Buffer, pos: number): Promise<void> {
-  for (let done = 0; done < b.length;) done += (await fh.write(b, done, b.length - done, pos + done)).bytesWritten;
 }
