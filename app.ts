@@ -59,6 +59,8 @@ export default class SonofsAppBoot implements IBoot {
     this.sessions = new UploadSessions(this.store, openSessionStore(opts.root, node, workerBackend(this.app, workerLiveness(this.app, node))), {
       root: opts.root, node, ttlMs: u.ttl, doneTtlMs: u.doneTtl, lockTimeoutMs: u.lockTimeout, fsync: opts.fsync, maxFileSize: opts.maxFileSize,
       maxOpenPerUser: u.maxOpenPerUser, mirror: sessionMirrorHook(this.app),
+      // cluster mode: a session's space is on the node its POST was placed on, from the start
+      lazyMax: clusterEnabled(cfg.cluster) ? 0 : cfg.tus.wholePatchMax,
     });
     (this.app as any)[SESSIONS] = this.sessions;
     registerTusRoutes(this.app);

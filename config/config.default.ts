@@ -79,6 +79,12 @@ export interface SonofsConfig {
     trustProxy: boolean;
     /** a creation-with-upload POST carrying the whole file up to this size is stored in one go, no session bytes */
     fastPathMax: number;
+    /**
+     * an upload of up to this size reserves no space when it is created: the PATCH that
+     * brings all of it from byte 0 stores it in one go (a body of it cut short is not kept:
+     * the client sends it again); any other first PATCH reserves the space then. Not in cluster mode.
+     */
+    wholePatchMax: number;
     /** browser clients on other origins */
     cors: TusCorsOptions;
   };
@@ -187,6 +193,7 @@ export default (appInfo: EggAppInfo) => {
       path: '/files',
       trustProxy: false,
       fastPathMax: MiB,
+      wholePatchMax: 256 * 1024,
       cors: { origins: [ '*' ], allowHeaders: [], credentials: false, maxAge: 86400 },
     },
     fupload: {

@@ -27,6 +27,11 @@ export interface SessionOptions {
    * node die. Resolves with the members (node names) that did not confirm.
    */
   mirror?: (s: Session, range: ByteRange) => Promise<string[]>;
+  /**
+   * A session created `lazy` with a length of 1 to this many bytes reserves
+   * no space until its first write (first-write.ts). 0 or absent: never.
+   */
+  lazyMax?: number;
 }
 
 export interface CreateSession {
@@ -39,6 +44,11 @@ export interface CreateSession {
   extra?: Record<string, unknown>;
   /** a lookup key for the protocol (e.g. user + file hash), removed with the session */
   key?: string;
+  /**
+   * The whole file may well come in one request (a tus POST, then one PATCH):
+   * reserve the space at the first write, not now (up to opts.lazyMax bytes).
+   */
+  lazy?: boolean;
 }
 
 export interface WriteRequest {
@@ -57,6 +67,12 @@ export interface WriteRequest {
   keepPartial?: boolean;
   /** when this write brings in the last missing byte, store the file before letting go of the lock (one lock, fewer commits) */
   complete?: CompleteOptions;
+  /**
+   * The body's announced size (its Content-Length), when it is known and the
+   * bytes need no checking on the way: a lazy session's first write that
+   * brings the whole file is then stored in one go (first-write.ts).
+   */
+  bodyLength?: number;
 }
 
 export interface WriteOutcome {

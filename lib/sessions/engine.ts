@@ -13,6 +13,7 @@ import type { ByteRange, LockMode, Session, SessionStore } from './types';
 import { assertBytesHere, bytesAreHere } from './owner';
 import { keysOf, keysToDrop, openKeyPrefix } from './keys';
 import { adoptSession } from './adopt';
+import { awaitsSpace, bringsWholeFile, reserveSpace, storeWholeFile } from './first-write';
 import { ReceiveDeps, receive, sameSpace, takenOver } from './receive';
 import { RunningHashes } from './running-hashes';
 import { HeldLock, withSessionLock } from './session-lock';
@@ -54,7 +55,9 @@ export class UploadSessions {
       id, protocol: c.protocol, user, node: this.opts.node, length: c.length, offset: 0, ranges: [], crc: 0, filename, mime: c.mime,
       created: now, expires: now + this.opts.ttlMs, state: 'active', extra: c.extra ?? {}, key: c.key,
     };
-    if (c.length !== undefined) {
+    if (c.lazy && c.length !== undefined && c.length > 0 && c.length <= (this.opts.lazyMax ?? 0)) {
+      // its first write reserves the space, or stores the whole file in one go (first-write.ts)
+    } else if (c.length !== undefined) {
       // Reserve the record now; it stays Pending (skipped by scans) until commit.
       const slot = await this.store.writer.reserve(HEADER_SIZE + c.length + SMALL_RECORD_MAX);
       s.space = { bundle: slot.bundle, offset: slot.offset, length: slot.length };
@@ -131,6 +134,11 @@ export class UploadSessions {
         const maxRanges = this.opts.maxRanges ?? 10_000;
         if (addRange(s.ranges, w.at, w.at + Math.max(w.length ?? 0, 1)).length > maxRanges) {
           throw new BadRequestError('TOO_FRAGMENTED', `the upload already has ${maxRanges} separate received ranges; send the gaps between them`);
+        }
+        // a lazy session's first write (first-write.ts)
+        if (awaitsSpace(s)) {
+          if (bringsWholeFile(s, w)) return await storeWholeFile(this.store, s, w, released, change => this.finish(s, change, lock));
+          s = await reserveSpace(this.store, this.db, this.opts.root, s);
         }
         const out = await receive(this.receiveDeps(), s, w, w.length ?? room, released, !!w.complete);
         const all = out.session;

@@ -53,7 +53,11 @@ export interface Session {
   /** ms; refreshed on activity. After it, the sweep removes the session and its bytes. */
   expires: number;
   state: SessionState;
-  /** known length: bytes go straight to their place in a bundle (no copy at the end) */
+  /**
+   * known length: bytes go straight to their place in a bundle (no copy at the
+   * end). Absent with no staging either while a lazy session awaits its first
+   * write (first-write.ts).
+   */
   space?: SpaceRef;
   /** deferred length: bytes go to a staging file, copied into a bundle at the end */
   staging?: string;

@@ -75,3 +75,36 @@ export function patchWithTrailer(base: string, path: string, offset: number, bod
     req.end();
   });
 }
+
+export interface RawAnswer { status: number; head: string; headers: Record<string, string>; body: Buffer }
+
+/** The first HTTP response on a socket, read by hand: what a client gets, without a client's forgiveness. */
+export function readAnswer(sock: net.Socket, ms = 5000): Promise<RawAnswer> {
+  return new Promise((resolve, reject) => {
+    let got = Buffer.alloc(0);
+    const timer = setTimeout(() => done(new Error(`no whole answer in ${ms} ms: ${got.toString().slice(0, 300)}`)), ms);
+    const parse = (): RawAnswer | undefined => {
+      const end = got.indexOf('\r\n\r\n');
+      if (end < 0) return undefined;
+      const head = got.subarray(0, end).toString();
+      const headers: Record<string, string> = {};
+      for (const line of head.split('\r\n').slice(1)) headers[line.slice(0, line.indexOf(':')).toLowerCase()] = line.slice(line.indexOf(':') + 1).trim();
+      const body = got.subarray(end + 4);
+      const length = Number(headers['content-length'] ?? 0);
+      if (body.length < length) return undefined;
+      return { status: Number(head.split(' ')[1]), head, headers, body: body.subarray(0, length) };
+    };
+    const done = (err?: Error, answer?: RawAnswer) => {
+      clearTimeout(timer);
+      sock.off('data', onData);
+      if (answer) resolve(answer); else reject(err);
+    };
+    const onData = (d: Buffer) => {
+      got = Buffer.concat([ got, d ]);
+      const answer = parse();
+      if (answer) done(undefined, answer);
+    };
+    sock.on('data', onData);
+    sock.once('close', () => done(new Error(`closed before a whole answer: ${got.toString().slice(0, 300)}`)));
+  });
+}

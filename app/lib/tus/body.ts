@@ -31,5 +31,7 @@ export function writeBody(t: TusRequest, id: string, user: string, at: number, c
   }
   return t.engine.write(id, {
     user, at, source, ordered: true, checksum: check.checksum, keepPartial: !check.trailer, complete: complete ? { user } : undefined,
+    // a trailer is checked at the end of the body: such a body is never stored in one go
+    bodyLength: check.trailer ? undefined : t.ctx.request.length,
   });
 }

@@ -55,7 +55,9 @@ export async function createUpload(t: TusRequest): Promise<void> {
     return created(t, s, withBody);
   }
 
-  let s = await t.engine.create({ protocol: 'tus', user: c.user, length, filename: c.filename, mime: c.mime, extra: c.extra as Record<string, unknown> });
+  // no bytes yet: the whole file may well come in one PATCH (the engine reserves its space then, if need be)
+  const lazy = !withBody && !concat;
+  let s = await t.engine.create({ protocol: 'tus', user: c.user, length, filename: c.filename, mime: c.mime, extra: c.extra as Record<string, unknown>, lazy });
   try {
     if (withBody) s = (await writeBody(t, s.id, c.user, 0, check, !concat)).session;
     s = await finishIfComplete(t, s); // CR6: Upload-Length 0 is complete at once
