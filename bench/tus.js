@@ -13,7 +13,8 @@
 //   S4b  one --big-mib (1,024) MiB upload from a file, one PATCH (chunkSize Infinity; --client raw:
 //        the PATCH from node:http)
 // Peers: demo (egg-sonofs's tus endpoint /files/, 2 workers, fsync on) and
-// tus-server (@tus/server + @tus/file-store, one process, no fsync).
+// tus-server (@tus/server + @tus/file-store, one process, no fsync); egg-floor, not a peer but a
+// bound: a plain Egg app answering tus POST and PATCH with no storage (no S4b).
 const fs = require('node:fs');
 const path = require('node:path');
 const { performance } = require('node:perf_hooks');
@@ -58,6 +59,11 @@ const TUS_PEERS = {
       const data = await fs.promises.readFile(file);
       return { status: 200, bytes: data.length, sha1: sha1Hex(data), seconds: (performance.now() - start) / 1000 };
     },
+  },
+  'egg-floor': {
+    describe: 'not a peer but a bound: a plain Egg 3 app (2 workers) answering tus POST and PATCH, storing nothing',
+    start: PEERS['egg-floor'].start,
+    fetchBack: undefined, // keeps nothing to read back: no S4b
   },
 };
 
@@ -188,7 +194,7 @@ async function benchPeer(name, flags, big, workDir) {
       }
     }
     let s4b;
-    if (big) {
+    if (big && peer.fetchBack) {
       s4b = await bigUpload(peer, port, endpoint, big, dataDir, flags.client).catch(err => ({ error: err.message }));
       log(s4b.error ? `${name} S4b: FAILED: ${s4b.error}` : `${name} S4b: ${big.size / MiB} MiB in ${s4b.seconds.toFixed(2)} s = ${s4b.mibPerSec.toFixed(1)} MiB/s, sha1 checked`);
     }

@@ -16,7 +16,9 @@ module.exports = appInfo => {
     // egg-multipart's defaults refuse files over 10 MB and extensions not on its whitelist
     multipart: { mode: 'stream', fileSize: '10gb', whitelist: () => true },
     // an API called without a browser session: egg-security's CSRF check would answer 403
-    security: { csrf: { ignore: [ '/file' ] } },
+    security: { csrf: { ignore: [ '/file', '/files' ] } },
+    // the tus bound's bodies are not parsed
+    bodyParser: { ignore: [ '/files' ] },
     logger: { dir: logDir },
     rundir: path.join(logDir, 'run'),
   };
